@@ -1,0 +1,21 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 NEONPRO_VAR_DIR=/app/var
+WORKDIR /app
+RUN useradd --create-home --uid 10001 neonpro
+COPY pyproject.toml README.md ./
+COPY neonpro ./neonpro
+COPY chat ./chat
+COPY compliance ./compliance
+COPY monitoring ./monitoring
+COPY templates ./templates
+COPY static ./static
+COPY locale ./locale
+COPY manage.py ./
+RUN pip install --upgrade pip && pip install .
+RUN DEBUG=true python manage.py collectstatic --noinput \
+    && chown -R neonpro /app/var
+USER neonpro
+EXPOSE 8000
+# --proxy-headers: the client address comes from the reverse proxy's X-Forwarded-For.
+CMD ["daphne", "--proxy-headers", "-b", "0.0.0.0", "-p", "8000", "neonpro.asgi:application"]

@@ -1,0 +1,125 @@
+"""Chat REST API: thin views over chat.services and chat.selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from asgiref.sync import async_to_sync
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import renderers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chat import selectors, services
+from chat.api_errors import chat_error_response
+from chat.errors import ChatError
+from chat.models import ChatMessage
+from chat.serializers import (
+    ErrorSerializer,
+    ExchangeSerializer,
+    MessageCreateSerializer,
+    MessageSerializer,
+    SessionCreateSerializer,
+    SessionSerializer,
+)
+from monitoring.tracing import current_trace_id
+
+_ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409, 413,
+                                                                422, 429, 503)}
+
+
+class EventStreamRenderer(renderers.BaseRenderer):
+    """Lets `Accept: text/event-stream` through content negotiation (SSE answers)."""
+
+    media_type = "text/event-stream"
+    format = "sse"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return orjson.dumps(data)
+
+
+class SessionListCreateView(APIView):
+    @extend_schema(responses={200: SessionSerializer(many=True), **_ERRORS})
+    def get(self, request: Request) -> Response:
+        sessions = selectors.session_list_for_user(user=request.user)[:200]
+        return Response(SessionSerializer(sessions, many=True,
+                                          context={"request": request}).data)
+
+    @extend_schema(request=SessionCreateSerializer,
+                   responses={201: SessionSerializer, **_ERRORS})
+    def post(self, request: Request) -> Response:
+        payload = SessionCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        session = services.session_create(user=request.user,
+                                          title=payload.validated_data["title"])
+        return Response(SessionSerializer(session, context={"request": request}).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class SessionDetailView(APIView):
+    @extend_schema(responses={200: SessionSerializer, **_ERRORS})
+    def get(self, request: Request, session_id) -> Response:
+        session = selectors.session_get_for_user(user=request.user, session_id=session_id)
+        return Response(SessionSerializer(session, context={"request": request}).data)
+
+
+class SessionCloseView(APIView):
+    @extend_schema(request=None, responses={200: SessionSerializer, **_ERRORS})
+    def post(self, request: Request, session_id) -> Response:
+        session = services.session_close(user=request.user, session_id=session_id)
+        return Response(SessionSerializer(session, context={"request": request}).data)
+
+
+def _sse(frames) -> StreamingHttpResponse:
+    async def events():
+        async for frame in frames:
+            yield b"event: " + frame["type"].encode() + b"\ndata: " + orjson.dumps(frame) + b"\n\n"
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # let proxies pass tokens through as they come
+    return response
+
+
+async def _collect(frames) -> list[dict[str, Any]]:
+    return [frame async for frame in frames]
+
+
+class SessionMessagesView(APIView):
+    renderer_classes = [renderers.JSONRenderer, EventStreamRenderer]
+
+    @extend_schema(responses={200: MessageSerializer(many=True), **_ERRORS})
+    def get(self, request: Request, session_id) -> Response:
+        messages = selectors.message_list_for_display(user=request.user, session_id=session_id)
+        return Response(MessageSerializer(messages, many=True).data)
+
+    @extend_schema(
+        request=MessageCreateSerializer,
+        responses={201: ExchangeSerializer, (200, "text/event-stream"): str, **_ERRORS},
+        description="Send a message. With `Accept: text/event-stream` the answer streams as "
+        "server-sent events carrying the WebSocket frames (ack, token, reset, done, error).",
+    )
+    def post(self, request: Request, session_id):
+        payload = MessageCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        prepared = services.message_accept(
+            user=request.user, session_id=session_id,
+            content=payload.validated_data["content"],
+            client_id=payload.validated_data.get("client_id"),
+        )
+        frames = services.answer_stream(prepared, trace_id=current_trace_id())
+        if request.accepted_renderer.format == "sse":
+            return _sse(frames)
+        final = async_to_sync(_collect)(frames)[-1]
+        if final["type"] == "error":
+            return chat_error_response(ChatError(final["code"], final["detail"],
+                                                 message_id=final.get("message_id")))
+        user_message = ChatMessage.objects.get(id=prepared.user_message.id)
+        assistant_message = ChatMessage.objects.get(id=prepared.assistant_message.id)
+        body = ExchangeSerializer({"user_message": user_message,
+                                   "assistant_message": assistant_message}).data
+        return Response(body, status=status.HTTP_201_CREATED)

@@ -1,0 +1,154 @@
+"""The chat WebSocket: parses frames, calls the chat pipeline, relays its frames."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+import orjson
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chat import selectors, services
+from chat.errors import ChatError
+from monitoring import metrics, tracing
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_SESSION_ENDED = 4409
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    """ws/ai-chat/<session_id>/ — one session, one answer at a time."""
+
+    answer_task: asyncio.Task | None = None
+    connected = False
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        try:
+            session = await database_sync_to_async(selectors.session_get_for_user)(
+                user=user, session_id=self.session_id
+            )
+        except ChatError:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.group = services.session_group_name(self.session_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.connected = True
+        self.trace_id = self.scope.get("trace_id") or uuid.uuid4().hex
+        # Every log line of this connection (and of its answer tasks) names them.
+        tracing.bind(trace_id=self.trace_id, user_id=user.pk, clinic_id=session.clinic_id,
+                     session_id=session.id)
+        metrics.WEBSOCKET_CONNECTIONS.inc()
+
+    async def disconnect(self, code: int) -> None:
+        if not self.connected:
+            return
+        self.connected = False
+        metrics.WEBSOCKET_CONNECTIONS.dec()
+        with contextlib.suppress(Exception):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        # An answer in flight keeps going: it is stored, and a resend with the same
+        # client_id (after a reconnect) replays it instead of paying for it twice.
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+        if not self.connected:
+            return
+        if bytes_data is not None or text_data is None:
+            await self._send_frame(ChatError("invalid", "Frames must be JSON text.").as_frame())
+            return
+        if len(text_data) > settings.AI_MAX_FRAME_BYTES:
+            await self._send_frame(ChatError(
+                "message_too_long", f"Frames are limited to {settings.AI_MAX_FRAME_BYTES} bytes."
+            ).as_frame())
+            return
+        try:
+            frame = orjson.loads(text_data)
+        except orjson.JSONDecodeError:
+            await self._send_frame(ChatError("invalid", "Frame is not valid JSON.").as_frame())
+            return
+        if not isinstance(frame, dict):
+            await self._send_frame(ChatError("invalid", "Frame must be a JSON object.").as_frame())
+            return
+        handler = {"message": self._on_message, "stop": self._on_stop,
+                   "ping": self._on_ping}.get(frame.get("type"))
+        if handler is None:
+            await self._send_frame(ChatError(
+                "invalid", "Unknown frame type; expected message, stop or ping."
+            ).as_frame())
+            return
+        await handler(frame)
+
+    async def _on_message(self, frame: dict) -> None:
+        if self.answer_task is not None and not self.answer_task.done():
+            await self._send_frame(ChatError(
+                "in_progress", "Wait for the current answer, or stop it, before sending."
+            ).as_frame())
+            return
+        self.answer_task = asyncio.create_task(
+            self._relay(frame.get("content"), frame.get("client_id"))
+        )
+
+    async def _on_stop(self, frame: dict) -> None:
+        task = self.answer_task
+        if task is None or task.done():
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _on_ping(self, frame: dict) -> None:
+        await self._send_frame({"type": "pong"})
+
+    async def _relay(self, content, client_id) -> None:
+        frames = services.message_stream(
+            user=self.scope["user"], session_id=self.session_id, content=content,
+            client_id=client_id, trace_id=self.trace_id,
+        )
+        try:
+            async for frame in frames:
+                await self._send_frame(frame)
+        except asyncio.CancelledError:
+            # The stop landed between frames: hand it to the pipeline so it stores
+            # the partial answer and produces the final frame.
+            with contextlib.suppress(StopAsyncIteration, asyncio.CancelledError):
+                await self._send_frame(await frames.athrow(asyncio.CancelledError()))
+            await frames.aclose()
+        except Exception:
+            logger.exception("chat relay failed", extra={"event": "relay_failed"})
+            await self._send_frame(ChatError(
+                "service_unavailable", "The chat service failed; your message was kept."
+            ).as_frame())
+
+    async def _send_frame(self, frame: dict) -> None:
+        if not self.connected:
+            return
+        try:
+            await self.send(text_data=orjson.dumps(frame).decode())
+        except Exception:  # the client went away mid-answer; the answer is still stored
+            self.connected = False
+
+    async def session_closed(self, event: dict) -> None:
+        """The session was closed elsewhere (consent revoked, expiry, another tab)."""
+        if event.get("reason") == "consent_revoked":
+            error, close_code = ChatError("consent_required",
+                                          "Consent was revoked; the session is closed."), \
+                CLOSE_FORBIDDEN
+        else:
+            error, close_code = ChatError("session_expired", "This session was closed."), \
+                CLOSE_SESSION_ENDED
+        await self._send_frame(error.as_frame())
+        await self._on_stop({})
+        await self.close(code=close_code)

@@ -1,0 +1,166 @@
+"""Clinics, their members, chat sessions, messages and provider attempts."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from compliance.encryption import EncryptedJSONField, EncryptedTextField
+
+
+class Clinic(models.Model):
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("clinic")
+        verbose_name_plural = _("clinics")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ClinicMembership(models.Model):
+    class Role(models.TextChoices):
+        CLINICIAN = "clinician", _("clinician")
+        MANAGER = "manager", _("clinic manager")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="clinic_membership"
+    )
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.CLINICIAN)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("clinic membership")
+        verbose_name_plural = _("clinic memberships")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.clinic_id} ({self.role})"
+
+
+class ChatSession(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("active")
+        CLOSED = "closed", _("closed")
+        EXPIRED = "expired", _("expired")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="chat_sessions"
+    )
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="chat_sessions")
+    # Titles are typed by clinicians and may name a patient: encrypted like messages.
+    title = EncryptedTextField(blank=True, default="")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_reason = models.CharField(max_length=40, blank=True, default="")
+    # placeholder -> original value, stable for the whole session (see compliance.redaction).
+    pii_mapping = EncryptedJSONField(default=dict, blank=True)
+    legal_hold = models.BooleanField(
+        default=False, help_text=_("Sessions under legal hold are skipped by the retention purge.")
+    )
+
+    class Meta:
+        verbose_name = _("chat session")
+        verbose_name_plural = _("chat sessions")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"]),
+            models.Index(fields=["status", "expires_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"session {self.id}"
+
+    def is_expired(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.status == self.Status.EXPIRED or (
+            self.status == self.Status.ACTIVE and self.expires_at <= now
+        )
+
+
+class ChatMessage(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", _("user")
+        ASSISTANT = "assistant", _("assistant")
+
+    class Status(models.TextChoices):
+        COMPLETE = "complete", _("complete")
+        STREAMING = "streaming", _("streaming")
+        STOPPED = "stopped", _("stopped")
+        FAILED = "failed", _("failed")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    # What the clinician typed (user) or sees (assistant, re-identified).
+    content = EncryptedTextField(blank=True, default="")
+    # What left for the provider (user) or came back from it (assistant): placeholders only.
+    redacted_content = EncryptedTextField(blank=True, default="")
+    client_id = models.UUIDField(null=True, blank=True)
+    reply_to = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.COMPLETE)
+    error_code = models.CharField(max_length=40, blank=True, default="")
+    pii_counts = models.JSONField(default=dict, blank=True)
+    provider = models.CharField(max_length=20, blank=True, default="")
+    model = models.CharField(max_length=100, blank=True, default="")
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    tokens_estimated = models.BooleanField(default=False)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("chat message")
+        verbose_name_plural = _("chat messages")
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "client_id"],
+                condition=models.Q(role="user", client_id__isnull=False),
+                name="chat_message_unique_client_id",
+            )
+        ]
+        indexes = [models.Index(fields=["session", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.role} message {self.id}"
+
+
+class ProviderAttempt(models.Model):
+    """One call to one provider for one answer: the evidence of where text went."""
+
+    message = models.ForeignKey(ChatMessage, on_delete=models.CASCADE, related_name="attempts")
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=100)
+    outcome = models.CharField(max_length=30)
+    error_code = models.CharField(max_length=40, blank=True, default="")
+    started_at = models.DateTimeField(default=timezone.now)
+    latency_ms = models.PositiveIntegerField(default=0)
+    first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    tokens_estimated = models.BooleanField(default=False)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+
+    class Meta:
+        verbose_name = _("provider attempt")
+        verbose_name_plural = _("provider attempts")
+        ordering = ["started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model} {self.outcome}"

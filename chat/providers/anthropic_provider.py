@@ -1,0 +1,125 @@
+"""Anthropic Messages: our one entry point.
+
+The request goes through the official async SDK; the SSE body is read raw from
+the SDK's streaming response so `message_stop` is seen and no model object is
+built per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import orjson
+
+from .base import ChatTurn
+from .clients import get_client
+from .config import ProviderConfig
+from .errors import from_exception, from_stream_error_payload, quota_from_headers, stream_error
+from .sse import SSEParser
+from .streaming import AttemptState, drain, next_chunk, open_stream
+
+NAME = "anthropic"
+
+
+def _request_params(
+    cfg: ProviderConfig, system_prompt: str, history: Sequence[ChatTurn]
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "model": cfg.model,
+        "max_tokens": cfg.max_tokens,
+        "messages": [{"role": turn.role, "content": turn.content} for turn in history],
+        "stream": True,
+    }
+    if system_prompt:
+        params["system"] = system_prompt
+    return params
+
+
+async def stream_text(
+    cfg: ProviderConfig,
+    *,
+    system_prompt: str,
+    history: Sequence[ChatTurn],
+    state: AttemptState,
+) -> AsyncIterator[str]:
+    """Yield the answer's text deltas; raise ProviderError on any failure."""
+    client = get_client(cfg)
+    manager = client.messages.with_streaming_response.create(
+        **_request_params(cfg, system_prompt, history)
+    )
+    response = await open_stream(manager, state)
+    try:
+        state.quota = quota_from_headers(NAME, response.headers)
+        body = response.http_response.aiter_bytes()
+        parser = SSEParser()
+        loop = asyncio.get_running_loop()
+        deadline = state.first_deadline
+        streaming = False
+        while True:
+            chunk = await next_chunk(body, deadline, state)
+            events = parser.feed(chunk) if chunk else parser.flush()
+            for _event, data in events:
+                text = _text(data, state)
+                if text:
+                    streaming = True
+                    yield text
+                elif text is None:
+                    await drain(body)
+                    return
+            if not chunk:
+                raise stream_error(NAME, "truncated_stream", "stream ended without message_stop")
+            if streaming:
+                deadline = min(loop.time() + state.idle_s, state.stream_deadline)
+    finally:
+        await manager.__aexit__(None, None, None)
+
+
+def _text(data: bytes, state: AttemptState) -> str | None:
+    """The text of one event ("" when it carries none); None at `message_stop`."""
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise stream_error(NAME, "malformed_stream", "event is not JSON") from None
+    try:
+        kind = event["type"]
+        if kind == "content_block_delta":
+            delta = event["delta"]
+            if delta.get("type") != "text_delta":
+                return ""
+            return delta.get("text") or ""
+        if kind == "message_start":
+            usage = event["message"].get("usage")
+            if usage:
+                state.input_tokens = usage.get("input_tokens")
+                state.output_tokens = usage.get("output_tokens")
+            return ""
+        if kind == "message_delta":
+            usage = event.get("usage")
+            if usage and usage.get("output_tokens") is not None:
+                state.output_tokens = usage["output_tokens"]
+            reason = (event.get("delta") or {}).get("stop_reason")
+            if reason:
+                state.finish_reason = reason
+            return ""
+        if kind == "message_stop":
+            return None
+        if kind == "error":
+            raise from_stream_error_payload(NAME, event)
+        return ""  # ping, content_block_start/stop, and event types added later
+    except (AttributeError, TypeError, KeyError):
+        raise stream_error(NAME, "malformed_stream", "event has an unexpected shape") from None
+
+
+async def probe(cfg: ProviderConfig, *, timeout_s: float) -> dict[str, int] | None:
+    """The free health probe: list models. Returns quota figures if the response has them."""
+    client = get_client(cfg)
+    try:
+        response = await client.models.with_raw_response.list(limit=1, timeout=timeout_s)
+    except Exception as exc:
+        error = from_exception(NAME, exc)
+        if error is None:
+            raise
+        raise error from None
+    return quota_from_headers(NAME, response.headers)

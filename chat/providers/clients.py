@@ -1,0 +1,81 @@
+"""The SDK clients, built only from settings and reused for connection pooling.
+
+One client per provider, event loop and configuration: an httpx connection
+pool belongs to the event loop that opened it, and a changed setting (tests,
+key rotation) must take effect, so either change gets its own client.
+SDK retries are off: the router decides what happens after a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Any
+
+import anthropic
+import httpx2
+import openai
+from django.conf import settings
+
+from .config import ProviderConfig
+
+# A few clients, most recently used last: normally one per provider; more only
+# while settings change (tests, key rotation) or across event loops.
+_clients: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_MAX_CLIENTS = 8
+
+
+def _limits() -> httpx2.Limits:
+    # A streaming answer holds a connection for its whole length, so the pool
+    # must be as large as the number of answers one process may stream at once.
+    size = max(1000, int(getattr(settings, "AI_SESSION_CAPACITY", 1000)))
+    return httpx2.Limits(max_connections=size, max_keepalive_connections=min(size, 200))
+
+
+def _build(cfg: ProviderConfig) -> Any:
+    timeout = httpx2.Timeout(cfg.timeout_s, connect=min(cfg.timeout_s, 5.0))
+    if cfg.name == "openai":
+        return openai.AsyncOpenAI(
+            api_key=cfg.api_key,
+            base_url=cfg.base_url,
+            timeout=timeout,
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(limits=_limits(), timeout=timeout),
+        )
+    return anthropic.AsyncAnthropic(
+        api_key=cfg.api_key,
+        base_url=cfg.base_url,
+        timeout=timeout,
+        max_retries=0,
+        # Spans could carry prompt text; tracing, if ever wanted, goes through our own seam.
+        open_telemetry=False,
+        http_client=anthropic.DefaultAsyncHttpxClient(limits=_limits(), timeout=timeout),
+    )
+
+
+def get_client(cfg: ProviderConfig) -> Any:
+    """The shared async SDK client for `cfg` on the running event loop."""
+    loop = asyncio.get_running_loop()
+    # The loop itself (not its id, which a later loop may reuse) is part of the key.
+    key = (cfg.name, loop, cfg.api_key, cfg.base_url, cfg.timeout_s)
+    client = _clients.get(key)
+    if client is not None:
+        _clients.move_to_end(key)
+        return client
+    client = _build(cfg)
+    _clients[key] = client
+    while len(_clients) > _MAX_CLIENTS:
+        (_, old_loop, *_rest), old = _clients.popitem(last=False)
+        if old_loop is loop:
+            _close_later(loop, old)
+        # A client of another (finished) loop is dropped; its sockets died with that loop.
+    return client
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_later(loop: asyncio.AbstractEventLoop, client: Any) -> None:
+    task = loop.create_task(client.close())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)

@@ -1,0 +1,139 @@
+"""OpenAI Chat Completions (and any OpenAI-compatible server): our one entry point.
+
+The request goes through the official async SDK (auth, base URL, error
+classes); the SSE body is read raw from the SDK's streaming response so the
+`[DONE]` terminator is seen and no model object is built per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import orjson
+
+from .base import ChatTurn
+from .clients import get_client
+from .config import ProviderConfig
+from .errors import from_exception, from_stream_error_payload, quota_from_headers, stream_error
+from .sse import SSEParser
+from .streaming import AttemptState, drain, next_chunk, open_stream
+
+NAME = "openai"
+_DONE = b"[DONE]"
+
+
+def _is_official_api(base_url: str | None) -> bool:
+    return base_url is None or "api.openai.com" in base_url
+
+
+def _request_params(
+    cfg: ProviderConfig, system_prompt: str, history: Sequence[ChatTurn]
+) -> dict[str, Any]:
+    messages: list[dict[str, str]] = []
+    if system_prompt:
+        messages.append({"role": "system", "content": system_prompt})
+    messages.extend({"role": turn.role, "content": turn.content} for turn in history)
+    params: dict[str, Any] = {
+        "model": cfg.model,
+        "messages": messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    # OpenAI's current models take max_completion_tokens only; the OpenAI-compatible
+    # servers we support (vLLM, Ollama, the simulated provider) all know max_tokens.
+    key = "max_completion_tokens" if _is_official_api(cfg.base_url) else "max_tokens"
+    params[key] = cfg.max_tokens
+    return params
+
+
+async def stream_text(
+    cfg: ProviderConfig,
+    *,
+    system_prompt: str,
+    history: Sequence[ChatTurn],
+    state: AttemptState,
+) -> AsyncIterator[str]:
+    """Yield the answer's text deltas; raise ProviderError on any failure."""
+    client = get_client(cfg)
+    manager = client.chat.completions.with_streaming_response.create(
+        **_request_params(cfg, system_prompt, history)
+    )
+    response = await open_stream(manager, state)
+    try:
+        state.quota = quota_from_headers(NAME, response.headers)
+        body = response.http_response.aiter_bytes()
+        parser = SSEParser()
+        loop = asyncio.get_running_loop()
+        deadline = state.first_deadline
+        streaming = False
+        while True:
+            chunk = await next_chunk(body, deadline, state)
+            events = parser.feed(chunk) if chunk else parser.flush()
+            for _event, data in events:
+                if data == _DONE:
+                    await drain(body)
+                    return
+                delta = _delta(data, state)
+                if delta:
+                    streaming = True
+                    yield delta
+            if not chunk:
+                raise stream_error(NAME, "truncated_stream", "stream ended without [DONE]")
+            if streaming:
+                deadline = min(loop.time() + state.idle_s, state.stream_deadline)
+    finally:
+        await manager.__aexit__(None, None, None)
+
+
+def _delta(data: bytes, state: AttemptState) -> str | None:
+    """The text of one chunk; usage and finish reason go into `state`."""
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise stream_error(NAME, "malformed_stream", "chunk is not JSON") from None
+    try:
+        if "error" in chunk:
+            raise from_stream_error_payload(NAME, chunk)
+        usage = chunk.get("usage")
+        if usage:
+            state.input_tokens = usage.get("prompt_tokens")
+            state.output_tokens = usage.get("completion_tokens")
+        choices = chunk.get("choices")
+        if not choices:
+            return None
+        choice = choices[0]
+        reason = choice.get("finish_reason")
+        if reason:
+            state.finish_reason = reason
+        delta = choice.get("delta")
+        return delta.get("content") if delta else None
+    except (AttributeError, TypeError, IndexError, KeyError):
+        raise stream_error(NAME, "malformed_stream", "chunk has an unexpected shape") from None
+
+
+async def probe(cfg: ProviderConfig, *, timeout_s: float) -> dict[str, int] | None:
+    """The free health probe: list models. Returns quota figures if the response has them."""
+    client = get_client(cfg)
+    try:
+        response = await client.models.with_raw_response.list(timeout=timeout_s)
+    except Exception as exc:
+        error = from_exception(NAME, exc)
+        if error is None:
+            raise
+        raise error from None
+    return quota_from_headers(NAME, response.headers)
+
+
+async def moderate(cfg: ProviderConfig, text: str, *, model: str, timeout_s: float) -> bool:
+    """Whether OpenAI's moderation endpoint flags `text`."""
+    client = get_client(cfg)
+    try:
+        result = await client.moderations.create(input=text, model=model, timeout=timeout_s)
+    except Exception as exc:
+        error = from_exception(NAME, exc)
+        if error is None:
+            raise
+        raise error from None
+    return any(item.flagged for item in result.results)

@@ -1,0 +1,63 @@
+"""Shapes of the chat REST API (SPEC §5)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from chat.models import ChatMessage, ChatSession
+
+
+class SessionCreateSerializer(serializers.Serializer):
+    title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    websocket_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ChatSession
+        fields = ["id", "title", "status", "created_at", "expires_at", "closed_at",
+                  "websocket_url"]
+
+    def get_websocket_url(self, session: ChatSession) -> str:
+        request = self.context.get("request")
+        path = f"/ws/ai-chat/{session.id}/"
+        if request is None:
+            return path
+        scheme = "wss" if request.is_secure() else "ws"
+        return f"{scheme}://{request.get_host()}{path}"
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    reply_to = serializers.UUIDField(source="reply_to_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ChatMessage
+        fields = ["id", "role", "content", "status", "error_code", "client_id", "reply_to",
+                  "pii_counts", "provider", "model", "input_tokens", "output_tokens",
+                  "latency_ms", "first_token_ms", "created_at"]
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of coercing them to text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class MessageCreateSerializer(serializers.Serializer):
+    # Length is checked by the pipeline so an over-long message gets 413, not 400.
+    content = StrictCharField(trim_whitespace=False)
+    client_id = serializers.UUIDField(required=False, allow_null=True)
+
+
+class ExchangeSerializer(serializers.Serializer):
+    user_message = MessageSerializer()
+    assistant_message = MessageSerializer()
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()

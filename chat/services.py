@@ -1,0 +1,617 @@
+"""The chat pipeline, shared by the WebSocket consumer, the REST view and SSE.
+
+authorise → consent → rate limit → capacity (at session creation) → persist the
+user message (redacted in the same step) → stream from the provider → relay
+re-identified tokens → persist the answer. Every user message is stored before
+a provider is called, so nothing the clinician sent is lost when a provider,
+the network or the client fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from chat import selectors
+from chat.errors import ChatError
+from chat.models import ChatMessage, ChatSession, ClinicMembership, ProviderAttempt
+from chat.providers import router
+from chat.providers.base import (
+    AttemptEvent,
+    ChatTurn,
+    DoneEvent,
+    ProviderError,
+    ResetEvent,
+    TokenEvent,
+)
+from chat.providers.content_filter import ContentBlocked, check_content
+from chat.ratelimit import rate_limit_hit
+from compliance import audit, redaction
+from compliance import services as compliance_services
+from monitoring import metrics
+
+logger = logging.getLogger(__name__)
+
+# An answer still marked "streaming" after this long was orphaned by a crashed
+# process: a resend of the same client_id regenerates it instead of waiting.
+_STALE_STREAM_GRACE = timedelta(seconds=15)
+_REPLAY_POLL_SECONDS = 0.25
+
+
+# --- Sessions -------------------------------------------------------------------------
+
+
+def _new_expiry(now=None):
+    return (now or timezone.now()) + timedelta(seconds=settings.AI_SESSION_IDLE_TIMEOUT)
+
+
+def _require_chat_access(*, user) -> ClinicMembership:
+    if not compliance_services.consent_is_valid(user=user):
+        raise ChatError("consent_required", "Consent for the AI chat is required first.")
+    membership = ClinicMembership.objects.filter(user=user).select_related("clinic").first()
+    if membership is None:
+        raise ChatError("no_clinic", "Your account is not a member of any clinic.")
+    return membership
+
+
+def _enforce_rate_limit(*, user) -> None:
+    retry_after = rate_limit_hit(scope="chat", key=str(user.pk))
+    if retry_after is not None:
+        raise ChatError(
+            "rate_limited",
+            f"Too many requests; try again in {retry_after} s.",
+            retry_after=retry_after,
+        )
+
+
+def session_create(*, user, title: str = "") -> ChatSession:
+    """Open a chat session for `user` in their clinic (consent, rate limit, capacity)."""
+    if not isinstance(title, str) or len(title) > 200:
+        raise ChatError("invalid", "title must be a string of at most 200 characters.")
+    membership = _require_chat_access(user=user)
+    _enforce_rate_limit(user=user)
+    if selectors.active_session_count() >= settings.AI_SESSION_CAPACITY:
+        raise ChatError(
+            "capacity_exceeded", "The assistant is at capacity; try again shortly.", retry_after=30
+        )
+    now = timezone.now()
+    session = ChatSession.objects.create(
+        user=user,
+        clinic=membership.clinic,
+        title=title.strip(),
+        created_at=now,
+        last_activity_at=now,
+        expires_at=_new_expiry(now),
+    )
+    metrics.SESSIONS_CREATED.inc()
+    audit.record_event(event_type=audit.Event.SESSION_CREATED, actor_id=user.pk,
+                       subject_user_id=user.pk, clinic_id=session.clinic_id, session_id=session.id)
+    logger.info("chat session created", extra={"event": "session_created",
+                                               "sessionId": str(session.id)})
+    return session
+
+
+def _finish_session(session: ChatSession, *, status: str, reason: str, now) -> None:
+    session.status = status
+    session.closed_at = now
+    session.close_reason = reason
+    session.save(update_fields=["status", "closed_at", "close_reason"])
+    metrics.SESSION_DURATION.observe((now - session.created_at).total_seconds())
+    audit.record_event(event_type=audit.Event.SESSION_CLOSED, subject_user_id=session.user_id,
+                       clinic_id=session.clinic_id, session_id=session.id,
+                       metadata={"status": status, "reason": reason})
+
+
+def session_close(*, user, session_id, reason: str = "closed_by_user") -> ChatSession:
+    """Close one of the user's sessions (idempotent)."""
+    with transaction.atomic():
+        session = selectors.session_get_for_user(user=user, session_id=session_id,
+                                                 for_update=True)
+        if session.status == ChatSession.Status.ACTIVE:
+            _finish_session(session, status=ChatSession.Status.CLOSED, reason=reason,
+                            now=timezone.now())
+    _notify_session_closed(session_ids=[session.id], reason=reason)
+    return session
+
+
+def session_close_all_for_user(*, user, reason: str) -> list[uuid.UUID]:
+    """Close every active session of `user` and tell their open WebSockets."""
+    now = timezone.now()
+    closed = []
+    with transaction.atomic():
+        for session in ChatSession.objects.select_for_update().filter(
+            user=user, status=ChatSession.Status.ACTIVE
+        ):
+            _finish_session(session, status=ChatSession.Status.CLOSED, reason=reason, now=now)
+            closed.append(session.id)
+    _notify_session_closed(session_ids=closed, reason=reason)
+    return closed
+
+
+def sessions_expire_idle(*, now=None) -> int:
+    """Mark sessions idle past AI_SESSION_IDLE_TIMEOUT as expired; returns how many."""
+    now = now or timezone.now()
+    expired_ids = []
+    with transaction.atomic():
+        for session in ChatSession.objects.select_for_update(skip_locked=True).filter(
+            status=ChatSession.Status.ACTIVE, expires_at__lte=now
+        )[:1000]:
+            _finish_session(session, status=ChatSession.Status.EXPIRED, reason="idle", now=now)
+            expired_ids.append(session.id)
+    _notify_session_closed(session_ids=expired_ids, reason="idle")
+    return len(expired_ids)
+
+
+def session_group_name(session_id) -> str:
+    return f"chat-session-{session_id}"
+
+
+def _notify_session_closed(*, session_ids, reason: str) -> None:
+    """Tell open WebSockets of these sessions to close (any web process, via the layer)."""
+    if not session_ids:
+        return
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+
+    def send_all() -> None:
+        for session_id in session_ids:
+            async_to_sync(layer.group_send)(
+                session_group_name(session_id), {"type": "session.closed", "reason": reason}
+            )
+
+    def send_safely() -> None:
+        try:
+            send_all()
+        except Exception:  # the layer being down must not undo a committed close
+            logger.warning("could not notify open sockets of closed sessions",
+                           extra={"event": "session_close_notify_failed"}, exc_info=True)
+
+    transaction.on_commit(send_safely)
+
+
+# --- Messages -------------------------------------------------------------------------
+
+
+@dataclass
+class _Prepared:
+    """What the accept step hands to the streaming step."""
+
+    session_id: uuid.UUID
+    user_message: ChatMessage
+    assistant_message: ChatMessage
+    history: list[ChatTurn]
+    mapping: dict[str, str]
+    pii_counts: dict[str, int]
+    replay: bool = False
+    accepted_at: float = field(default_factory=time.monotonic)
+
+
+def _validate_content(content: Any) -> str:
+    if not isinstance(content, str) or not content.strip():
+        raise ChatError("invalid", "content must be a non-empty string.")
+    if len(content) > settings.AI_MAX_INPUT_CHARS:
+        raise ChatError(
+            "message_too_long",
+            f"Messages are limited to {settings.AI_MAX_INPUT_CHARS} characters.",
+        )
+    return content
+
+
+def _validate_client_id(client_id: Any) -> uuid.UUID | None:
+    if client_id in (None, ""):
+        return None
+    try:
+        return uuid.UUID(str(client_id))
+    except (ValueError, TypeError, AttributeError):
+        raise ChatError("invalid", "client_id must be a UUID.") from None
+
+
+def _expire_if_idle(session: ChatSession) -> None:
+    now = timezone.now()
+    if session.status == ChatSession.Status.ACTIVE and session.expires_at <= now:
+        _finish_session(session, status=ChatSession.Status.EXPIRED, reason="idle", now=now)
+
+
+def _check_accepting(*, session: ChatSession, user) -> None:
+    """Refuse messages to ended sessions or without consent (no writes: callers may roll back)."""
+    if session.status == ChatSession.Status.EXPIRED:
+        raise ChatError("session_expired", "This session expired; start a new one.")
+    if session.status == ChatSession.Status.CLOSED:
+        raise ChatError("session_expired", "This session is closed; start a new one.")
+    if not compliance_services.consent_is_valid(user=user):
+        raise ChatError("consent_required", "Consent for the AI chat is required first.")
+
+
+def _existing_exchange(*, session: ChatSession, client_id: uuid.UUID | None):
+    if client_id is None:
+        return None
+    return (
+        ChatMessage.objects.filter(session=session, role=ChatMessage.Role.USER, client_id=client_id)
+        .select_related("reply")
+        .first()
+    )
+
+
+def _history(*, session: ChatSession, before: ChatMessage) -> list[ChatTurn]:
+    """The last AI_HISTORY_MESSAGES turns as the provider saw them (redacted)."""
+    rows = list(
+        ChatMessage.objects.filter(session=session, created_at__lt=before.created_at)
+        .exclude(status=ChatMessage.Status.FAILED)
+        .exclude(redacted_content="")
+        .order_by("-created_at")[: settings.AI_HISTORY_MESSAGES]
+    )
+    turns = [ChatTurn(role=m.role, content=m.redacted_content) for m in reversed(rows)]
+    turns.append(ChatTurn(role="user", content=before.redacted_content))
+    return turns
+
+
+def _redact(text: str, mapping: dict[str, str]) -> redaction.RedactionResult:
+    """The one place text is made safe to leave for a provider. Fails closed."""
+    if not settings.PII_REDACTION_ENABLED:
+        return redaction.RedactionResult(text=text, mapping=dict(mapping), counts={})
+    try:
+        return redaction.redact(text, mapping=mapping)
+    except redaction.RedactionError:
+        metrics.PII_REDACTION_FAILURES.inc()
+        logger.error("PII redaction failed; message not sent",
+                     extra={"event": "pii_redaction_failed"})
+        raise
+
+
+def _check_before_accept(*, user, session_id, content: Any, client_id: Any):
+    """Cheap checks before a message is accepted; returns a replayable exchange if any."""
+    content = _validate_content(content)
+    client_uuid = _validate_client_id(client_id)
+    session = selectors.session_get_for_user(user=user, session_id=session_id)
+    existing = _existing_exchange(session=session, client_id=client_uuid)
+    if existing is not None:
+        return content, client_uuid, existing
+    with transaction.atomic():
+        session = selectors.session_get_for_user(user=user, session_id=session_id,
+                                                 for_update=True)
+        _expire_if_idle(session)
+    _check_accepting(session=session, user=user)
+    _enforce_rate_limit(user=user)
+    return content, client_uuid, None
+
+
+def _accept_user_message(*, user, session_id, content: str,
+                         client_id: uuid.UUID | None) -> _Prepared:
+    """Redact and persist the user message and an empty answer, in one transaction."""
+    with transaction.atomic():
+        session = selectors.session_get_for_user(user=user, session_id=session_id,
+                                                 for_update=True)
+        _check_accepting(session=session, user=user)
+        existing = _existing_exchange(session=session, client_id=client_id)
+        if existing is not None:  # a concurrent resend won the race
+            return _prepare_existing(user=user, session=session, user_message=existing)
+        mapping = dict(session.pii_mapping or {})
+        now = timezone.now()
+        try:
+            result = _redact(content, mapping)
+        except redaction.RedactionError:
+            ChatMessage.objects.create(
+                session=session, role=ChatMessage.Role.USER, content=content,
+                client_id=client_id, status=ChatMessage.Status.FAILED,
+                error_code="pii_redaction_failed", created_at=now,
+            )
+            raise ChatError(
+                "pii_redaction_failed",
+                "The message could not be checked for personal data, so it was not sent.",
+            ) from None
+        user_message = ChatMessage.objects.create(
+            session=session, role=ChatMessage.Role.USER, content=content,
+            redacted_content=result.text, client_id=client_id,
+            pii_counts=result.counts, created_at=now,
+        )
+        assistant_message = ChatMessage.objects.create(
+            session=session, role=ChatMessage.Role.ASSISTANT, reply_to=user_message,
+            status=ChatMessage.Status.STREAMING, created_at=now + timedelta(microseconds=1),
+        )
+        session.pii_mapping = result.mapping
+        session.last_activity_at = now
+        session.expires_at = _new_expiry(now)
+        session.save(update_fields=["pii_mapping", "last_activity_at", "expires_at"])
+    metrics.MESSAGES.labels(role="user").inc()
+    for entity_type, count in result.counts.items():
+        metrics.PII_DETECTIONS.labels(type=entity_type).inc(count)
+    if result.counts:
+        audit.record_event(event_type=audit.Event.PII_DETECTED, subject_user_id=session.user_id,
+                           clinic_id=session.clinic_id, session_id=session.id,
+                           metadata={"message_id": str(user_message.id), "types": result.counts})
+    return _Prepared(
+        session_id=session.id,
+        user_message=user_message,
+        assistant_message=assistant_message,
+        history=_history(session=session, before=user_message),
+        mapping=result.mapping,
+        pii_counts=result.counts,
+    )
+
+
+def _prepare_existing(*, user, session: ChatSession, user_message: ChatMessage) -> _Prepared:
+    """A resend of a known client_id: replay the stored answer, or regenerate a lost one."""
+    if user_message.status == ChatMessage.Status.FAILED and not user_message.redacted_content:
+        raise ChatError(
+            "pii_redaction_failed",
+            "The message could not be checked for personal data, so it was not sent.",
+            message_id=str(user_message.id),
+        )
+    reply = getattr(user_message, "reply", None)
+    mapping = dict(session.pii_mapping or {})
+    replayable = reply is not None and (
+        reply.status in (ChatMessage.Status.COMPLETE, ChatMessage.Status.STOPPED)
+        or (reply.status == ChatMessage.Status.STREAMING
+            and reply.updated_at > timezone.now() - _STALE_STREAM_GRACE)
+    )
+    if not replayable:
+        # The answer failed or was orphaned: generate it again for the same user message.
+        _check_accepting(session=session, user=user)
+        _enforce_rate_limit(user=user)
+        if reply is None:
+            reply = ChatMessage.objects.create(
+                session=session, role=ChatMessage.Role.ASSISTANT, reply_to=user_message,
+                status=ChatMessage.Status.STREAMING,
+                created_at=user_message.created_at + timedelta(microseconds=1),
+            )
+        else:
+            reply.status = ChatMessage.Status.STREAMING
+            reply.content = reply.redacted_content = ""
+            reply.error_code = ""
+            reply.save(update_fields=["status", "content", "redacted_content", "error_code",
+                                      "updated_at"])
+    return _Prepared(
+        session_id=session.id,
+        user_message=user_message,
+        assistant_message=reply,
+        history=[] if replayable else _history(session=session, before=user_message),
+        mapping=mapping,
+        pii_counts=dict(user_message.pii_counts or {}),
+        replay=replayable,
+    )
+
+
+def _ack_frame(prepared: _Prepared) -> dict[str, Any]:
+    client_id = prepared.user_message.client_id
+    return {
+        "type": "ack",
+        "message_id": str(prepared.user_message.id),
+        "client_id": str(client_id) if client_id else None,
+        "pii": prepared.pii_counts,
+    }
+
+
+def _done_frame(message: ChatMessage) -> dict[str, Any]:
+    frame = {
+        "type": "done",
+        "message_id": str(message.id),
+        "provider": message.provider,
+        "model": message.model,
+        "usage": {"input_tokens": message.input_tokens, "output_tokens": message.output_tokens},
+        "latency_ms": message.latency_ms,
+        "first_token_ms": message.first_token_ms,
+    }
+    if message.status == ChatMessage.Status.STOPPED:
+        frame["stopped"] = True
+    return frame
+
+
+def _reload_message(*, message_id: uuid.UUID) -> ChatMessage:
+    return ChatMessage.objects.get(id=message_id)
+
+
+async def _replay(prepared: _Prepared) -> AsyncIterator[dict[str, Any]]:
+    """Replay a stored answer; if another connection is still streaming it, wait for it."""
+    message = prepared.assistant_message
+    deadline = time.monotonic() + settings.AI_PROVIDER_TIMEOUT / 1000 * 2 + 5
+    while message.status == ChatMessage.Status.STREAMING and time.monotonic() < deadline:
+        await asyncio.sleep(_REPLAY_POLL_SECONDS)
+        message = await database_sync_to_async(_reload_message)(message_id=message.id)
+    yield _ack_frame(prepared)
+    if message.status == ChatMessage.Status.STREAMING:
+        yield ChatError("in_progress", "The answer is still being generated; retry shortly.",
+                        message_id=str(prepared.user_message.id)).as_frame()
+        return
+    if message.status == ChatMessage.Status.FAILED:
+        yield ChatError(message.error_code or "provider_unavailable",
+                        "The assistant could not answer this message.",
+                        message_id=str(prepared.user_message.id)).as_frame()
+        return
+    if message.content:
+        yield {"type": "token", "delta": message.content}
+    yield _done_frame(message)
+
+
+def _finish_answer(
+    *, prepared: _Prepared, display_text: str, provider_text: str, status: str,
+    attempts: list, done: DoneEvent | None, error_code: str = "",
+    first_token_ms: int | None, latency_ms: int,
+) -> ChatMessage:
+    """Persist the answer and its provider attempts in one transaction."""
+    message = prepared.assistant_message
+    message.content = display_text
+    message.redacted_content = provider_text
+    message.status = status
+    message.error_code = error_code
+    message.latency_ms = latency_ms
+    message.first_token_ms = first_token_ms
+    if done is not None:
+        message.provider, message.model = done.provider, done.model
+        message.input_tokens, message.output_tokens = done.input_tokens, done.output_tokens
+        message.tokens_estimated = done.tokens_estimated
+    elif attempts:
+        message.provider, message.model = attempts[-1].provider, attempts[-1].model
+    with transaction.atomic():
+        message.save()
+        ProviderAttempt.objects.bulk_create(
+            ProviderAttempt(
+                message=message, provider=a.provider, model=a.model, outcome=a.outcome,
+                error_code=a.error_code or "", started_at=a.started_at,
+                latency_ms=a.latency_ms, first_token_ms=a.first_token_ms,
+                input_tokens=a.input_tokens, output_tokens=a.output_tokens,
+                tokens_estimated=a.tokens_estimated, cost_usd=a.cost_usd,
+            )
+            for a in attempts
+        )
+        ChatSession.objects.filter(id=prepared.session_id).update(
+            last_activity_at=timezone.now(), expires_at=_new_expiry()
+        )
+    metrics.MESSAGES.labels(role="assistant").inc()
+    audit.record_message_processed(message=message, session_id=prepared.session_id,
+                                   pii_counts=prepared.pii_counts, attempts=attempts)
+    return message
+
+
+async def _generate(prepared: _Prepared, *, trace_id: str | None) -> AsyncIterator[dict]:
+    started = time.monotonic()
+    reidentifier = redaction.StreamReidentifier(prepared.mapping)
+    provider_parts: list[str] = []
+    display_parts: list[str] = []
+    attempts: list = []
+    first_token_ms: int | None = None
+    done: DoneEvent | None = None
+
+    def elapsed_ms() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    async def persist(status: str, error_code: str = "") -> ChatMessage:
+        display_parts.append(reidentifier.flush())
+        # Shielded: a cancellation arriving now must not leave a half-written answer.
+        return await asyncio.shield(database_sync_to_async(_finish_answer)(
+            prepared=prepared, display_text="".join(display_parts),
+            provider_text="".join(provider_parts), status=status, attempts=attempts,
+            done=done, error_code=error_code, first_token_ms=first_token_ms,
+            latency_ms=elapsed_ms(),
+        ))
+
+    try:
+        async for event in router.stream_answer(
+            system_prompt=settings.AI_SYSTEM_PROMPT, history=prepared.history, trace_id=trace_id
+        ):
+            if isinstance(event, TokenEvent):
+                provider_parts.append(event.delta)
+                visible = reidentifier.feed(event.delta)
+                if visible:
+                    if first_token_ms is None:
+                        first_token_ms = elapsed_ms()
+                    display_parts.append(visible)
+                    yield {"type": "token", "delta": visible}
+            elif isinstance(event, ResetEvent):
+                provider_parts.clear()
+                display_parts.clear()
+                reidentifier = redaction.StreamReidentifier(prepared.mapping)
+                yield {"type": "reset", "reason": event.reason}
+            elif isinstance(event, AttemptEvent):
+                attempts.append(event.attempt)
+            elif isinstance(event, DoneEvent):
+                done = event
+    except asyncio.CancelledError:
+        # `stop` from the clinician (or shutdown): keep what was generated, marked stopped.
+        message = await persist(ChatMessage.Status.STOPPED)
+        yield _done_frame(message)
+        return
+    except ProviderError as exc:
+        code = "provider_unavailable" if exc.retryable or exc.code == "provider_unavailable" \
+            else "provider_error"
+        await persist(ChatMessage.Status.FAILED, error_code=code)
+        metrics.ERRORS.labels(type=code).inc()
+        logger.warning("no provider could answer", extra={
+            "event": "provider_unavailable", "sessionId": str(prepared.session_id),
+            "metadata": {"error": exc.code}})
+        detail = ("The AI providers are unavailable right now; your message was kept, "
+                  "you can retry it.") if code == "provider_unavailable" else \
+            "The AI provider rejected the request; the team has been notified."
+        yield ChatError(code, detail, message_id=str(prepared.user_message.id)).as_frame()
+        return
+    if first_token_ms is None:
+        first_token_ms = elapsed_ms()
+    message = await persist(ChatMessage.Status.COMPLETE)
+    provider = message.provider or "unknown"
+    metrics.RESPONSE_TIME.labels(provider=provider).observe(message.latency_ms / 1000)
+    metrics.FIRST_TOKEN_TIME.labels(provider=provider).observe(first_token_ms / 1000)
+    logger.info("AI message processed", extra={
+        "event": "message_processed", "sessionId": str(prepared.session_id),
+        "metadata": {"provider": provider, "responseTime": message.latency_ms,
+                     "tokenCount": message.input_tokens + message.output_tokens,
+                     "piiDetected": bool(prepared.pii_counts)}})
+    yield _done_frame(message)
+
+
+def message_accept(*, user, session_id, content: Any, client_id: Any = None) -> _Prepared:
+    """Check and store one clinician message (sync; the first half of every chat path).
+
+    Raises ChatError with the code the client sees. A resend of a known
+    `client_id` returns the stored exchange instead of storing a second message.
+    """
+    try:
+        content, client_uuid, existing = _check_before_accept(
+            user=user, session_id=session_id, content=content, client_id=client_id
+        )
+        if existing is not None:
+            return _prepare_resend(user=user, session_id=session_id, client_id=client_uuid)
+        try:
+            async_to_sync(check_content)(content)
+        except ContentBlocked:
+            raise ChatError(
+                "content_filtered", "This message was blocked by the clinic's content policy."
+            ) from None
+        return _accept_user_message(
+            user=user, session_id=session_id, content=content, client_id=client_uuid
+        )
+    except ChatError as exc:
+        metrics.ERRORS.labels(type=exc.code).inc()
+        raise
+
+
+async def answer_stream(prepared: _Prepared, *, trace_id: str | None = None
+                        ) -> AsyncIterator[dict[str, Any]]:
+    """The frames of an accepted message: ack, token…, (reset, token…), done or error."""
+    if prepared.replay:
+        async for frame in _replay(prepared):
+            yield frame
+        return
+    yield _ack_frame(prepared)
+    async for frame in _generate(prepared, trace_id=trace_id):
+        yield frame
+
+
+async def message_stream(
+    *, user, session_id, content: Any, client_id: Any = None, trace_id: str | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """Accept one clinician message and yield the protocol frames of its answer.
+
+    A refused message yields a single error frame.
+    """
+    try:
+        prepared = await database_sync_to_async(message_accept)(
+            user=user, session_id=session_id, content=content, client_id=client_id
+        )
+    except ChatError as exc:
+        yield exc.as_frame()
+        return
+    async for frame in answer_stream(prepared, trace_id=trace_id):
+        yield frame
+
+
+def _prepare_resend(*, user, session_id, client_id: uuid.UUID) -> _Prepared:
+    with transaction.atomic():
+        session = selectors.session_get_for_user(user=user, session_id=session_id,
+                                                 for_update=True)
+        existing = _existing_exchange(session=session, client_id=client_id)
+        return _prepare_existing(user=user, session=session, user_message=existing)

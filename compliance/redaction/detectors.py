@@ -1,0 +1,979 @@
+"""scrubadub detectors for Brazilian personal data.
+
+Each detector is a `scrubadub.detectors.Detector` yielding one `Filth`
+subclass per entity type. A filth carries the placeholder type (`entity`) and
+a `priority` used when spans of different detectors overlap (see
+`engine.resolve_overlaps`): a keyword right before a number ("CNH ...",
+"tel. ...") outranks a bare checksum match, and longer/more specific spans
+outrank shorter ones.
+
+Detectors run on every chat message, so each one starts with a cheap test
+(a digit, an '@', a keyword) before running its regular expressions.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from typing import ClassVar, NamedTuple
+
+from scrubadub.detectors import Detector
+from scrubadub.filth import Filth
+
+from . import checksums, lexicon
+from .context import NEGATIVE, nearest_keyword
+
+CONTEXT_BONUS = 100
+
+_DIGIT_RE = re.compile(r"\d")
+# Runs of digits joined by the separators identifiers use: "111.444.777-35",
+# "(11) 98765-4321", "4111 1111 1111 1111".
+_RUN_RE = re.compile(r"\d+(?:[ .\-/()]{1,3}\d+)*")
+
+
+@lru_cache(maxsize=32)
+def _digit_runs(text: str) -> tuple[tuple[int, int, int], ...]:
+    """(start, end, digit count) of every digit run; computed once per text for all detectors."""
+    runs = []
+    for m in _RUN_RE.finditer(text):
+        beg, end = m.span()
+        digits = sum(1 for c in m.group() if c.isdigit())
+        runs.append((beg, end, digits))
+    return tuple(runs)
+
+
+@lru_cache(maxsize=32)
+def _lower(text: str) -> str:
+    return text.lower()
+
+
+def _windows(text: str, min_digits: int, before: int = 3, after: int = 3) -> list[tuple[int, int]]:
+    """Merged (pos, endpos) regions around the digit runs with at least `min_digits` digits.
+
+    Detectors search only there instead of the whole message: most of a clinical
+    note is words and short numbers (doses, dates, prices) that cannot hold an
+    identifier. `before` leaves room for a '+', '(' or a keyword; `after` lets
+    the patterns' look-aheads see past the run.
+    """
+    size = len(text)
+    windows: list[tuple[int, int]] = []
+    for beg, end, digits in _digit_runs(text):
+        if digits < min_digits:
+            continue
+        beg = max(0, beg - before)
+        end = min(size, end + after)
+        if windows and beg <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], end)
+        else:
+            windows.append((beg, end))
+    return windows
+
+
+def _has_cue(text: str, cues: tuple[str, ...]) -> bool:
+    low = _lower(text)
+    return any(cue in low for cue in cues)
+
+
+def _finditer(regex: re.Pattern[str], text: str, windows: list[tuple[int, int]]) -> Iterator[re.Match]:
+    for pos, endpos in windows:
+        yield from regex.finditer(text, pos, endpos)
+
+
+class Candidate(NamedTuple):
+    beg: int
+    end: int
+    priority: int
+
+
+# --- Filth -------------------------------------------------------------------
+class BrazilianFilth(Filth):
+    """A span of personal data with its placeholder type and conflict priority."""
+
+    type = "br_pii"
+    entity: ClassVar[str] = ""
+
+    def __init__(self, *args, priority: int = 0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.priority = priority
+
+
+class CpfFilth(BrazilianFilth):
+    type = "cpf"
+    entity = "CPF"
+
+
+class CnpjFilth(BrazilianFilth):
+    type = "cnpj"
+    entity = "CNPJ"
+
+
+class RgFilth(BrazilianFilth):
+    type = "rg"
+    entity = "RG"
+
+
+class CnsFilth(BrazilianFilth):
+    type = "cns"
+    entity = "CNS"
+
+
+class PisFilth(BrazilianFilth):
+    type = "pis"
+    entity = "PIS"
+
+
+class TituloFilth(BrazilianFilth):
+    type = "titulo"
+    entity = "TITULO"
+
+
+class CnhFilth(BrazilianFilth):
+    type = "cnh"
+    entity = "CNH"
+
+
+class CepFilth(BrazilianFilth):
+    type = "cep"
+    entity = "CEP"
+
+
+class TelefoneFilth(BrazilianFilth):
+    type = "telefone"
+    entity = "TELEFONE"
+
+
+class EmailFilth(BrazilianFilth):
+    type = "email"
+    entity = "EMAIL"
+
+
+class CartaoFilth(BrazilianFilth):
+    type = "cartao"
+    entity = "CARTAO"
+
+
+class DataNascimentoFilth(BrazilianFilth):
+    type = "data_nascimento"
+    entity = "DATA_NASCIMENTO"
+
+
+class EnderecoFilth(BrazilianFilth):
+    type = "endereco"
+    entity = "ENDERECO"
+
+
+class ProntuarioFilth(BrazilianFilth):
+    type = "prontuario"
+    entity = "PRONTUARIO"
+
+
+class NomeFilth(BrazilianFilth):
+    type = "nome"
+    entity = "NOME"
+
+
+# --- Detector base -------------------------------------------------------------
+class BrazilianDetector(Detector):
+    """Base: subclasses implement `candidates(text)`; this turns them into Filth."""
+
+    filth_cls: ClassVar[type[BrazilianFilth]] = BrazilianFilth
+    name = "br_base"
+    needs_digit: ClassVar[bool] = True
+
+    def __init__(self, name: str | None = None, locale: str = "pt_BR") -> None:
+        super().__init__(name=name, locale=locale)
+
+    def candidates(self, text: str) -> Iterable[Candidate]:
+        raise NotImplementedError
+
+    def iter_filth(self, text: str, document_name: str | None = None) -> Iterator[Filth]:
+        if self.needs_digit and not _DIGIT_RE.search(text):
+            return
+        cls = self.filth_cls
+        for beg, end, priority in self.candidates(text):
+            yield cls(
+                beg=beg,
+                end=end,
+                text=text[beg:end],
+                priority=priority,
+                detector_name=self.name,
+                document_name=document_name,
+                locale=self.locale,
+            )
+
+    # The Scrubber calls this first; implementing it avoids the NotImplementedError
+    # round-trip scrubadub's base class would cost on every message.
+    def iter_filth_documents(self, document_list, document_names) -> Iterator[Filth]:
+        for text, document_name in zip(document_list, document_names, strict=True):
+            yield from self.iter_filth(text, document_name=document_name)
+
+
+def _only_digits(value: str) -> str:
+    return "".join(c for c in value if c.isdigit())
+
+
+def _score(text: str, beg: int, entity: str, base: int, strong: bool) -> int | None:
+    """Priority of a candidate, or None when a negative keyword vetoes a weak one."""
+    keyword = nearest_keyword(text, beg)
+    if keyword == entity:
+        return base + CONTEXT_BONUS
+    if keyword == NEGATIVE and not strong:
+        return None
+    return base
+
+
+# --- Checksum-validated identifiers ------------------------------------------
+class CpfDetector(BrazilianDetector):
+    """CPF: 11 digits as 123.456.789-09, 12345678909, 123 456 789 09 or 123456789-09."""
+
+    name = "br_cpf"
+    filth_cls = CpfFilth
+    regex = re.compile(r"(?<![\d.,/])\d{3}([.\s]?)\d{3}\1\d{3}[-.\s]?\d{2}(?![\d])(?![.,/-]\d)")
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        for m in _finditer(self.regex, text, _windows(text, 11)):
+            if not checksums.cpf_is_valid(_only_digits(m.group())):
+                continue
+            strong = m.group(1) == "." or "-" in m.group()
+            priority = _score(text, m.start(), "CPF", 60, strong)
+            if priority is not None:
+                yield Candidate(m.start(), m.end(), priority)
+
+
+class CnpjDetector(BrazilianDetector):
+    """CNPJ, numeric or alphanumeric (2026): 12.ABC.345/01DE-35, any case, with or without marks."""
+
+    name = "br_cnpj"
+    filth_cls = CnpjFilth
+    regex = re.compile(
+        r"(?<![\w.,/])([0-9A-Za-z]{2})(\.?)([0-9A-Za-z]{3})\2([0-9A-Za-z]{3})(/?)([0-9A-Za-z]{4})"
+        r"-?(\d{2})(?![\w])(?![.,/-]\d)"
+    )
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        for m in self.regex.finditer(text):
+            value = "".join(c for c in m.group() if c.isalnum())
+            if not checksums.cnpj_is_valid(value):
+                continue
+            strong = bool(m.group(2) or m.group(5))
+            # An unformatted all-letter base ("ABCDEFGHIJKL" + 2 digits) reads like
+            # a code word; it counts only right after the word CNPJ.
+            if not strong and not any(c.isdigit() for c in value[:12]) and (
+                nearest_keyword(text, m.start()) != "CNPJ"
+            ):
+                continue
+            priority = _score(text, m.start(), "CNPJ", 65, strong)
+            if priority is not None:
+                yield Candidate(m.start(), m.end(), priority)
+
+
+class CnsDetector(BrazilianDetector):
+    """Cartão Nacional de Saúde: 15 digits (123 4567 8901 2345), both check rules."""
+
+    name = "br_cns"
+    filth_cls = CnsFilth
+    regex = re.compile(
+        r"(?<![\d.,/])[1-27-9]\d{2}([\s.-]?)\d{4}\1\d{4}\1\d{4}(?!\d)(?![.,/-]\d)"
+    )
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        for m in _finditer(self.regex, text, _windows(text, 15)):
+            if not checksums.cns_is_valid(_only_digits(m.group())):
+                continue
+            priority = _score(text, m.start(), "CNS", 62, bool(m.group(1)))
+            if priority is not None:
+                yield Candidate(m.start(), m.end(), priority)
+
+
+class PisDetector(BrazilianDetector):
+    """PIS/PASEP/NIT/NIS: 123.45678.90-1 anywhere; other spellings only after a keyword."""
+
+    name = "br_pis"
+    filth_cls = PisFilth
+    regex = re.compile(r"(?<![\d.,/])\d{3}([.\s]?)\d{5}\1\d{2}([-.\s]?)\d(?!\d)(?![.,/-]\d)")
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        for m in _finditer(self.regex, text, _windows(text, 11)):
+            if not checksums.pis_is_valid(_only_digits(m.group())):
+                continue
+            formatted = m.group(1) == "." and m.group(2) == "-"
+            keyword = nearest_keyword(text, m.start())
+            if keyword == "PIS":
+                yield Candidate(m.start(), m.end(), 61 + CONTEXT_BONUS)
+            elif formatted and keyword != NEGATIVE:
+                yield Candidate(m.start(), m.end(), 61)
+
+
+class TituloDetector(BrazilianDetector):
+    """Título de eleitor: 12 digits (1023 8501 0671), UF code and both check digits."""
+
+    name = "br_titulo"
+    filth_cls = TituloFilth
+    regex = re.compile(
+        r"(?<![\d.,/])\d{4}([\s.]?)\d{4}\1\d{4}(?!\d)(?![.,/-]\d)"
+        r"|(?<![\d.,/])\d{4}\s\d{4}\s\d{2}\s\d{2}(?!\d)"
+        r"|(?<![\d.,/])\d{9}[\s.]?\d{4}(?!\d)(?![.,/-]\d)"
+    )
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        for m in _finditer(self.regex, text, _windows(text, 12)):
+            digits = _only_digits(m.group())
+            if not checksums.titulo_is_valid(digits):
+                continue
+            keyword = nearest_keyword(text, m.start())
+            if len(digits) == 13 and keyword != "TITULO":
+                continue  # 13-digit SP/MG titles only with the word título/eleitor
+            priority = _score(text, m.start(), "TITULO", 58, bool(m.group(1)))
+            if priority is not None:
+                yield Candidate(m.start(), m.end(), priority)
+
+
+class CardDetector(BrazilianDetector):
+    """Payment card: 13-19 digits, optional space/hyphen groups, known issuer prefix, Luhn."""
+
+    name = "br_cartao"
+    filth_cls = CartaoFilth
+    regex = re.compile(r"(?<![\d.,/])\d(?:[ -]?\d){12,18}(?!\d)")
+    _group_re = re.compile(r"\d+")
+
+    @staticmethod
+    def _issuer_ok(digits: str) -> bool:
+        first = digits[0]
+        if first == "4":  # Visa, Elo 4xxx
+            return len(digits) in (13, 16, 19)
+        if first == "5":  # Mastercard, Elo 50xx
+            return len(digits) == 16
+        if first == "2":  # Mastercard 2-series
+            return len(digits) == 16 and 2221 <= int(digits[:4]) <= 2720
+        if first == "3":  # Amex, Diners, JCB
+            return (digits[:2] in ("34", "37") and len(digits) == 15) or (
+                digits[:2] in ("30", "36", "38", "39") and len(digits) in (14, 16)
+            ) or (digits[:2] == "35" and len(digits) == 16)
+        if first == "6":  # Discover, Elo, Hipercard
+            return 16 <= len(digits) <= 19
+        return False
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        for m in _finditer(self.regex, text, _windows(text, 13)):
+            groups = list(self._group_re.finditer(m.group()))
+            # The greedy match may swallow a following number ("... 1111 12 anos"):
+            # try the longest run of groups that forms a valid card.
+            for count in range(len(groups), 0, -1):
+                end = groups[count - 1].end()
+                digits = _only_digits(m.group()[:end])
+                if len(digits) < 13:
+                    break
+                if len(digits) <= 19 and self._issuer_ok(digits) and checksums.luhn_is_valid(
+                    digits
+                ):
+                    beg = m.start()
+                    strong = len(groups) > 1
+                    priority = _score(text, beg, "CARTAO", 70, strong)
+                    if priority is not None:
+                        yield Candidate(beg, beg + end, priority)
+                    break
+
+
+# --- Context-gated identifiers -------------------------------------------------
+_GAP = r"[^\d\n]{0,30}?"
+
+
+class RgDetector(BrazilianDetector):
+    """RG, only after 'RG', 'identidade' or 'registro geral' (no national check digit)."""
+
+    name = "br_rg"
+    filth_cls = RgFilth
+    regex = re.compile(
+        r"(?<![\w])(?:r\.?\s?g\.?|identidade|registro\s+geral)(?![\w])" + _GAP
+        + r"(?<![\w.])(?P<v>(?:[A-Za-z]{1,2}-?\s?)?\d{1,3}\.?\d{3}\.?\d{3}(?:-?[\dXx])?)(?![\w])"
+        r"(?![.,/-]\d)",
+        re.IGNORECASE,
+    )
+    _cues = ("rg", "r.g", "identidade", "registro geral")
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        windows = _windows(text, 7, before=60)
+        if not windows or not _has_cue(text, self._cues):
+            return
+        for m in _finditer(self.regex, text, windows):
+            if nearest_keyword(text, m.start("v")) != "RG":
+                continue  # another keyword ("CPF") sits between the cue and the number
+            yield Candidate(m.start("v"), m.end("v"), 45 + CONTEXT_BONUS)
+
+
+class CnhDetector(BrazilianDetector):
+    """CNH registration number (11 digits, DENATRAN check digits), only after a CNH keyword."""
+
+    name = "br_cnh"
+    filth_cls = CnhFilth
+    regex = re.compile(
+        r"(?<![\w])(?:cnh|habilita[cç][aã]o|carteira\s+(?:nacional\s+)?de\s+(?:motorista|habilita[cç][aã]o))"
+        r"(?![\w])" + _GAP
+        + r"(?<![\d.])(?P<v>\d{3}[.\s]?\d{3}[.\s]?\d{3}[-.\s]?\d{2})(?!\d)(?![.,/-]\d)",
+        re.IGNORECASE,
+    )
+    _cues = ("cnh", "habilita", "motorista")
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        windows = _windows(text, 11, before=75)
+        if not windows or not _has_cue(text, self._cues):
+            return
+        for m in _finditer(self.regex, text, windows):
+            if nearest_keyword(text, m.start("v")) != "CNH":
+                continue
+            if checksums.cnh_is_valid(_only_digits(m.group("v"))):
+                yield Candidate(m.start("v"), m.end("v"), 60 + CONTEXT_BONUS)
+
+
+class CepDetector(BrazilianDetector):
+    """CEP: 01310-100 / 01.310-100 anywhere, 01310100 only after 'CEP'."""
+
+    name = "br_cep"
+    filth_cls = CepFilth
+    hyphen_re = re.compile(r"(?<![\d.,/-])\d{2}\.?\d{3}-\d{3}(?![\d-])(?![.,/]\d)")
+    context_re = re.compile(
+        r"(?<![\w])cep(?![\w])[\s:.nº°o-]{0,6}(?P<v>\d{5}-?\d{3}|\d{2}\.\d{3}-?\d{3})(?!\d)",
+        re.IGNORECASE,
+    )
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        seen = set()
+        if _has_cue(text, ("cep",)):
+            for m in _finditer(self.context_re, text, _windows(text, 8, before=14)):
+                seen.add(m.start("v"))
+                yield Candidate(m.start("v"), m.end("v"), 40 + CONTEXT_BONUS)
+        for m in _finditer(self.hyphen_re, text, _windows(text, 8)):
+            if m.start() in seen:
+                continue
+            priority = _score(text, m.start(), "CEP", 40, strong=False)
+            if priority is not None:
+                yield Candidate(m.start(), m.end(), priority)
+
+
+# Brazilian area codes (DDD) in use.
+_VALID_DDD = frozenset(
+    {11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 24, 27, 28, 31, 32, 33, 34, 35, 37, 38, 41, 42,
+     43, 44, 45, 46, 47, 48, 49, 51, 53, 54, 55, 61, 62, 63, 64, 65, 66, 67, 68, 69, 71, 73, 74,
+     75, 77, 79, 81, 82, 83, 84, 85, 86, 87, 88, 89, 91, 92, 93, 94, 95, 96, 97, 98, 99}
+)
+
+
+class PhoneDetector(BrazilianDetector):
+    """Brazilian phones: +55, DDD with or without parentheses, 8 or 9 digits, any separator."""
+
+    name = "br_telefone"
+    filth_cls = TelefoneFilth
+    regex = re.compile(
+        r"(?<![\w@/])"
+        r"(?P<cc>\+\s?55|(?<!\d)55(?=[\s.-]?\(?0?\d{2}\)?[\s.-]?9?[\s.]?\d{4}[\s.-]?\d{4}(?!\d)))?"
+        r"[\s.-]?"
+        r"(?:(?P<dddp>\(\s?0?\d{2}\s?\))|(?P<ddd>0?\d{2}))?"
+        r"(?P<sep1>[\s.-]?)"
+        r"(?P<a>9[\s.]?\d{4}|\d{4})"
+        r"(?P<sep2>[\s.-]?)"
+        r"(?P<b>\d{4})"
+        r"(?!\d)(?![.,/]\d)"
+    )
+
+    def _judge(self, text: str, m: re.Match) -> int | None:
+        ddd_raw = m.group("dddp") or m.group("ddd")
+        a = _only_digits(m.group("a"))
+        if ddd_raw is not None:
+            ddd = int(_only_digits(ddd_raw)[-2:])
+            if ddd not in _VALID_DDD:
+                return None
+        elif m.group("cc"):
+            return None
+        if len(a) == 5 and a[0] != "9":
+            return None
+        if len(a) == 4 and a[0] in "01":
+            return None
+        keyword = nearest_keyword(text, m.start())
+        if keyword == "TELEFONE":
+            return 55 + CONTEXT_BONUS
+        if keyword == NEGATIVE:
+            return None
+        separated = bool(m.group("sep2"))
+        if ddd_raw is None:
+            # A bare 8/9-digit number is a phone only in the mobile shape 9XXXX-XXXX.
+            return 50 if (len(a) == 5 and separated) else None
+        if m.group("cc") or m.group("dddp") or separated or m.group("sep1"):
+            return 55
+        # Contiguous 10/11 digits with a valid DDD: still a phone, but a checksum
+        # identifier of the same length wins the overlap.
+        return 35
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        for pos, endpos in _windows(text, 8):
+            yield from self._scan(text, pos, endpos)
+
+    def _scan(self, text: str, pos: int, endpos: int) -> Iterator[Candidate]:
+        regex = self.regex
+        while True:
+            m = regex.search(text, pos, endpos)
+            if m is None:
+                return
+            beg = m.start()
+            # The leading optional separator is not part of the phone.
+            while beg < m.end() and text[beg] in " .-":
+                beg += 1
+            priority = self._judge(text, m)
+            if priority is None:
+                # Retry one character later: a rejected candidate must not hide
+                # a valid phone that starts inside it.
+                pos = m.start() + 1
+                continue
+            yield Candidate(beg, m.end(), priority)
+            pos = m.end()
+
+
+class EmailDetector(BrazilianDetector):
+    """E-mail addresses (replaces scrubadub's English 'john at gmail dot com' detector)."""
+
+    name = "br_email"
+    filth_cls = EmailFilth
+    needs_digit = False
+    regex = re.compile(
+        r"(?<![\w.+-])[\w][\w.%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])"
+    )
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        if "@" not in text:
+            return
+        for m in self.regex.finditer(text):
+            yield Candidate(m.start(), m.end(), 90)
+
+
+_MONTHS = (
+    "janeiro|fevereiro|mar[cç]o|abril|maio|junho|julho|agosto|setembro|outubro|novembro|dezembro"
+)
+_MONTH_ABBR = "jan|fev|mar|abr|mai|jun|jul|ago|set|out|nov|dez"
+_MONTH_NUMBER = {
+    name: i + 1
+    for i, name in enumerate(
+        ("jan", "fev", "mar", "abr", "mai", "jun", "jul", "ago", "set", "out", "nov", "dez")
+    )
+}
+
+
+class BirthDateDetector(BrazilianDetector):
+    """Dates of birth, only right after a birth keyword ('nascida em', 'DN:', 'data de nascimento')."""
+
+    name = "br_data_nascimento"
+    filth_cls = DataNascimentoFilth
+    regex = re.compile(
+        r"(?<![\w])(?:data\s+de\s+nascimento|data\s+(?:de\s+)?nasc\.?|dt\.?\s*(?:de\s+)?nasc(?:imento|\.)?"
+        r"|d\.\s?n\.?|dn|nascid[oa]s?|nasceu|nascimento|nasc\.?|anivers[aá]rio)(?![\w])"
+        r"\s*(?:[:=\-–]\s*)?(?:(?:em|no|na|dia|de|a|o|:)\s+){0,3}"
+        r"(?P<v>"
+        r"(?P<d1>\d{1,2})[/.\-](?P<m1>\d{1,2})[/.\-](?P<y1>\d{4}|\d{2})"
+        r"|(?P<d2>\d{1,2})(?:º|°)?\s+de\s+(?P<m2>" + _MONTHS + r")(?:\s+de)?\s+(?P<y2>\d{4})"
+        r"|(?P<d3>\d{1,2})[/\s\-]?(?P<m3>" + _MONTH_ABBR + r")[a-zç]*\.?[/\s\-]?(?P<y3>\d{4}|\d{2})"
+        r"|(?P<y4>\d{4})-(?P<m4>\d{2})-(?P<d4>\d{2})"
+        r")(?![\d/])",
+        re.IGNORECASE,
+    )
+    _cues = ("nasc", "dn", "d.n", "d. n", "anivers")
+
+    @staticmethod
+    def _plausible(m: re.Match) -> bool:
+        for n in "1234":
+            if m.group("d" + n):
+                day = int(m.group("d" + n))
+                month_raw = m.group("m" + n)
+                if month_raw.isdigit():
+                    month = int(month_raw)
+                else:
+                    month = _MONTH_NUMBER.get(lexicon.fold(month_raw)[:3], 0)
+                year = m.group("y" + n)
+                if len(year) == 4 and not 1880 <= int(year) <= 2100:
+                    return False
+                return 1 <= day <= 31 and 1 <= month <= 12
+        return False
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        windows = _windows(text, 4, before=60)
+        if not windows or not _has_cue(text, self._cues):
+            return
+        for m in _finditer(self.regex, text, windows):
+            if self._plausible(m):
+                yield Candidate(m.start("v"), m.end("v"), 50 + CONTEXT_BONUS)
+
+
+_STREET_TYPES = (
+    r"rua|r\.|avenida|av\.?|travessa|trav\.|tv\.|alameda|al\.|rodovia|rod\.|pra[cç]a|p[cç]a\.?"
+    r"|estrada|estr\.|largo|lgo\.|viela|beco|ladeira|servid[aã]o|passagem|quadra|qd\."
+)
+_NAME_WORD = r"[A-ZÀ-ÖØ-Þ][\w'’.-]*"
+# "Rua 25 de Março", "Av. 9 de Julho": a leading number only as a date-like street name.
+_FIRST_NAME_WORD = r"(?:[A-ZÀ-ÖØ-Þ][\w'’.-]*|\d{1,2}\s+de\s+[A-ZÀ-ÖØ-Þ][\w'’.-]*)"
+_PARTICLE = r"(?:de|da|do|das|dos|e|d['’])"
+_COMPLEMENT = (
+    r"(?:\s*[,;\-–]?\s*(?:"
+    r"(?i:apto?|apartamento|ap|bloco|bl|casa|cs|sala|sl|conjunto|conj|cj|torre|lote|lt|quadra|qd"
+    r"|loja|lj|unidade|un)\.?\s*[A-Za-z]?\d{0,5}[A-Za-z]?(?![\w])"
+    r"|\d{1,2}\s?[ºo°]\s?(?i:andar)|(?i:fundos|t[eé]rreo)))"
+)
+_NUMBER = (
+    r"\s*,?\s*(?:(?i:n[º°o]\.?|n\.|n[uú]mero|num\.?)\s*|#\s*)?"
+    r"(?P<num>\d{1,5}[A-Za-z]?(?![\w/])(?![.,]\d)|(?i:s/?n(?![\w]))|(?i:km)\s*\d{1,4}(?:[.,]\d{1,3})?)"
+)
+
+
+class AddressDetector(BrazilianDetector):
+    """Street addresses: street type + name + number (+ complements); without a number only
+    after 'mora', 'reside' or 'endereço'."""
+
+    name = "br_endereco"
+    filth_cls = EnderecoFilth
+    needs_digit = False
+    with_number_re = re.compile(
+        r"(?<![\w])(?i:" + _STREET_TYPES + r")\s+"
+        r"(?:" + _PARTICLE + r"\s+)?" + _FIRST_NAME_WORD
+        + r"(?:\s+(?:" + _PARTICLE + r"\s+)?" + _NAME_WORD + r"){0,6}?"
+        + _NUMBER + _COMPLEMENT + r"*"
+    )
+    residence_re = re.compile(
+        r"(?<![\w])(?i:mora|moram|reside|residente|endere[cç]o|resid[eê]ncia)(?![\w])[^\n.;]{0,20}?"
+        r"(?P<v>(?<![\w])(?i:" + _STREET_TYPES + r")\s+(?:" + _PARTICLE + r"\s+)?" + _FIRST_NAME_WORD
+        + r"(?:\s+(?:" + _PARTICLE + r"\s+)?" + _NAME_WORD + r"){0,5})"
+    )
+    _residence_cues = ("mora", "resid", "endere")
+    _cue_re = re.compile(
+        r"(?<![\w])(?:rua|avenida|travessa|alameda|rodovia|pra[cç]a|estrada|largo|viela|beco"
+        r"|ladeira|servid[aã]o|passagem|quadra|r|av|trav|tv|al|rod|p[cç]a|estr|lgo|qd)(?![\w])",
+        re.IGNORECASE,
+    )
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        end = -1
+        for cue in self._cue_re.finditer(text):
+            if cue.start() < end:
+                continue
+            # Anchored at each street word instead of scanning the whole message.
+            m = self.with_number_re.match(text, cue.start())
+            if m:
+                end = m.end()
+                yield Candidate(m.start(), m.end(), 75)
+        if end == -1 and not _has_cue(text, self._residence_cues):
+            return
+        for m in self.residence_re.finditer(text):
+            yield Candidate(m.start("v"), m.end("v"), 74)
+
+
+class MedicalRecordDetector(BrazilianDetector):
+    """Medical-record numbers after 'prontuário', 'pront.', 'MRN', 'registro' or 'ficha'."""
+
+    name = "br_prontuario"
+    filth_cls = ProntuarioFilth
+    regex = re.compile(
+        r"(?<![\w])(?:prontu[aá]rio|pront\.?|mrn|registro(?!\s+(?:anvisa|ms|no\s+ms|do\s+produto|"
+        r"profissional|geral|do\s+crm|crm))|ficha(?:\s+cl[ií]nica)?|n[º°o]?\s*(?:de\s+)?atendimento)"
+        r"(?![\w])"
+        r"(?:\s*(?:do|da|de|n[º°o]\.?|n\.|n[uú]mero|num\.?|#|:|-|hospitalar|eletr[oô]nico|"
+        r"paciente|cl[ií]nico)\s*){0,4}\s*"
+        r"(?P<v>(?:[A-Za-z]{1,4}[-/.]?)?\d(?:[\d./-]{0,14}\d)?)(?![\w])(?![.,/-]\d)",
+        re.IGNORECASE,
+    )
+    _cues = ("pront", "mrn", "registro", "ficha", "atendimento")
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        windows = _windows(text, 3, before=75)
+        if not windows or not _has_cue(text, self._cues):
+            return
+        for m in _finditer(self.regex, text, windows):
+            if sum(c.isdigit() for c in m.group("v")) >= 3:
+                yield Candidate(m.start("v"), m.end("v"), 55 + CONTEXT_BONUS)
+
+
+# --- Names -------------------------------------------------------------------
+_TOKEN_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+_SPACE_GAP_RE = re.compile(r"[ \t]{1,3}\Z")
+_CONNECT_GAP_RE = re.compile(r"[\s:,\-–—(\"'“]{0,4}\Z")
+_HONORIFIC_GAP_RE = re.compile(r"\.?[ \t]{0,2}\Z")
+_APPOSITION_END_RE = re.compile(r"\s*[,;)]")
+# Context words that introduce a name and nothing else.
+_NAMING_WORDS = frozenset({"nome", "chama", "chamada", "chamado", "chamo"})
+
+_F_STOP = lexicon.STOP
+_F_FIRST = lexicon.FIRST
+_F_AMBIG = lexicon.FIRST_AMBIGUOUS
+_F_SUR = lexicon.SURNAME
+_F_SUR_COMMON = lexicon.SURNAME_COMMON_WORD
+_F_PARTICLE = lexicon.PARTICLE
+_F_HONORIFIC = lexicon.HONORIFIC
+_F_CONTEXT = lexicon.CONTEXT
+_F_CONNECTOR = lexicon.CONNECTOR
+_F_PLACE = lexicon.PLACE
+_F_LISTED = _F_FIRST | _F_AMBIG | _F_SUR
+
+_flags = lexicon.flags_of
+# Lower-case words that can introduce a name (context words and honorifics).
+_LOWER_TRIGGERS = frozenset(
+    w for w in (
+        *lexicon._CONTEXT_WORDS, *lexicon._HONORIFICS,
+        *(lexicon.fold(x) for x in (*lexicon._CONTEXT_WORDS, *lexicon._HONORIFICS)),
+    )
+)
+
+
+def _gap_is_space(text: str, end: int, beg: int) -> bool:
+    gap = text[end:beg]
+    return 0 < len(gap) <= 3 and (gap == " " or _SPACE_GAP_RE.match(gap) is not None)
+
+
+class _Chain:
+    """Greedy walk over name tokens starting at a given token."""
+
+    __slots__ = ("text", "tokens")
+
+    def __init__(self, text: str, tokens: list[tuple[int, int, str]]) -> None:
+        self.text = text
+        self.tokens = tokens
+
+    def _continues(self, word: str, lower_mode: bool, caps_mode: bool) -> bool:
+        flags = _flags(word)
+        if flags & (_F_STOP | _F_PARTICLE) or len(word) < 2:
+            return False
+        if caps_mode:
+            return word.isupper() and bool(flags & _F_LISTED)
+        if word[0].isupper():
+            return not word.isupper() or bool(flags & _F_LISTED)
+        if lower_mode:
+            return bool(flags & _F_FIRST) or (bool(flags & _F_SUR) and not flags & _F_SUR_COMMON)
+        return False
+
+    def extend(self, j: int, lower_mode: bool, caps_mode: bool) -> int:
+        """Index of the last token of the name starting at token j."""
+        tokens, text = self.tokens, self.text
+        n = len(tokens)
+        last = j
+        k = j + 1
+        while k < n:
+            if not _gap_is_space(text, tokens[k - 1][1], tokens[k][0]):
+                break
+            word = tokens[k][2]
+            flags = _flags(word)
+            if flags & _F_PARTICLE and k + 1 < n:
+                nxt = tokens[k + 1][2]
+                if not _gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
+                    break
+                if not self._continues(nxt, lower_mode, caps_mode):
+                    break
+                if word.lower() == "e":
+                    # "Silva e Souza" is one surname, "Maria e João" are two people.
+                    nflags = _flags(nxt)
+                    if not nflags & _F_SUR or nflags & (_F_FIRST | _F_AMBIG):
+                        break
+                last = k + 1
+                k += 2
+                continue
+            if not self._continues(word, lower_mode, caps_mode):
+                break
+            last = k
+            k += 1
+        return last
+
+
+class NameDetector(BrazilianDetector):
+    """Person names in Portuguese.
+
+    A name is found (1) after an honorific (Sr., Dra., Dona) or a context word
+    (paciente, mãe, filha, cliente, responsável...), where any capitalised
+    word that is not clinical vocabulary counts, and so does a lower-case first
+    name of the shipped list; or (2) without context, when it starts with a
+    capitalised first name of the shipped list: alone if that name is not also
+    an everyday word, and then extended over capitalised surnames and the
+    particles de/da/do/das/dos/e.
+    """
+
+    name = "br_nome"
+    filth_cls = NomeFilth
+    needs_digit = False
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN_RE.finditer(text)]
+        chain = _Chain(text, tokens)
+        n = len(tokens)
+        i = 0
+        lower_triggers = _LOWER_TRIGGERS
+        while i < n:
+            beg, end, word = tokens[i]
+            if word[0].islower() and word not in lower_triggers:
+                i += 1  # most tokens: ordinary lower-case words, nothing to look up
+                continue
+            flags = _flags(word)
+            found = None
+            if flags & (_F_HONORIFIC | _F_CONTEXT):
+                found = self._after_context(text, tokens, chain, i, flags)
+            if found is None and word[0].isupper() and flags & (_F_FIRST | _F_AMBIG):
+                found = self._without_context(text, tokens, chain, i)
+            if found is None:
+                i += 1
+                continue
+            first, last = found
+            yield Candidate(tokens[first][0], tokens[last][1], 30)
+            i = last + 1
+
+    @staticmethod
+    def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
+        n = len(tokens)
+        j = i + 1
+        punctuated = False
+        colonless = True
+        # Skip up to four connectors ("a paciente, a Sra. Ana"), never across a sentence end.
+        for _ in range(5):
+            if j >= n:
+                return None
+            prev_end = tokens[j - 1][1]
+            gap = text[prev_end:tokens[j][0]]
+            gap_ok = (
+                _HONORIFIC_GAP_RE.match(gap)
+                if _flags(tokens[j - 1][2]) & _F_HONORIFIC
+                else None
+            ) or _CONNECT_GAP_RE.match(gap)
+            if not gap_ok or not gap:
+                return None
+            punctuated = punctuated or gap.strip(" \t.") != ""
+            colonless = colonless and ":" not in gap
+            word = tokens[j][2]
+            wflags = _flags(word)
+            if _starts_name(word, wflags):
+                break
+            if not wflags & (_F_CONNECTOR | _F_HONORIFIC | _F_CONTEXT):
+                return None
+            j += 1
+        else:
+            return None
+        word = tokens[j][2]
+        wflags = _flags(word)
+        lower_mode = not word[0].isupper()
+        caps_mode = word.isupper() and len(word) > 1
+        last = chain.extend(j, lower_mode, caps_mode)
+        if (
+            last == j
+            and punctuated
+            and not wflags & _F_LISTED
+            and not flags & _F_HONORIFIC
+            and tokens[i][2].lower() not in _NAMING_WORDS
+            and not (colonless and _APPOSITION_END_RE.match(text, tokens[j][1]))
+        ):
+            # "Paciente: Hipotireoidismo" - one unknown capitalised word after a label
+            # is more often a sentence start than a name; "Paciente Thayná" and the
+            # apposition "a filha, Lohane, vai..." are names.
+            return None
+        return j, last
+
+    @staticmethod
+    def _without_context(text, tokens, chain, i) -> tuple[int, int] | None:
+        beg, end, word = tokens[i]
+        if len(word) < 3:
+            return None
+        if beg and text[beg - 1] in "@._/-\\":
+            return None
+        if end < len(text) and text[end] in "@_":
+            return None
+        if i and _flags(tokens[i - 1][2]) & _F_PLACE and _gap_is_space(text, tokens[i - 1][1], beg):
+            return None  # São Paulo, Hospital Santa Maria, Rua Oscar Freire
+        caps_mode = word.isupper()
+        last = chain.extend(i, lower_mode=False, caps_mode=caps_mode)
+        flags = _flags(word)
+        if last == i:
+            if caps_mode or flags & _F_AMBIG or not flags & _F_FIRST:
+                return None
+            return i, i
+        if flags & _F_AMBIG:
+            # "Rosa Mosqueta" is an oil, "Rosa Silva" a person.
+            nxt = tokens[i + 1][2]
+            nflags = _flags(nxt)
+            if nflags & _F_PARTICLE:
+                nflags = _flags(tokens[i + 2][2])
+            if not nflags & _F_LISTED:
+                return None
+        return i, last
+
+
+def _starts_name(word: str, flags: int) -> bool:
+    """Can `word` be the first word of a name found after a context word?"""
+    if flags & (_F_STOP | _F_PARTICLE) or len(word) < 2:
+        return False
+    if word.isupper():
+        return bool(flags & _F_LISTED)
+    if word[0].isupper():
+        return not flags & (_F_CONNECTOR | _F_CONTEXT | _F_HONORIFIC) or bool(flags & _F_LISTED)
+    return bool(flags & _F_FIRST)
+
+
+# Names already known in the session (from the mapping), set per call by the engine.
+known_names: contextvars.ContextVar[tuple[tuple[str, ...], ...]] = contextvars.ContextVar(
+    "known_names", default=()
+)
+
+
+class KnownNameDetector(BrazilianDetector):
+    """Names already in the session mapping, found again wherever they reappear.
+
+    A rare name introduced once with context ("paciente Thayná Zambon") is
+    redacted in later messages even without context ("Thayná voltou"): the
+    full name anywhere, and each of its words when capitalised.
+    """
+
+    name = "br_nome_conhecido"
+    filth_cls = NomeFilth
+    needs_digit = False
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        names = known_names.get()
+        if not names:
+            return
+        full = {name for name in names if len(name) > 1}
+        words = {
+            w for name in names for w in name
+            if len(w) >= 3 and not _flags(w) & (_F_PARTICLE | _F_STOP)
+        }
+        longest = max(len(name) for name in names)
+        tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN_RE.finditer(text)]
+        folded = [lexicon.fold(t[2]) for t in tokens]
+        n = len(tokens)
+        i = 0
+        while i < n:
+            match_end = None
+            for size in range(min(longest, n - i), 1, -1):
+                if tuple(folded[i:i + size]) in full and all(
+                    _gap_is_space(text, tokens[k - 1][1], tokens[k][0]) for k in range(i + 1, i + size)
+                ):
+                    match_end = i + size - 1
+                    break
+            if match_end is None and folded[i] in words and tokens[i][2][0].isupper():
+                match_end = i
+            if match_end is None:
+                i += 1
+                continue
+            yield Candidate(tokens[i][0], tokens[match_end][1], 31)
+            i = match_end + 1
+
+
+def default_detectors() -> list[BrazilianDetector]:
+    """The detectors of the redaction engine, in no particular order (overlaps are resolved
+    by priority)."""
+    return [
+        CpfDetector(),
+        CnpjDetector(),
+        RgDetector(),
+        CnsDetector(),
+        PisDetector(),
+        TituloDetector(),
+        CnhDetector(),
+        CepDetector(),
+        PhoneDetector(),
+        EmailDetector(),
+        CardDetector(),
+        BirthDateDetector(),
+        AddressDetector(),
+        MedicalRecordDetector(),
+        NameDetector(),
+        KnownNameDetector(),
+    ]

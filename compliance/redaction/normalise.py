@@ -1,0 +1,84 @@
+"""Canonical form of a detected value, so the same datum gets the same placeholder.
+
+"123.456.789-09" and "12345678909" are one CPF; "(11) 98765-4321" and
+"+55 11 98765 4321" one phone; "José da Silva" and "JOSE DA SILVA" one name.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .lexicon import fold
+
+_NON_ALNUM_RE = re.compile(r"[\W_]+")
+_SPACES_RE = re.compile(r"\s+")
+_MONTHS = {
+    "jan": 1, "fev": 2, "mar": 3, "abr": 4, "mai": 5, "jun": 6,
+    "jul": 7, "ago": 8, "set": 9, "out": 10, "nov": 11, "dez": 12,
+}
+_DATE_NUMERIC_RE = re.compile(r"(\d{1,2})\D+(\d{1,2})\D+(\d{2,4})")
+_DATE_WORDS_RE = re.compile(r"(\d{1,2})\D+?([a-z]{3})[a-z]*\D+?(\d{2,4})")
+_DATE_ISO_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_STREET_ABBREVIATIONS = {
+    "r": "rua", "av": "avenida", "tv": "travessa", "trav": "travessa", "al": "alameda",
+    "rod": "rodovia", "pca": "praca", "estr": "estrada", "lgo": "largo", "qd": "quadra",
+}
+
+
+def _digits(value: str) -> str:
+    return "".join(c for c in value if c.isdigit())
+
+
+def _phone(value: str) -> str:
+    digits = _digits(value)
+    if len(digits) >= 12 and digits.startswith("55"):
+        digits = digits[2:]
+    if len(digits) in (11, 12) and digits.startswith("0"):
+        digits = digits[1:]  # trunk prefix (011) 98765-4321
+    return digits
+
+
+def _date(value: str) -> str:
+    folded = fold(value)
+    m = _DATE_ISO_RE.search(folded)
+    if m:
+        return f"{int(m.group(1)):04d}-{int(m.group(2)):02d}-{int(m.group(3)):02d}"
+    m = _DATE_NUMERIC_RE.search(folded)
+    if m:
+        day, month, year = m.groups()
+    else:
+        m = _DATE_WORDS_RE.search(folded)
+        if not m:
+            return _NON_ALNUM_RE.sub("", folded)
+        day, month, year = m.group(1), str(_MONTHS.get(m.group(2), 0)), m.group(3)
+    return f"{year}-{int(month):02d}-{int(day):02d}"
+
+
+def _address(value: str) -> str:
+    words = _NON_ALNUM_RE.sub(" ", fold(value)).split()
+    if words and words[0] in _STREET_ABBREVIATIONS:
+        words[0] = _STREET_ABBREVIATIONS[words[0]]
+    return " ".join(words)
+
+
+def _name(value: str) -> str:
+    return _SPACES_RE.sub(" ", fold(value)).strip()
+
+
+def normalise_value(entity: str, value: str) -> str:
+    """The canonical key of `value` for entity type `entity`."""
+    if entity in ("CPF", "CNS", "PIS", "TITULO", "CNH", "CEP", "CARTAO"):
+        return _digits(value)
+    if entity in ("CNPJ", "RG", "PRONTUARIO"):
+        return _NON_ALNUM_RE.sub("", value).upper()
+    if entity == "TELEFONE":
+        return _phone(value)
+    if entity == "EMAIL":
+        return value.strip().lower()
+    if entity == "DATA_NASCIMENTO":
+        return _date(value)
+    if entity == "ENDERECO":
+        return _address(value)
+    if entity == "NOME":
+        return _name(value)
+    return value

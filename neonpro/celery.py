@@ -1,0 +1,27 @@
+"""Celery application, configured from Django settings (CELERY_* names)."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neonpro.settings")
+
+app = Celery("neonpro")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    # 03:15 São Paulo time: the quietest hour for the clinics.
+    "purge-expired-chat-data": {
+        "task": "compliance.tasks.purge_expired_data",
+        "schedule": crontab(hour=3, minute=15),
+    },
+    # Every minute: idle sessions stop counting against capacity promptly.
+    "expire-idle-sessions": {
+        "task": "chat.tasks.expire_idle_sessions",
+        "schedule": 60.0,
+    },
+}

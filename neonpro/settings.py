@@ -1,0 +1,369 @@
+"""NeonPro AI Chat settings.
+
+Every value comes from the environment (or a `.env` file) through one
+`environ.Env`; `.env.example` documents each variable. With no services
+configured the project runs in its embedded default: SQLite, in-memory channel
+layer, local-memory cache, Celery tasks executed in-process and the bundled
+simulated AI provider. With `DEBUG` off the settings refuse to start without
+real secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("NEONPRO_VAR_DIR", BASE_DIR / "var"))
+
+env = environ.Env()
+_env_file = os.environ.get("NEONPRO_ENV_FILE", str(BASE_DIR / ".env"))
+if os.path.exists(_env_file):
+    environ.Env.read_env(_env_file)
+
+
+def _secret(name: str, default: str = "") -> str:
+    """A secret from `NAME` or from the file named by `NAME_FILE` (Docker/K8s secrets)."""
+    file_path = env.str(f"{name}_FILE", default="")
+    if file_path:
+        return Path(file_path).read_text().strip()
+    return env.str(name, default=default)
+
+
+# --- Core --------------------------------------------------------------------
+DEBUG = env.bool("DEBUG", default=False)
+APP_VERSION = "1.0.0"
+ENVIRONMENT = env.str("ENVIRONMENT", default="development" if DEBUG else "production")
+SERVICE_NAME = "ai-chat"
+
+# Only ever used with DEBUG on; production refuses it (see _refuse_unsafe_production).
+_DEV_ONLY_SECRET = "insecure-development-only-secret-key-do-not-use-in-production"  # noqa: S105
+SECRET_KEY = _secret("SECRET_KEY", default=_DEV_ONLY_SECRET if DEBUG else "")
+JWT_SECRET = _secret("JWT_SECRET", default=SECRET_KEY if DEBUG else "")
+# One or more comma-separated keys: the first encrypts, all decrypt (rotation).
+ENCRYPTION_KEYS = [k.strip() for k in _secret("ENCRYPTION_KEY").split(",") if k.strip()]
+if not ENCRYPTION_KEYS and DEBUG:
+    ENCRYPTION_KEYS = ["development-only-encryption-key-never-use-in-production"]
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
+CORS_ORIGIN = env.str("CORS_ORIGIN", default="")
+CORS_ALLOWED_ORIGINS = [o.strip() for o in CORS_ORIGIN.split(",") if o.strip()]
+CSRF_TRUSTED_ORIGINS = list(CORS_ALLOWED_ORIGINS)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "drf_spectacular",
+    "corsheaders",
+    "django_prometheus",
+    "auditlog",
+    "channels",
+    "chat",
+    "compliance",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "monitoring.middleware.TraceContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "neonpro.urls"
+WSGI_APPLICATION = "neonpro.wsgi.application"
+ASGI_APPLICATION = "neonpro.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "chat.context_processors.provider_banner",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------
+# Unset DATABASE_URL = embedded SQLite. CONN_MAX_AGE stays 0 and server-side
+# cursors are off because production goes through PgBouncer in transaction
+# pooling mode, where a connection is not ours between transactions.
+_default_sqlite = f"sqlite:///{VAR_DIR / 'neonpro.sqlite3'}"
+DATABASES = {"default": env.db("DATABASE_URL", default=_default_sqlite)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
+    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
+else:
+    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.sqlite3"
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Lets parallel test runs (or CI jobs) on one server use separate test databases.
+if env.str("TEST_DATABASE_NAME", default=""):
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer, cache, rate limits, circuit breakers, Celery ------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "neonpro"},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django_prometheus.cache.backends.redis.NativeRedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "neonpro",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache"}}
+    CELERY_BROKER_URL = "memory://"
+    CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_TIME_LIMIT = 30 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+CELERY_TASK_ACKS_LATE = True
+CELERY_TIMEZONE = "America/Sao_Paulo"
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- Auth --------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat-home"
+LOGOUT_REDIRECT_URL = "login"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "chat.api_errors.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SIMPLE_JWT = {
+    "SIGNING_KEY": JWT_SECRET,
+    "ALGORITHM": "HS256",
+    "ACCESS_TOKEN_LIFETIME": __import__("datetime").timedelta(
+        minutes=env.int("JWT_ACCESS_MINUTES", default=15)
+    ),
+    "REFRESH_TOKEN_LIFETIME": __import__("datetime").timedelta(
+        days=env.int("JWT_REFRESH_DAYS", default=1)
+    ),
+    "ROTATE_REFRESH_TOKENS": True,
+    "UPDATE_LAST_LOGIN": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "NeonPro AI Chat API",
+    "VERSION": APP_VERSION,
+    "DESCRIPTION": "Chat sessions, messages (JSON or SSE), consent and data-subject access.",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- AI providers ------------------------------------------------------------
+OPENAI_API_KEY = _secret("OPENAI_API_KEY")
+ANTHROPIC_API_KEY = _secret("ANTHROPIC_API_KEY")
+# Without keys the bundled simulated provider answers (run command starts it).
+SIMULATED_PROVIDER_URL = env.str("SIMULATED_PROVIDER_URL", default="http://127.0.0.1:8765")
+AI_SIMULATED = not OPENAI_API_KEY and not ANTHROPIC_API_KEY
+OPENAI_BASE_URL = env.str(
+    "OPENAI_BASE_URL", default=f"{SIMULATED_PROVIDER_URL}/v1" if AI_SIMULATED else ""
+) or None
+ANTHROPIC_BASE_URL = env.str(
+    "ANTHROPIC_BASE_URL", default=SIMULATED_PROVIDER_URL if AI_SIMULATED else ""
+) or None
+OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")
+ANTHROPIC_MODEL = env.str("ANTHROPIC_MODEL", default="claude-3-5-haiku-latest")
+AI_PRIMARY_PROVIDER = env.str("AI_PRIMARY_PROVIDER", default="openai")
+AI_SECONDARY_PROVIDER = env.str("AI_SECONDARY_PROVIDER", default="anthropic")
+AI_PROVIDER_TIMEOUT = env.int("AI_PROVIDER_TIMEOUT", default=30000)  # ms
+AI_MAX_TOKENS = env.int("AI_MAX_TOKENS", default=4000)
+AI_SESSION_CAPACITY = env.int("AI_SESSION_CAPACITY", default=2500)
+AI_SESSION_IDLE_TIMEOUT = env.int("AI_SESSION_IDLE_TIMEOUT", default=30 * 60)  # s
+AI_MAX_INPUT_CHARS = env.int("AI_MAX_INPUT_CHARS", default=8000)
+AI_MAX_FRAME_BYTES = env.int("AI_MAX_FRAME_BYTES", default=64 * 1024)
+AI_HISTORY_MESSAGES = env.int("AI_HISTORY_MESSAGES", default=20)
+AI_SYSTEM_PROMPT = env.str(
+    "AI_SYSTEM_PROMPT",
+    default=(
+        "Você é um assistente clínico para profissionais de clínicas de estética e saúde "
+        "no Brasil. Responda em português do Brasil, de forma objetiva e segura. "
+        "Marcadores como [NOME_1] ou [CPF_1] substituem dados pessoais: use-os como estão."
+    ),
+)
+AI_CIRCUIT_FAILURE_THRESHOLD = env.int("AI_CIRCUIT_FAILURE_THRESHOLD", default=5)
+AI_CIRCUIT_WINDOW = env.int("AI_CIRCUIT_WINDOW", default=60)  # s
+AI_CIRCUIT_COOLDOWN = env.int("AI_CIRCUIT_COOLDOWN", default=30)  # s
+# USD per million tokens, "model=input:output" pairs separated by commas.
+AI_PRICE_TABLE = env.str(
+    "AI_PRICE_TABLE",
+    default="gpt-4o-mini=0.15:0.60,gpt-4o=2.50:10.00,claude-3-5-haiku-latest=0.80:4.00,"
+    "claude-sonnet-4-5=3.00:15.00",
+)
+
+# --- Rate limits -------------------------------------------------------------
+RATE_LIMIT_WINDOW = env.int("RATE_LIMIT_WINDOW", default=60000)  # ms
+RATE_LIMIT_MAX = env.int("RATE_LIMIT_MAX", default=60)
+
+# --- Compliance (LGPD) -------------------------------------------------------
+PII_REDACTION_ENABLED = env.bool("PII_REDACTION_ENABLED", default=True)
+AUDIT_LOGGING_ENABLED = env.bool("AUDIT_LOGGING_ENABLED", default=True)
+CONSENT_VALIDATION_ENABLED = env.bool("CONSENT_VALIDATION_ENABLED", default=True)
+CONSENT_TERMS_VERSION = env.str("CONSENT_TERMS_VERSION", default="2026-01")
+DATA_RETENTION_DAYS = env.int("DATA_RETENTION_DAYS", default=365)
+# Audit events outlive chat data: they are the evidence of how it was processed.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=1825)
+# Sessions deleted per purge transaction: bounds lock time and transaction size.
+RETENTION_PURGE_BATCH_SIZE = env.int("RETENTION_PURGE_BATCH_SIZE", default=500)
+
+# --- Monitoring --------------------------------------------------------------
+MONITORING_ENABLED = env.bool("MONITORING_ENABLED", default=True)
+MONITORING_TOKEN = _secret("MONITORING_TOKEN")
+LOG_LEVEL = env.str("LOG_LEVEL", default="info").upper()
+PROMETHEUS_EXPORT_MIGRATIONS = False
+
+# --- I18n --------------------------------------------------------------------
+LANGUAGE_CODE = "pt-br"
+LANGUAGES = [("pt-br", "Português (Brasil)"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "America/Sao_Paulo"
+USE_I18N = True
+USE_TZ = True
+
+# Debug runs serve static files straight from the apps (no collectstatic needed).
+WHITENOISE_USE_FINDERS = DEBUG
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
+
+# --- Security ----------------------------------------------------------------
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REDIRECT_EXEMPT = [r"^api/health", r"^api/metrics"]
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Logging -----------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "context": {"()": "monitoring.logging.ContextFilter"},
+        "redact_pii": {"()": "monitoring.logging.RedactPIIFilter"},
+    },
+    "formatters": {"json": {"()": "monitoring.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["context", "redact_pii"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The SDKs' HTTP stack logs every request at INFO: noise on the hot path.
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+        "openai": {"level": "WARNING"},
+        "anthropic": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        "asyncio": {"level": "WARNING"},
+    },
+}
+
+
+# --- Refuse unsafe production configuration ----------------------------------
+def _refuse_unsafe_production() -> None:
+    missing = [
+        name
+        for name, value in [
+            ("SECRET_KEY", SECRET_KEY),
+            ("JWT_SECRET", JWT_SECRET),
+            ("ENCRYPTION_KEY", ENCRYPTION_KEYS),
+            ("ALLOWED_HOSTS", ALLOWED_HOSTS),
+        ]
+        if not value
+    ]
+    if missing:
+        raise ImproperlyConfigured(
+            f"DEBUG is off and these required settings are missing: {', '.join(missing)}"
+        )
+    if not PII_REDACTION_ENABLED:
+        raise ImproperlyConfigured(
+            "PII_REDACTION_ENABLED=false is for development only; production refuses it."
+        )
+    if "*" in ALLOWED_HOSTS:
+        raise ImproperlyConfigured("ALLOWED_HOSTS='*' is refused in production.")
+    if len(SECRET_KEY) < 50 or SECRET_KEY == _DEV_ONLY_SECRET:
+        raise ImproperlyConfigured("SECRET_KEY must be a random value of at least 50 characters.")
+
+
+if not DEBUG:
+    _refuse_unsafe_production()

@@ -1,0 +1,916 @@
+/*
+ * NeonPro AI Chat: the clinician's chat page.
+ *
+ * Sessions and history come from the REST API; answers stream over the
+ * WebSocket. Every message carries a client_id so that a resend after a
+ * reconnect never creates a second message or a second provider call.
+ *
+ * Text from messages is only ever inserted as text (textContent / text nodes),
+ * never parsed as HTML. All visible strings come translated from the page.
+ */
+(function () {
+  "use strict";
+
+  var configNode = document.getElementById("chat-config");
+  if (!configNode) {
+    return;
+  }
+  var cfg = JSON.parse(configNode.textContent);
+  var S = cfg.strings;
+
+  var dom = {
+    newSession: document.getElementById("new-session"),
+    sessionList: document.getElementById("session-list"),
+    title: document.getElementById("chat-title"),
+    subtitle: document.getElementById("chat-subtitle"),
+    connStatus: document.getElementById("conn-status"),
+    closeSession: document.getElementById("close-session"),
+    banner: document.getElementById("banner"),
+    bannerText: document.getElementById("banner-text"),
+    bannerActions: document.getElementById("banner-actions"),
+    bannerDismiss: document.getElementById("banner-dismiss"),
+    messages: document.getElementById("messages"),
+    emptyState: document.getElementById("empty-state"),
+    composer: document.getElementById("composer"),
+    input: document.getElementById("message-input"),
+    charCount: document.getElementById("char-count"),
+    stop: document.getElementById("stop-button"),
+    send: document.getElementById("send-button"),
+  };
+
+  var RECONNECT_BASE_MS = 500;
+  var RECONNECT_MAX_MS = 15000;
+  var STABLE_CONNECTION_MS = 5000;
+
+  var state = {
+    sessions: [],
+    current: null,
+    selectToken: 0,
+    ws: null,
+    wsOpenedAt: 0,
+    reconnectAttempts: 0,
+    reconnectTimer: null,
+    pending: null, // the message whose answer has not ended yet (or may be retried)
+    streaming: false,
+    composerLocked: false, // session ended, consent missing: no sending at all
+    cooldownUntil: 0, // rate limit: no sending before this time (ms)
+    bannerTimer: null,
+  };
+
+  // --- small helpers ------------------------------------------------------------------
+
+  function fmt(template, params) {
+    return template.replace(/%\((\w+)\)s/g, function (match, key) {
+      return Object.prototype.hasOwnProperty.call(params, key) ? String(params[key]) : match;
+    });
+  }
+
+  function urlFor(template, id) {
+    return template.replace(cfg.placeholder, encodeURIComponent(id));
+  }
+
+  var timeFormat = new Intl.DateTimeFormat(cfg.locale, {
+    timeZone: cfg.timeZone, hour: "2-digit", minute: "2-digit",
+  });
+  var dateTimeFormat = new Intl.DateTimeFormat(cfg.locale, {
+    timeZone: cfg.timeZone, day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit",
+  });
+
+  function node(tag, className, text) {
+    var element = document.createElement(tag);
+    if (className) {
+      element.className = className;
+    }
+    if (text !== undefined && text !== null) {
+      element.textContent = text;
+    }
+    return element;
+  }
+
+  function newClientId() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID();
+    }
+    // Outside a secure context randomUUID is missing; build a v4 UUID by hand.
+    var bytes = window.crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    var hex = Array.prototype.map.call(bytes, function (b) {
+      return (b + 0x100).toString(16).slice(1);
+    }).join("");
+    return hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" +
+      hex.slice(16, 20) + "-" + hex.slice(20);
+  }
+
+  function csrfToken() {
+    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function ApiError(code, status, retryAfter) {
+    this.code = code;
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+
+  function api(method, url, body) {
+    var options = {
+      method: method,
+      credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-CSRFToken": csrfToken() },
+    };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    return fetch(url, options).then(function (response) {
+      return response.json().catch(function () { return null; }).then(function (data) {
+        if (response.ok) {
+          return data;
+        }
+        var code = (data && data.code) || (response.status === 401 ? "not_authenticated" : "generic");
+        var retryAfter = parseInt(response.headers.get("Retry-After") || "", 10);
+        throw new ApiError(code, response.status, isNaN(retryAfter) ? null : retryAfter);
+      });
+    }, function () {
+      throw new ApiError("network", 0, null);
+    });
+  }
+
+  function goToLogin() {
+    window.location.assign(cfg.loginUrl + "?next=" + encodeURIComponent(window.location.pathname));
+  }
+
+  function consentHref() {
+    return cfg.consentUrl + "?next=" + encodeURIComponent(window.location.pathname);
+  }
+
+  function effectiveStatus(session) {
+    if (session.status === "active" && session.expires_at &&
+        new Date(session.expires_at).getTime() <= Date.now()) {
+      return "expired";
+    }
+    return session.status;
+  }
+
+  function statusLabel(status) {
+    return { active: S.statusActive, closed: S.statusClosed, expired: S.statusExpired }[status] || status;
+  }
+
+  function sessionTitle(session) {
+    return session.title || fmt(S.untitled, { date: dateTimeFormat.format(new Date(session.created_at)) });
+  }
+
+  // --- banner -------------------------------------------------------------------------
+
+  function clearBanner() {
+    if (state.bannerTimer) {
+      window.clearInterval(state.bannerTimer);
+      state.bannerTimer = null;
+    }
+    dom.banner.hidden = true;
+    dom.banner.removeAttribute("data-code");
+    dom.bannerText.textContent = "";
+    dom.bannerActions.replaceChildren();
+  }
+
+  /*
+   * One banner at a time: code (for styling and tests), text, optional actions
+   * ({label, run, primary, href}) and an optional countdown in seconds that
+   * re-renders the text each second and enables the actions when it ends.
+   */
+  function showBanner(options) {
+    clearBanner();
+    dom.banner.hidden = false;
+    dom.banner.setAttribute("data-code", options.code);
+    dom.banner.className = "banner banner-" + (options.kind || "error");
+    var buttons = (options.actions || []).map(function (action) {
+      var control;
+      if (action.href) {
+        control = node("a", "btn btn-small " + (action.primary ? "btn-primary" : "btn-ghost"), action.label);
+        control.href = action.href;
+      } else {
+        control = node("button", "btn btn-small " + (action.primary ? "btn-primary" : "btn-ghost"), action.label);
+        control.type = "button";
+        control.addEventListener("click", function () {
+          clearBanner();
+          action.run();
+        });
+      }
+      if (action.testId) {
+        control.setAttribute("data-testid", action.testId);
+      }
+      dom.bannerActions.append(control);
+      return control;
+    });
+    if (options.countdown && options.countdown > 0) {
+      var endsAt = Date.now() + options.countdown * 1000;
+      var render = function () {
+        var left = Math.max(0, Math.ceil((endsAt - Date.now()) / 1000));
+        if (left > 0) {
+          dom.bannerText.textContent = options.text(left);
+          buttons.forEach(function (button) { button.disabled = true; });
+        } else {
+          dom.bannerText.textContent = options.doneText || options.text(0);
+          buttons.forEach(function (button) { button.disabled = false; });
+          window.clearInterval(state.bannerTimer);
+          state.bannerTimer = null;
+          updateComposer();
+        }
+      };
+      render();
+      state.bannerTimer = window.setInterval(render, 1000);
+    } else {
+      dom.bannerText.textContent = typeof options.text === "function" ? options.text(0) : options.text;
+    }
+  }
+
+  dom.bannerDismiss.addEventListener("click", clearBanner);
+
+  // --- connection status and composer ---------------------------------------------------
+
+  function setConnection(status) {
+    dom.connStatus.setAttribute("data-state", status);
+    dom.connStatus.textContent = {
+      idle: "", connecting: S.connecting, open: S.connected, reconnecting: S.reconnecting,
+    }[status] || "";
+  }
+
+  function sessionIsOpen() {
+    return state.current && effectiveStatus(state.current) === "active";
+  }
+
+  function updateComposer() {
+    var open = sessionIsOpen() && !state.composerLocked;
+    var coolingDown = Date.now() < state.cooldownUntil;
+    dom.input.disabled = !open;
+    dom.send.disabled = !open || state.streaming || coolingDown || !dom.input.value.trim();
+    dom.send.hidden = state.streaming;
+    dom.stop.hidden = !state.streaming;
+    dom.closeSession.hidden = !sessionIsOpen();
+    updateCharCount();
+  }
+
+  function updateCharCount() {
+    var length = dom.input.value.length;
+    var near = length > cfg.maxChars * 0.8;
+    dom.charCount.textContent = near ? fmt(S.charCount, { count: length, max: cfg.maxChars }) : "";
+    dom.charCount.classList.toggle("over", length > cfg.maxChars);
+  }
+
+  function setStreaming(streaming) {
+    state.streaming = streaming;
+    dom.stop.disabled = false;
+    updateComposer();
+  }
+
+  // --- sessions list --------------------------------------------------------------------
+
+  function renderSessions() {
+    dom.sessionList.replaceChildren();
+    dom.sessionList.removeAttribute("aria-busy");
+    if (!state.sessions.length) {
+      dom.sessionList.append(node("li", "session-empty", S.noSessions));
+      return;
+    }
+    state.sessions.forEach(function (session) {
+      var item = node("li");
+      var link = node("a", "session-link");
+      link.href = urlFor(cfg.pageUrlTemplate, session.id);
+      link.setAttribute("data-session-id", session.id);
+      if (state.current && state.current.id === session.id) {
+        link.setAttribute("aria-current", "page");
+      }
+      var status = effectiveStatus(session);
+      link.append(
+        node("span", "session-title", sessionTitle(session)),
+        node("span", "badge badge-" + status, statusLabel(status))
+      );
+      link.addEventListener("click", function (event) {
+        if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) {
+          return; // let the browser open it in a new tab
+        }
+        event.preventDefault();
+        selectSession(session.id, true);
+      });
+      item.append(link);
+      dom.sessionList.append(item);
+    });
+  }
+
+  function upsertSession(session) {
+    var index = state.sessions.findIndex(function (s) { return s.id === session.id; });
+    if (index >= 0) {
+      state.sessions[index] = session;
+    } else {
+      state.sessions.unshift(session);
+    }
+    state.sessions.sort(function (a, b) { return a.created_at < b.created_at ? 1 : -1; });
+  }
+
+  function markCurrentSession(status) {
+    if (!state.current) {
+      return;
+    }
+    state.current.status = status;
+    upsertSession(state.current);
+    renderSessions();
+    renderHeader();
+  }
+
+  function loadSessions() {
+    return api("GET", cfg.sessionsUrl).then(function (sessions) {
+      state.sessions = sessions || [];
+      renderSessions();
+    }, handleApiError);
+  }
+
+  function createSession() {
+    dom.newSession.disabled = true;
+    api("POST", cfg.sessionsUrl, {}).then(function (session) {
+      upsertSession(session);
+      return selectSession(session.id, true).then(function () { dom.input.focus(); });
+    }, handleApiError).then(function () {
+      dom.newSession.disabled = false;
+    });
+  }
+
+  function closeCurrentSession() {
+    if (!state.current) {
+      return;
+    }
+    var session = state.current;
+    api("POST", urlFor(cfg.closeUrlTemplate, session.id)).then(function (updated) {
+      if (state.current && state.current.id === updated.id) {
+        state.current = updated;
+        teardownSocket();
+        upsertSession(updated);
+        renderSessions();
+        renderHeader();
+        updateComposer();
+      }
+    }, handleApiError);
+  }
+
+  function handleApiError(error) {
+    var code = error && error.code;
+    if (code === "not_authenticated") {
+      goToLogin();
+    } else if (code === "consent_required") {
+      window.location.assign(consentHref());
+    } else if (code === "rate_limited" || code === "capacity_exceeded") {
+      var seconds = error.retryAfter || 30;
+      showBanner({
+        code: code, kind: "warning", countdown: seconds,
+        text: function (left) { return fmt(S["err_" + code], { seconds: left }); },
+        doneText: S.err_rate_limited_ready,
+      });
+    } else if (code === "not_found") {
+      showBanner({ code: code, text: S.err_not_found });
+    } else if (code === "network") {
+      showBanner({ code: code, text: S.err_network });
+    } else {
+      showBanner({ code: code || "generic", text: S["err_" + code] || S.err_generic });
+    }
+  }
+
+  // --- selecting a session ----------------------------------------------------------------
+
+  function renderHeader() {
+    if (!state.current) {
+      return;
+    }
+    dom.title.textContent = sessionTitle(state.current);
+    var status = effectiveStatus(state.current);
+    dom.subtitle.textContent = status === "active"
+      ? statusLabel(status)
+      : S.sessionEnded;
+    dom.subtitle.setAttribute("data-status", status);
+  }
+
+  function selectSession(sessionId, pushHistory) {
+    var token = ++state.selectToken;
+    teardownSocket();
+    clearBanner();
+    state.pending = null;
+    state.composerLocked = false;
+    setStreaming(false);
+    return api("GET", urlFor(cfg.sessionUrlTemplate, sessionId)).then(function (session) {
+      if (token !== state.selectToken) {
+        return null;
+      }
+      state.current = session;
+      upsertSession(session);
+      if (pushHistory) {
+        window.history.pushState({ sessionId: session.id }, "", urlFor(cfg.pageUrlTemplate, session.id));
+      }
+      renderSessions();
+      renderHeader();
+      clearMessages();
+      return api("GET", urlFor(cfg.messagesUrlTemplate, session.id)).then(function (messages) {
+        if (token !== state.selectToken) {
+          return;
+        }
+        renderHistory(messages || []);
+        if (sessionIsOpen()) {
+          connect();
+        }
+        updateComposer();
+      });
+    }).catch(function (error) {
+      if (token === state.selectToken) {
+        if (error instanceof ApiError) {
+          handleApiError(error);
+        } else {
+          showBanner({ code: "generic", text: S.loadFailed });
+        }
+      }
+    });
+  }
+
+  // --- messages -------------------------------------------------------------------------
+
+  function clearMessages() {
+    dom.messages.replaceChildren();
+    dom.emptyState.hidden = false;
+    dom.messages.append(dom.emptyState);
+  }
+
+  function scrollToEnd() {
+    dom.messages.scrollTop = dom.messages.scrollHeight;
+  }
+
+  function bubble(role, createdAt) {
+    dom.emptyState.hidden = true;
+    var article = node("article", "msg msg-" + role);
+    article.setAttribute("data-role", role);
+    var head = node("header", "msg-head");
+    head.append(node("span", "msg-author", role === "user" ? S.you : S.assistant));
+    var time = node("time", "msg-time", timeFormat.format(createdAt));
+    time.dateTime = createdAt.toISOString();
+    head.append(time);
+    var body = node("div", "msg-body");
+    var notes = node("div", "msg-notes");
+    article.append(head, body, notes);
+    dom.messages.append(article);
+    scrollToEnd();
+    return { article: article, body: body, notes: notes };
+  }
+
+  function addUserMessage(content, createdAt) {
+    var view = bubble("user", createdAt);
+    view.body.textContent = content;
+    return view;
+  }
+
+  function showPii(view, counts) {
+    var total = 0;
+    Object.keys(counts || {}).forEach(function (key) { total += Number(counts[key]) || 0; });
+    var existing = view.notes.querySelector(".msg-pii");
+    if (existing) {
+      existing.remove();
+    }
+    if (total > 0) {
+      var note = node("span", "msg-pii", fmt(total === 1 ? S.piiOne : S.piiMany, { count: total }));
+      note.title = S.piiTitle;
+      note.setAttribute("data-testid", "pii-count");
+      view.notes.append(note);
+    }
+  }
+
+  function markNotSent(view, label) {
+    view.article.classList.add("msg-not-sent");
+    view.article.setAttribute("data-status", "not-sent");
+    view.notes.append(node("span", "msg-flag", label || S.notSent));
+  }
+
+  function addAnswer(createdAt) {
+    var view = bubble("assistant", createdAt);
+    view.text = "";
+    return view;
+  }
+
+  function setAnswerState(view, status, note) {
+    view.article.setAttribute("data-status", status);
+    view.article.setAttribute("aria-busy", status === "streaming" ? "true" : "false");
+    view.notes.replaceChildren();
+    if (note) {
+      view.notes.append(node("span", "msg-flag msg-flag-" + status, note));
+    }
+  }
+
+  function resetAnswer(view) {
+    view.text = "";
+    view.body.replaceChildren();
+    setAnswerState(view, "streaming", S.streaming);
+  }
+
+  function appendDelta(view, delta) {
+    view.text += delta;
+    view.body.append(document.createTextNode(delta)); // a text node: never parsed as HTML
+    scrollToEnd();
+  }
+
+  function renderHistory(messages) {
+    var byId = {};
+    messages.forEach(function (message) {
+      byId[message.id] = message;
+      var createdAt = new Date(message.created_at);
+      if (message.role === "user") {
+        var userView = addUserMessage(message.content, createdAt);
+        showPii(userView, message.pii_counts);
+        if (message.status === "failed") {
+          markNotSent(userView);
+        }
+        return;
+      }
+      var view = addAnswer(createdAt);
+      view.body.textContent = message.content;
+      if (message.status === "stopped") {
+        setAnswerState(view, "stopped", S.stopped);
+      } else if (message.status === "failed") {
+        setAnswerState(view, "failed", S.failed);
+        var question = byId[message.reply_to];
+        if (question && question.client_id && sessionIsOpen()) {
+          addRetryButton(view, {
+            clientId: question.client_id, content: question.content, answer: view, finished: true,
+          });
+        }
+      } else if (message.status === "streaming") {
+        setAnswerState(view, "streaming", S.streaming);
+      } else {
+        setAnswerState(view, "complete", "");
+      }
+    });
+    scrollToEnd();
+  }
+
+  function addRetryButton(view, pending) {
+    var button = node("button", "btn btn-small btn-ghost", S.retry);
+    button.type = "button";
+    button.setAttribute("data-testid", "inline-retry");
+    button.addEventListener("click", function () { retry(pending); });
+    view.notes.append(button);
+  }
+
+  // --- sending --------------------------------------------------------------------------
+
+  function submit() {
+    var content = dom.input.value;
+    if (!content.trim() || state.streaming || !sessionIsOpen() || state.composerLocked) {
+      return;
+    }
+    if (Date.now() < state.cooldownUntil) {
+      return;
+    }
+    if (content.length > cfg.maxChars) {
+      showBanner({ code: "message_too_long", text: fmt(S.err_message_too_long, { max: cfg.maxChars }) });
+      return;
+    }
+    clearBanner();
+    dom.input.value = "";
+    var pending = {
+      clientId: newClientId(),
+      content: content,
+      userView: addUserMessage(content, new Date()),
+      answer: null,
+      finished: false,
+      stopRequested: false,
+    };
+    state.pending = pending;
+    transmit(pending);
+  }
+
+  function transmit(pending) {
+    pending.finished = false;
+    state.pending = pending;
+    setStreaming(true);
+    if (pending.answer) {
+      // A resend replays the stored answer (or regenerates it) from the start.
+      resetAnswer(pending.answer);
+    }
+    pending.acked = false;
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+      state.ws.send(JSON.stringify({
+        type: "message", content: pending.content, client_id: pending.clientId,
+      }));
+    } else if (!state.ws && !state.reconnectTimer) {
+      connect(); // the open handler sends it
+    }
+  }
+
+  function retry(pending) {
+    clearBanner();
+    if (pending.userView) {
+      pending.userView.article.classList.remove("msg-not-sent");
+      pending.userView.article.removeAttribute("data-status");
+      pending.userView.notes.querySelectorAll(".msg-flag").forEach(function (flag) { flag.remove(); });
+    }
+    pending.stopRequested = false;
+    transmit(pending);
+  }
+
+  function stop() {
+    var pending = state.pending;
+    if (!pending || pending.finished) {
+      return;
+    }
+    pending.stopRequested = true;
+    dom.stop.disabled = true;
+    // Before the ack the message may not be stored yet; the stop is sent with the ack.
+    if (pending.acked && state.ws && state.ws.readyState === WebSocket.OPEN) {
+      state.ws.send(JSON.stringify({ type: "stop" }));
+    }
+  }
+
+  function finish(pending) {
+    pending.finished = true;
+    setStreaming(false);
+  }
+
+  // --- frames from the server ---------------------------------------------------------
+
+  function ensureAnswer(pending) {
+    if (!pending.answer) {
+      pending.answer = addAnswer(new Date());
+      setAnswerState(pending.answer, "streaming", S.streaming);
+    }
+    return pending.answer;
+  }
+
+  function onFrame(frame) {
+    var pending = state.pending && !state.pending.finished ? state.pending : null;
+    switch (frame.type) {
+      case "ack":
+        if (pending && frame.client_id === pending.clientId) {
+          pending.acked = true;
+          pending.messageId = frame.message_id;
+          showPii(pending.userView, frame.pii);
+          ensureAnswer(pending);
+          if (pending.stopRequested) {
+            state.ws.send(JSON.stringify({ type: "stop" }));
+          }
+        }
+        break;
+      case "token":
+        if (pending) {
+          appendDelta(ensureAnswer(pending), frame.delta || "");
+        }
+        break;
+      case "reset":
+        if (pending && pending.answer) {
+          resetAnswer(pending.answer); // failover: the answer restarts on the other provider
+        }
+        break;
+      case "done":
+        if (pending) {
+          var answer = ensureAnswer(pending);
+          if (frame.stopped) {
+            setAnswerState(answer, "stopped", S.stopped);
+          } else {
+            setAnswerState(answer, "complete", "");
+          }
+          finish(pending);
+        }
+        break;
+      case "error":
+        onError(frame, pending);
+        break;
+      default:
+        break; // pong and future frame types
+    }
+  }
+
+  function onError(frame, pending) {
+    var code = frame.code;
+    if (pending) {
+      finish(pending);
+    }
+    var notAccepted = ["rate_limited", "session_expired", "consent_required", "message_too_long",
+      "content_filtered", "pii_redaction_failed", "invalid", "not_found", "capacity_exceeded"];
+    if (pending && notAccepted.indexOf(code) >= 0) {
+      if (pending.answer) {
+        pending.answer.article.remove();
+        pending.answer = null;
+      }
+      markNotSent(pending.userView);
+    }
+    var restoreText = ["message_too_long", "content_filtered", "pii_redaction_failed", "invalid"];
+    if (pending && restoreText.indexOf(code) >= 0 && !dom.input.value) {
+      dom.input.value = pending.content;
+    }
+    var retryAction = pending ? [{
+      label: S.retry, primary: true, testId: "banner-retry",
+      run: function () { retry(pending); },
+    }] : [];
+
+    switch (code) {
+      case "rate_limited": {
+        var seconds = frame.retry_after || 30;
+        state.cooldownUntil = Date.now() + seconds * 1000;
+        showBanner({
+          code: code, kind: "warning", countdown: seconds, actions: retryAction,
+          text: function (left) { return fmt(S.err_rate_limited, { seconds: left }); },
+          doneText: S.err_rate_limited_ready,
+        });
+        break;
+      }
+      case "capacity_exceeded": {
+        var wait = frame.retry_after || 30;
+        showBanner({
+          code: code, kind: "warning", countdown: wait, actions: retryAction,
+          text: function (left) { return fmt(S.err_capacity_exceeded, { seconds: left }); },
+        });
+        break;
+      }
+      case "session_expired":
+        state.composerLocked = true;
+        if (state.current && state.current.status === "active") {
+          markCurrentSession("expired");
+        }
+        showBanner({
+          code: code, kind: "warning", text: S.err_session_expired,
+          actions: [{ label: S.newSession, primary: true, testId: "banner-new-session", run: createSession }],
+        });
+        break;
+      case "consent_required":
+        state.composerLocked = true;
+        showBanner({
+          code: code, kind: "warning", text: S.err_consent_required,
+          actions: [{ label: S.reviewConsent, primary: true, href: consentHref(), testId: "banner-consent" }],
+        });
+        break;
+      case "provider_unavailable":
+      case "provider_error":
+      case "service_unavailable":
+      case "in_progress":
+        if (pending && pending.answer && code !== "in_progress") {
+          setAnswerState(pending.answer, "failed", S.failed);
+        }
+        showBanner({
+          code: code, text: S["err_" + code] || S.err_generic,
+          actions: code === "provider_error" ? [] : retryAction,
+        });
+        break;
+      case "message_too_long":
+        showBanner({ code: code, text: fmt(S.err_message_too_long, { max: cfg.maxChars }) });
+        break;
+      default:
+        showBanner({ code: code || "generic", text: S["err_" + code] || S.err_generic });
+    }
+    updateComposer();
+  }
+
+  // --- the WebSocket --------------------------------------------------------------------
+
+  function teardownSocket() {
+    if (state.reconnectTimer) {
+      window.clearTimeout(state.reconnectTimer);
+      state.reconnectTimer = null;
+    }
+    var ws = state.ws;
+    state.ws = null;
+    state.reconnectAttempts = 0;
+    if (ws) {
+      ws.close(1000);
+    }
+    setConnection("idle");
+  }
+
+  function connect() {
+    if (!sessionIsOpen()) {
+      return;
+    }
+    var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    var url = scheme + "//" + window.location.host + urlFor(cfg.wsPathTemplate, state.current.id);
+    var ws = new WebSocket(url);
+    state.ws = ws;
+    setConnection(state.reconnectAttempts ? "reconnecting" : "connecting");
+
+    ws.addEventListener("open", function () {
+      if (state.ws !== ws) {
+        return;
+      }
+      state.wsOpenedAt = Date.now();
+      setConnection("open");
+      var pending = state.pending;
+      if (pending && !pending.finished) {
+        // No done/error arrived for it: resend with the same client_id. The server
+        // stored it at most once and replays the stored answer instead of a new call.
+        transmit(pending);
+      }
+    });
+    ws.addEventListener("message", function (event) {
+      if (state.ws !== ws) {
+        return;
+      }
+      var frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch (err) {
+        return;
+      }
+      onFrame(frame);
+    });
+    ws.addEventListener("close", function (event) {
+      if (state.ws !== ws) {
+        return;
+      }
+      state.ws = null;
+      onClose(event.code);
+    });
+  }
+
+  function onClose(code) {
+    var pending = state.pending && !state.pending.finished ? state.pending : null;
+    if (code === 4401) {
+      goToLogin();
+      return;
+    }
+    if (code === 4403 || code === 4404 || code === 4409) {
+      setConnection("idle");
+      if (pending) {
+        finish(pending);
+      }
+      state.composerLocked = true;
+      if (code === 4403) {
+        markCurrentSession("closed");
+        if (!dom.banner.hidden && dom.banner.getAttribute("data-code") === "consent_required") {
+          return;
+        }
+        onError({ code: "consent_required" }, null);
+      } else if (code === 4409) {
+        if (state.current && state.current.status === "active") {
+          markCurrentSession("closed");
+        }
+        if (!dom.banner.hidden && dom.banner.getAttribute("data-code") === "session_expired") {
+          return;
+        }
+        onError({ code: "session_expired" }, null);
+      } else {
+        showBanner({ code: "not_found", text: S.sessionNotFound });
+      }
+      updateComposer();
+      return;
+    }
+    if (Date.now() - state.wsOpenedAt > STABLE_CONNECTION_MS) {
+      state.reconnectAttempts = 0;
+    }
+    scheduleReconnect();
+  }
+
+  function scheduleReconnect() {
+    if (!sessionIsOpen() || state.reconnectTimer) {
+      return;
+    }
+    var ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * Math.pow(2, state.reconnectAttempts));
+    var delay = ceiling / 2 + Math.random() * ceiling / 2; // jitter: clients do not reconnect in step
+    state.reconnectAttempts += 1;
+    setConnection("reconnecting");
+    state.reconnectTimer = window.setTimeout(function () {
+      state.reconnectTimer = null;
+      connect();
+    }, delay);
+  }
+
+  window.addEventListener("online", function () {
+    if (state.reconnectTimer) {
+      window.clearTimeout(state.reconnectTimer);
+      state.reconnectTimer = null;
+      connect();
+    }
+  });
+
+  // --- wiring -----------------------------------------------------------------------------
+
+  dom.composer.addEventListener("submit", function (event) {
+    event.preventDefault();
+    submit();
+  });
+  dom.input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submit();
+    }
+  });
+  dom.input.addEventListener("input", updateComposer);
+  dom.stop.addEventListener("click", stop);
+  dom.newSession.addEventListener("click", createSession);
+  dom.closeSession.addEventListener("click", closeCurrentSession);
+  window.addEventListener("popstate", function (event) {
+    var sessionId = event.state && event.state.sessionId;
+    if (sessionId) {
+      selectSession(sessionId, false);
+    } else {
+      window.location.reload();
+    }
+  });
+
+  loadSessions().then(function () {
+    if (cfg.initialSessionId) {
+      window.history.replaceState({ sessionId: cfg.initialSessionId }, "");
+      selectSession(cfg.initialSessionId, false);
+    }
+  });
+  updateComposer();
+})();

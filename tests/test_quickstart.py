@@ -1,0 +1,99 @@
+"""The embedded default a newcomer gets from the run command: fresh SQLite, in-memory
+channel layer, no keys, the simulated provider — a chat completes end to end over a
+real WebSocket against a real daphne server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "demo-password-for-the-quickstart-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_serving(base_url: str, process: subprocess.Popen, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"daphne exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base_url}/login/", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("daphne did not start serving in time")
+
+
+@pytest.fixture
+def embedded_server(tmp_path, simulator):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "TEST_DATABASE_NAME", "OPENAI_API_KEY",
+                        "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")}
+    env.update(DEBUG="true", NEONPRO_VAR_DIR=str(tmp_path), SIMULATED_PROVIDER_URL=simulator.url,
+               DEMO_PASSWORD=PASSWORD, SECURE_SSL_REDIRECT="false", LOG_LEVEL="warning")
+    for command in (["migrate", "--noinput"], ["seed_demo"]):
+        result = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "neonpro.sqlite3").exists()
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+         "neonpro.asgi:application"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_serving(base_url, process, deadline_s=60)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_it_completes_a_chat_on_a_fresh_sqlite_database(embedded_server, simulator):
+    base = embedded_server
+    with httpx.Client(base_url=base, timeout=30) as http:
+        tokens = http.post("/api/v1/auth/token/",
+                           json={"username": "clinician", "password": PASSWORD})
+        assert tokens.status_code == 200, tokens.text
+        auth = {"Authorization": f"Bearer {tokens.json()['access']}"}
+        refused = http.post("/api/v1/ai-chat/sessions/", json={}, headers=auth)
+        assert refused.status_code == 403 and refused.json()["code"] == "consent_required"
+        consent = http.post("/api/v1/compliance/consents/",
+                            json={"purpose": "ai_chat", "accepted": True}, headers=auth)
+        assert consent.status_code == 201, consent.text
+        session = http.post("/api/v1/ai-chat/sessions/", json={"title": "Primeiro uso"},
+                            headers=auth)
+        assert session.status_code == 201, session.text
+        ws_url = session.json()["websocket_url"]
+
+    async def chat() -> list[dict]:
+        async with connect(ws_url, additional_headers={**auth, "Origin": base}) as ws:
+            await ws.send(json.dumps({"type": "message", "content": "Olá, assistente!"}))
+            frames = []
+            while not frames or frames[-1]["type"] not in ("done", "error"):
+                frames.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+            return frames
+
+    frames = asyncio.run(chat())
+    assert frames[0]["type"] == "ack"
+    assert frames[-1]["type"] == "done", frames[-1]
+    answer = "".join(f["delta"] for f in frames if f["type"] == "token")
+    assert "Olá, assistente!" in answer
+    assert simulator.requests(path="/v1/chat/completions")
