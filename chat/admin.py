@@ -157,7 +157,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
     def _set_legal_hold(self, request, queryset, value: bool) -> None:
         count = 0
-        for session in queryset.only("id", "legal_hold"):
+        for session in queryset.select_related(None).only("id", "legal_hold"):
             if session.legal_hold != value:
                 session.legal_hold = value
                 session.save(update_fields=["legal_hold"])

@@ -1,13 +1,47 @@
-"""One JSON error shape for the whole API: {"code": "...", "detail": "..."}."""
+"""One JSON error shape for the whole API: {"code": "...", "detail": "..."}.
+
+Outages of the database or Redis get the same treatment everywhere: DRF views
+through `exception_handler`, every other Django view (admin, web pages) and the
+middleware stack through `ServiceUnavailableMiddleware`. The client sees a 503
+`service_unavailable` with `Retry-After`, never a traceback; the failure is
+counted and logged by type only (driver messages can quote values).
+"""
 
 from __future__ import annotations
 
-from django.http import Http404
+import logging
+import sys
+
+import redis.exceptions
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.signals import got_request_exception
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.html import escape
+from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from chat.errors import ChatError
+from monitoring import metrics
+
+logger = logging.getLogger(__name__)
+
+# Seconds a client should wait before retrying after an outage answer.
+SERVICE_UNAVAILABLE_RETRY_AFTER = 5
+
+_DATABASE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
+_REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+try:  # the Celery broker (Redis) refusing a task that a request enqueues
+    from kombu.exceptions import OperationalError as BrokerError
+
+    _REDIS_ERRORS += (BrokerError,)
+except ImportError:  # pragma: no cover - kombu comes with celery
+    pass
 
 _CODE_BY_DRF_CLASS = [
     (exceptions.NotAuthenticated, "not_authenticated"),
@@ -21,6 +55,107 @@ _CODE_BY_DRF_CLASS = [
     (exceptions.ParseError, "invalid"),
     (exceptions.ValidationError, "invalid"),
 ]
+
+
+# --- Outages ------------------------------------------------------------------------
+
+
+def outage_dependency(exc: BaseException) -> str | None:
+    """"database" or "redis" when `exc` means that dependency is unreachable, else None."""
+    if isinstance(exc, _DATABASE_ERRORS):
+        return "database"
+    if isinstance(exc, _REDIS_ERRORS):
+        return "redis"
+    return None
+
+
+def outage_error(exc: BaseException) -> ChatError:
+    """The client-facing error for an outage of the database or Redis (counted, logged)."""
+    dependency = outage_dependency(exc) or "unknown"
+    if dependency == "database":
+        metrics.DB_CONNECTION_FAILURES.inc()
+    metrics.ERRORS.labels(type="service_unavailable").inc()
+    logger.warning("dependency unavailable", extra={
+        "event": "service_unavailable",
+        "metadata": {"dependency": dependency, "error": type(exc).__name__},
+    })
+    return ChatError(
+        "service_unavailable",
+        "The service is temporarily unavailable; nothing was lost. Try again shortly.",
+        retry_after=SERVICE_UNAVAILABLE_RETRY_AFTER,
+    )
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/") or "json" in request.headers.get("Accept", "")
+
+
+def service_unavailable_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    """503 for any Django view: JSON for API clients, a short page for browsers."""
+    error = outage_error(exc)
+    if _wants_json(request):
+        response: HttpResponse = JsonResponse(error.as_body(), status=503)
+    else:
+        title = escape(_("Service temporarily unavailable"))
+        text = escape(_("NeonPro cannot reach one of its services right now. Nothing you "
+                        "sent was lost. Please try again in a few seconds."))
+        response = HttpResponse(
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+            f"<body><h1>{title}</h1><p>{text}</p></body></html>",
+            status=503, content_type="text/html; charset=utf-8",
+        )
+    response["Retry-After"] = str(SERVICE_UNAVAILABLE_RETRY_AFTER)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _remember_outage(sender, request=None, **kwargs) -> None:
+    """Exceptions from middleware never reach process_exception: note them for __call__."""
+    exc = sys.exc_info()[1]
+    if request is not None and exc is not None and outage_dependency(exc):
+        request._service_outage = exc
+
+
+got_request_exception.connect(_remember_outage, dispatch_uid="chat-service-outage")
+
+
+class ServiceUnavailableMiddleware:
+    """A database or Redis outage anywhere below this middleware becomes a clean 503.
+
+    Views raise into `process_exception`; anything else (session or auth
+    middleware, response phases) has already been turned into a 500 by Django,
+    which this middleware replaces on the way out.
+    """
+
+    async_capable = True
+    sync_capable = True
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return self._checked(request, self.get_response(request))
+
+    async def __acall__(self, request: HttpRequest):
+        return self._checked(request, await self.get_response(request))
+
+    def _checked(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        outage = getattr(request, "_service_outage", None)
+        if outage is not None and response.status_code >= 500:
+            return service_unavailable_response(request, outage)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception):
+        if outage_dependency(exception):
+            return service_unavailable_response(request, exception)
+        return None
+
+
+# --- DRF ----------------------------------------------------------------------------
 
 
 def chat_error_response(exc: ChatError) -> Response:
@@ -41,6 +176,8 @@ def _flatten(detail) -> str:
 def exception_handler(exc, context):
     if isinstance(exc, ChatError):
         return chat_error_response(exc)
+    if outage_dependency(exc):
+        return chat_error_response(outage_error(exc))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
@@ -50,4 +187,6 @@ def exception_handler(exc, context):
     if response.status_code == status.HTTP_401_UNAUTHORIZED:
         code = "not_authenticated"
     response.data = {"code": code, "detail": _flatten(getattr(exc, "detail", str(exc)))}
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        response["Retry-After"] = str(max(1, int(exc.wait)))
     return response

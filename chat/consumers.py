@@ -13,6 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import selectors, services
+from chat.api_errors import outage_dependency, outage_error
 from chat.errors import ChatError
 from monitoring import metrics, tracing
 
@@ -117,8 +118,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             user=self.scope["user"], session_id=self.session_id, content=content,
             client_id=client_id, trace_id=self.trace_id,
         )
+        acked = False
         try:
             async for frame in frames:
+                acked = acked or frame.get("type") == "ack"
                 await self._send_frame(frame)
         except asyncio.CancelledError:
             # The stop landed between frames: hand it to the pipeline so it stores
@@ -126,11 +129,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(StopAsyncIteration, asyncio.CancelledError):
                 await self._send_frame(await frames.athrow(asyncio.CancelledError()))
             await frames.aclose()
-        except Exception:
-            logger.exception("chat relay failed", extra={"event": "relay_failed"})
-            await self._send_frame(ChatError(
-                "service_unavailable", "The chat service failed; your message was kept."
-            ).as_frame())
+        except Exception as exc:
+            if outage_dependency(exc):  # database or Redis unreachable: counted and logged
+                error = outage_error(exc)
+            else:
+                logger.exception("chat relay failed", extra={"event": "relay_failed"})
+                error = ChatError("service_unavailable", "The chat service failed.")
+            # Only an acknowledged message is known to be stored.
+            error.detail = (
+                "The chat service is unavailable; your message was kept." if acked else
+                "The chat service is unavailable; your message was not stored. "
+                "Try again shortly.")
+            await self._send_frame(error.as_frame())
 
     async def _send_frame(self, frame: dict) -> None:
         if not self.connected:

@@ -31,3 +31,47 @@ def rate_limit_hit(*, scope: str, key: str, limit: int | None = None,
     if count > limit:
         return max(1, math.ceil((window_index + 1) * window_s - now))
     return None
+
+
+# --- Failure windows (sign-in lock-out) ----------------------------------------------
+
+
+def _window_keys(scope: str, key: str) -> tuple[str, str]:
+    count_key = f"ratelimit:{scope}:{key}"
+    return count_key, f"{count_key}:until"
+
+
+def window_count_hit(*, scope: str, key: str, window_s: int) -> tuple[int, int]:
+    """Count one event in a window opened by the first event; return (count, seconds left).
+
+    Unlike `rate_limit_hit`'s fixed windows, a window here starts at the first
+    failure, so "5 failures in 15 minutes" cannot become 10 across a boundary.
+    """
+    count_key, until_key = _window_keys(scope, key)
+    now = time.time()
+    cache.add(until_key, now + window_s, timeout=window_s)
+    cache.add(count_key, 0, timeout=window_s)
+    try:
+        count = cache.incr(count_key)
+    except ValueError:
+        # The window expired between add() and incr(): this event opens a new one.
+        cache.add(count_key, 1, timeout=window_s)
+        count = 1
+    until = cache.get(until_key) or now + window_s
+    return count, max(1, math.ceil(until - now))
+
+
+def window_count_get(*, scope: str, key: str) -> tuple[int, int]:
+    """(count, seconds left) of the current window; (0, 0) when none is open."""
+    count_key, until_key = _window_keys(scope, key)
+    values = cache.get_many([count_key, until_key])
+    count = int(values.get(count_key) or 0)
+    if not count:
+        return 0, 0
+    until = values.get(until_key) or time.time() + 1
+    return count, max(1, math.ceil(until - time.time()))
+
+
+def window_count_clear(*, scope: str, key: str) -> None:
+    """Close the window (e.g. a successful sign-in clears its username's failures)."""
+    cache.delete_many(list(_window_keys(scope, key)))

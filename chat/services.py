@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from chat import selectors
+from chat import selectors, shutdown
 from chat.errors import ChatError
 from chat.models import ChatMessage, ChatSession, ClinicMembership, ProviderAttempt
 from chat.providers import router
@@ -291,9 +291,33 @@ def _check_before_accept(*, user, session_id, content: Any, client_id: Any):
     return content, client_uuid, None
 
 
-def _accept_user_message(*, user, session_id, content: str,
-                         client_id: uuid.UUID | None) -> _Prepared:
-    """Redact and persist the user message and an empty answer, in one transaction."""
+def _redact_preview(
+    *, session_id, content: str
+) -> tuple[dict[str, str], redaction.RedactionResult]:
+    """Redact with the session's current mapping, outside any lock (see _accept_user_message)."""
+    base = dict(ChatSession.objects.only("pii_mapping").get(id=session_id).pii_mapping or {})
+    return base, _redact(content, base)
+
+
+def _store_redaction_failure(*, user, session_id, content: str,
+                             client_id: uuid.UUID | None) -> ChatError:
+    """Keep the refused message (encrypted) as evidence; it never reaches a provider."""
+    session = selectors.session_get_for_user(user=user, session_id=session_id)
+    message = ChatMessage.objects.create(
+        session=session, role=ChatMessage.Role.USER, content=content, client_id=client_id,
+        status=ChatMessage.Status.FAILED, error_code="pii_redaction_failed",
+    )
+    return ChatError(
+        "pii_redaction_failed",
+        "The message could not be checked for personal data, so it was not sent.",
+        message_id=str(message.id),
+    )
+
+
+def _accept_user_message(*, user, session_id, content: str, client_id: uuid.UUID | None,
+                         base_mapping: dict[str, str],
+                         preview: redaction.RedactionResult) -> _Prepared:
+    """Persist the user message (with its redacted text) and an empty answer atomically."""
     with transaction.atomic():
         session = selectors.session_get_for_user(user=user, session_id=session_id,
                                                  for_update=True)
@@ -301,20 +325,12 @@ def _accept_user_message(*, user, session_id, content: str,
         existing = _existing_exchange(session=session, client_id=client_id)
         if existing is not None:  # a concurrent resend won the race
             return _prepare_existing(user=user, session=session, user_message=existing)
-        mapping = dict(session.pii_mapping or {})
+        result = preview
+        if dict(session.pii_mapping or {}) != base_mapping:
+            # Another message of this session added placeholders meanwhile: redo the
+            # redaction under the lock so one value never gets two placeholders.
+            result = _redact(content, dict(session.pii_mapping or {}))
         now = timezone.now()
-        try:
-            result = _redact(content, mapping)
-        except redaction.RedactionError:
-            ChatMessage.objects.create(
-                session=session, role=ChatMessage.Role.USER, content=content,
-                client_id=client_id, status=ChatMessage.Status.FAILED,
-                error_code="pii_redaction_failed", created_at=now,
-            )
-            raise ChatError(
-                "pii_redaction_failed",
-                "The message could not be checked for personal data, so it was not sent.",
-            ) from None
         user_message = ChatMessage.objects.create(
             session=session, role=ChatMessage.Role.USER, content=content,
             redacted_content=result.text, client_id=client_id,
@@ -331,10 +347,6 @@ def _accept_user_message(*, user, session_id, content: str,
     metrics.MESSAGES.labels(role="user").inc()
     for entity_type, count in result.counts.items():
         metrics.PII_DETECTIONS.labels(type=entity_type).inc(count)
-    if result.counts:
-        audit.record_event(event_type=audit.Event.PII_DETECTED, subject_user_id=session.user_id,
-                           clinic_id=session.clinic_id, session_id=session.id,
-                           metadata={"message_id": str(user_message.id), "types": result.counts})
     return _Prepared(
         session_id=session.id,
         user_message=user_message,
@@ -502,7 +514,8 @@ async def _generate(prepared: _Prepared, *, trace_id: str | None) -> AsyncIterat
 
     try:
         async for event in router.stream_answer(
-            system_prompt=settings.AI_SYSTEM_PROMPT, history=prepared.history, trace_id=trace_id
+            system_prompt=settings.AI_SYSTEM_PROMPT, history=prepared.history,
+            trace_id=trace_id, on_cancelled=attempts.append,
         ):
             if isinstance(event, TokenEvent):
                 provider_parts.append(event.delta)
@@ -566,14 +579,22 @@ def message_accept(*, user, session_id, content: Any, client_id: Any = None) -> 
         if existing is not None:
             return _prepare_resend(user=user, session_id=session_id, client_id=client_uuid)
         try:
-            async_to_sync(check_content)(content)
-        except ContentBlocked:
-            raise ChatError(
-                "content_filtered", "This message was blocked by the clinic's content policy."
-            ) from None
-        return _accept_user_message(
-            user=user, session_id=session_id, content=content, client_id=client_uuid
-        )
+            base_mapping, preview = _redact_preview(session_id=session_id, content=content)
+            try:
+                # The filter sees only redacted text: its optional moderation call leaves
+                # the system like any provider call does.
+                async_to_sync(check_content)(preview.text)
+            except ContentBlocked:
+                raise ChatError(
+                    "content_filtered", "This message was blocked by the clinic's content policy."
+                ) from None
+            return _accept_user_message(
+                user=user, session_id=session_id, content=content, client_id=client_uuid,
+                base_mapping=base_mapping, preview=preview,
+            )
+        except redaction.RedactionError:
+            raise _store_redaction_failure(user=user, session_id=session_id, content=content,
+                                           client_id=client_uuid) from None
     except ChatError as exc:
         metrics.ERRORS.labels(type=exc.code).inc()
         raise
@@ -582,13 +603,15 @@ def message_accept(*, user, session_id, content: Any, client_id: Any = None) -> 
 async def answer_stream(prepared: _Prepared, *, trace_id: str | None = None
                         ) -> AsyncIterator[dict[str, Any]]:
     """The frames of an accepted message: ack, token…, (reset, token…), done or error."""
-    if prepared.replay:
-        async for frame in _replay(prepared):
+    # Registered as in flight: a stopping web process lets it finish or stores it stopped.
+    with shutdown.tracking_current_task():
+        if prepared.replay:
+            async for frame in _replay(prepared):
+                yield frame
+            return
+        yield _ack_frame(prepared)
+        async for frame in _generate(prepared, trace_id=trace_id):
             yield frame
-        return
-    yield _ack_frame(prepared)
-    async for frame in _generate(prepared, trace_id=trace_id):
-        yield frame
 
 
 async def message_stream(

@@ -136,6 +136,7 @@ def _chat_page(request: HttpRequest, *, session_id: str | None) -> HttpResponse:
         "loginUrl": reverse("login"),
         "placeholder": _ZERO_UUID,
         "maxChars": settings.AI_MAX_INPUT_CHARS,
+        "idleTimeoutSeconds": settings.AI_SESSION_IDLE_TIMEOUT,
         "timeZone": settings.TIME_ZONE,
         "locale": "pt-BR",
         "initialSessionId": session_id,

@@ -1,14 +1,35 @@
-"""WebSocket authentication and origin checks.
+"""WebSocket authentication, origin checks, connection limits and outage handling.
 
 Browsers authenticate with the Django session cookie; API clients send
 `Authorization: Bearer <jwt>` (tokens in query strings would end up in access
 logs, so they are not accepted).
+
+The stack, outermost first (`chat_auth_stack`):
+
+- `ServiceGuard`: a database or Redis outage anywhere inside ends the socket
+  with an `error` frame `service_unavailable` and close code 4503 (never a bare
+  1011 or a failed handshake); while the process is stopping, new sockets are
+  refused and open ones are closed with 1012 once their answer is settled;
+- `ChatOriginValidator`: the Origin must match ALLOWED_HOSTS or CORS_ORIGIN;
+- connection attempts per client address (WS_CONNECT_RATE_PER_IP per minute),
+  counted before authentication so floods never reach the database;
+- authentication (session cookie, then Bearer JWT);
+- connection attempts per user (WS_CONNECT_RATE_PER_USER per minute).
+
+Refusals are sent as an `error` frame (`rate_limited` with `retry_after`) and a
+close code (4429), since daphne does not pass close reasons on to clients.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+from typing import Any
 from urllib.parse import urlparse
 
+import orjson
+from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
@@ -19,6 +40,15 @@ from django.contrib.auth.models import AnonymousUser
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
+
+from chat import shutdown
+from chat.api_errors import outage_dependency, outage_error
+from chat.errors import ChatError
+from chat.ratelimit import rate_limit_hit
+
+CLOSE_RATE_LIMITED = 4429
+CLOSE_SERVICE_UNAVAILABLE = 4503
+CLOSE_SERVICE_RESTART = 1012  # RFC 6455: the server is restarting; reconnect
 
 
 @database_sync_to_async
@@ -70,5 +100,123 @@ class ChatOriginValidator(OriginValidator):
         return super().valid_origin(parsed_origin)
 
 
+# --- Refusing a socket ------------------------------------------------------------------
+
+
+async def refuse(send, *, error: ChatError, code: int) -> None:
+    """Accept, send one `error` frame, close with `code` (the client learns why)."""
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": orjson.dumps(error.as_frame()).decode()})
+    await send({"type": "websocket.close", "code": code, "reason": error.code})
+
+
+def _rate_limited(retry_after: int) -> ChatError:
+    return ChatError("rate_limited",
+                     f"Too many connection attempts; try again in {retry_after} s.",
+                     retry_after=retry_after)
+
+
+def _client_key(scope) -> str | None:
+    client = scope.get("client")
+    if not client or not client[0]:
+        return None  # in-process test communicators and unix sockets have no address
+    return hashlib.sha256(f"ws-ip:{client[0]}".encode()).hexdigest()[:32]
+
+
+class ConnectionRateLimitMiddleware(BaseMiddleware):
+    """Limits connection attempts per client address or per authenticated user."""
+
+    def __init__(self, inner, *, per: str) -> None:
+        super().__init__(inner)
+        self.per = per
+
+    def _key(self, scope) -> tuple[str | None, int]:
+        if self.per == "ip":
+            return _client_key(scope), settings.WS_CONNECT_RATE_PER_IP
+        user = scope.get("user")
+        if user is None or not getattr(user, "is_authenticated", False):
+            return None, 0  # the consumer refuses it (4401) without further cost
+        return str(user.pk), settings.WS_CONNECT_RATE_PER_USER
+
+    async def __call__(self, scope, receive, send):
+        key, limit = self._key(scope)
+        if key is not None and limit > 0:
+            retry_after = await sync_to_async(rate_limit_hit)(
+                scope=f"ws-connect-{self.per}", key=key, limit=limit, window_ms=60_000)
+            if retry_after is not None:
+                await refuse(send, error=_rate_limited(retry_after), code=CLOSE_RATE_LIMITED)
+                return None
+        return await super().__call__(scope, receive, send)
+
+
+class _SendState:
+    """Wraps `send` to know whether the socket was accepted or closed."""
+
+    def __init__(self, send) -> None:
+        self._send = send
+        self.accepted = False
+        self.closed = False
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.accept":
+            self.accepted = True
+        elif message["type"] == "websocket.close":
+            self.closed = True
+        await self._send(message)
+
+    async def finish(self, *, error: ChatError, code: int) -> None:
+        """End the socket with `error` and `code`, however far it got."""
+        if self.closed:
+            return
+        with contextlib.suppress(Exception):  # the client may be gone already
+            if not self.accepted:
+                await self({"type": "websocket.accept"})
+            await self({"type": "websocket.send",
+                        "text": orjson.dumps(error.as_frame()).decode()})
+            await self({"type": "websocket.close", "code": code, "reason": error.code})
+
+
+def _restarting() -> ChatError:
+    return ChatError("service_unavailable",
+                     "The server is restarting; reconnect to continue. Nothing was lost.",
+                     retry_after=1)
+
+
+class ServiceGuard:
+    """Outages end a socket cleanly; a stopping process settles its sockets first."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") != "websocket":
+            return await self.app(scope, receive, send)
+        state = _SendState(send)
+        if shutdown.is_shutting_down():
+            await state.finish(error=_restarting(), code=CLOSE_SERVICE_RESTART)
+            return None
+        try:
+            return await self.app(scope, receive, state)
+        except asyncio.CancelledError:
+            if shutdown.is_shutting_down() and state.accepted:
+                # daphne cancels every connection when it stops: first let the answer
+                # in flight be finished or stored as stopped, then say why we close.
+                await shutdown.wait_drained(settings.SHUTDOWN_GRACE_SECONDS
+                                            + shutdown.STOP_TIMEOUT_S)
+                await state.finish(error=_restarting(), code=CLOSE_SERVICE_RESTART)
+            raise
+        except Exception as exc:
+            if not outage_dependency(exc):
+                raise
+            await state.finish(error=outage_error(exc), code=CLOSE_SERVICE_UNAVAILABLE)
+            return None
+
+
 def chat_auth_stack(inner):
-    return ChatOriginValidator(AuthMiddlewareStack(JWTAuthMiddleware(inner)))
+    """The WebSocket stack around the chat routes (see the module docstring)."""
+    authenticated = AuthMiddlewareStack(
+        JWTAuthMiddleware(ConnectionRateLimitMiddleware(inner, per="user"))
+    )
+    return ServiceGuard(ChatOriginValidator(
+        ConnectionRateLimitMiddleware(authenticated, per="ip")
+    ))

@@ -4,6 +4,8 @@ data-subject requests handled through actions that call the services."""
 from __future__ import annotations
 
 import json
+import math
+from datetime import timedelta
 
 from auditlog.admin import LogEntryAdmin as AuditlogLogEntryAdmin
 from auditlog.filters import ResourceTypeFilter
@@ -252,11 +254,13 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
     def deadline(self, obj: DataSubjectRequest) -> str:
         if not obj.is_open:
             return "—"
-        days = (obj.due_at - timezone.now()).days
-        if obj.is_overdue():
-            return format_html('<strong style="color:#ba2121">{}</strong>',
-                               _("OVERDUE by %(days)s day(s)") % {"days": max(-days, 1)})
-        return _("%(days)s day(s) left") % {"days": days}
+        now = timezone.now()
+        if obj.is_overdue(now):
+            late = (now - obj.due_at).days
+            label = _("OVERDUE by %(days)s day(s)") % {"days": late} if late else _("OVERDUE")
+            return format_html('<strong style="color:#ba2121">{}</strong>', label)
+        days_left = math.ceil((obj.due_at - now) / timedelta(days=1))
+        return _("%(days)s day(s) left") % {"days": days_left}
 
     def save_model(self, request, obj: DataSubjectRequest, form, change: bool) -> None:
         if change:

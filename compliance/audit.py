@@ -153,11 +153,23 @@ def _count_failure(event_type: str, required: bool, exc: BaseException) -> None:
     )
 
 
+def _clinic_of(user_id: int | None) -> int | None:
+    from chat.models import ClinicMembership
+
+    if user_id is None:
+        return None
+    return (ClinicMembership.objects.filter(user_id=user_id)
+            .values_list("clinic_id", flat=True).first())
+
+
 def _write(event_type: str, required: bool, fields: dict[str, Any]) -> AuditEvent | None:
     try:
+        clinic_id = fields["clinic_id"]
+        if clinic_id is None:  # the subject's clinic at the time, for officers' filters
+            clinic_id = _clinic_of(fields["subject_user_id"])
         return _append(
             event_type=event_type, actor_id=fields["actor_id"],
-            subject_user_id=fields["subject_user_id"], clinic_id=fields["clinic_id"],
+            subject_user_id=fields["subject_user_id"], clinic_id=clinic_id,
             session_id=_as_uuid(fields["session_id"]),
             metadata=_checked_metadata(fields["metadata"]),
         )
@@ -185,6 +197,7 @@ def record_event(
     events are written once the caller's transaction commits (at once outside a
     transaction), return None, and never raise: failures are counted in
     `ai_chat_audit_failures` and logged. `metadata` holds counts, codes and ids only.
+    Without `clinic_id`, the subject's clinic (if any) is recorded.
     """
     required = event_type in REQUIRED_EVENTS
     fields = {

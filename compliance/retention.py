@@ -19,7 +19,9 @@ records the hash of the last one removed in a new retention_purge event, which
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -128,11 +130,21 @@ def purge_expired_data(*, dry_run: bool = False, batch_size: int | None = None,
 # --- Audit events -----------------------------------------------------------------------
 
 
-def _allow_audit_delete() -> None:
+def _set_audit_purge(value: str) -> None:
     connection = transaction.get_connection()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config(%s, 'on', true)", [AUDIT_PURGE_SETTING])
+            cursor.execute("SELECT set_config(%s, %s, true)", [AUDIT_PURGE_SETTING, value])
+
+
+@contextlib.contextmanager
+def _audit_delete_allowed() -> Iterator[None]:
+    """Let the append-only trigger pass DELETEs, for this block of this transaction only."""
+    _set_audit_purge("on")
+    yield
+    # Switched off at once: even inside a longer transaction nothing else slips through.
+    # (On an error the rollback undoes the setting anyway.)
+    _set_audit_purge("off")
 
 
 def audit_purge_expired(*, dry_run: bool = False, batch_size: int = 5000,
@@ -153,8 +165,8 @@ def audit_purge_expired(*, dry_run: bool = False, batch_size: int = 5000,
                 return total
             last = min(first + batch_size - 1, up_to)
             anchor_hash = AuditEvent.objects.values_list("hash", flat=True).get(id=last)
-            _allow_audit_delete()
-            deleted, _ = AuditEvent.objects.filter(id__lte=last).delete()
+            with _audit_delete_allowed():
+                deleted, _ = AuditEvent.objects.filter(id__lte=last).delete()
             audit.record_event(event_type=audit.Event.RETENTION_PURGE, metadata={
                 "scope": "audit", "deleted": deleted, "up_to_id": last,
                 "anchor_hash": anchor_hash,

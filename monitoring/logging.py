@@ -151,3 +151,16 @@ class JsonFormatter(logging.Formatter):
         except TypeError:  # e.g. an integer too large for JSON: keep the line, lose the extras
             entry["metadata"] = entry["performance"] = {}
             return orjson.dumps(entry, default=str).decode()
+
+
+def _keep_configured_logging(**_: object) -> None:
+    """Receiver of Celery's `setup_logging`: its presence stops Celery from replacing the
+    handlers of settings.LOGGING, so workers and beat write the same JSON lines."""
+
+
+def connect_celery_logging() -> None:
+    """Keep settings.LOGGING (JSON, PII redaction) in Celery workers and beat (idempotent)."""
+    from celery import signals
+
+    signals.setup_logging.connect(_keep_configured_logging, weak=False,
+                                  dispatch_uid="monitoring.keep_logging")

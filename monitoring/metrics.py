@@ -82,3 +82,13 @@ AUDIT_EVENTS = Counter("ai_chat_audit_events", "Audit events written, by event t
 RETENTION_PURGED = Counter(
     "ai_chat_retention_purged", "Rows deleted by the retention purge, by kind.", ["kind"]
 )
+LOGIN_FAILURES = Counter(
+    "ai_chat_auth_login_failures",
+    "Failed sign-ins, by door (web, admin, api) and reason (invalid_credentials, locked_out).",
+    ["door", "reason"],
+)
+LOGIN_LOCKOUTS = Counter(
+    "ai_chat_auth_lockouts",
+    "Sign-in lock-outs started, by what was locked (username or ip).",
+    ["scope"],
+)

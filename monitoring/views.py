@@ -29,7 +29,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from monitoring import collectors, health
 
@@ -110,7 +110,11 @@ async def readiness(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    """GET /api/metrics — Prometheus text format (see monitoring.collectors)."""
+    """GET /api/metrics — Prometheus text format 0.0.4 (see monitoring.collectors).
+
+    The classic text format, which every Prometheus version reads; names are
+    plain ASCII, so the newer format would carry the same bytes.
+    """
     if not settings.MONITORING_ENABLED:
         raise Http404("Monitoring is disabled.")
     if not may_see_details(request):
@@ -119,4 +123,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(generate_latest(collectors.scrape_registry()),
-                        content_type=CONTENT_TYPE_LATEST)
+                        content_type=CONTENT_TYPE_PLAIN_0_0_4)

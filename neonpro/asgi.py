@@ -9,6 +9,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from chat import shutdown  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.ws_auth import chat_auth_stack  # noqa: E402
 
@@ -18,3 +19,7 @@ application = ProtocolTypeRouter(
         "websocket": chat_auth_stack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# On SIGTERM daphne stops its reactor: let answers in flight finish (or store them as
+# stopped) first, so no message is left half-written.
+shutdown.install_server_hooks()

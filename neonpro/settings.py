@@ -63,7 +63,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    # Refresh tokens are single-use: a rotated one is blacklisted (SIMPLE_JWT below).
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "csp",
     "corsheaders",
     "django_prometheus",
     "auditlog",
@@ -77,6 +80,10 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "monitoring.middleware.TraceContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Above everything that touches the database or Redis: an outage anywhere below
+    # becomes a clean 503 `service_unavailable`, never a traceback.
+    "chat.api_errors.ServiceUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -84,6 +91,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Turns a locked-out sign-in (web or admin form) into 429 with a clear message.
+    "chat.login_protection.LoginLockoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
@@ -172,6 +181,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username or address before any password is checked,
+    # for every door that signs in (web form, admin, API token).
+    "chat.login_protection.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Brute-force protection: failed sign-ins counted per username and per client address
+# in the cache (shared by every process); the window starts at the first failure.
+LOGIN_FAILURE_LIMIT_PER_USERNAME = env.int("LOGIN_FAILURE_LIMIT_PER_USERNAME", default=5)
+LOGIN_FAILURE_LIMIT_PER_IP = env.int("LOGIN_FAILURE_LIMIT_PER_IP", default=20)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=15 * 60)  # s
+# Requests to the token endpoints (obtain and refresh) per client address per minute.
+AUTH_RATE_LIMIT_PER_IP = env.int("AUTH_RATE_LIMIT_PER_IP", default=60)
+# WebSocket connection attempts per minute, per client address and per user (0 = off).
+WS_CONNECT_RATE_PER_IP = env.int("WS_CONNECT_RATE_PER_IP", default=300)
+WS_CONNECT_RATE_PER_USER = env.int("WS_CONNECT_RATE_PER_USER", default=30)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat-home"
 LOGOUT_REDIRECT_URL = "login"
@@ -198,6 +223,8 @@ SIMPLE_JWT = {
         days=env.int("JWT_REFRESH_DAYS", default=1)
     ),
     "ROTATE_REFRESH_TOKENS": True,
+    # A refresh token works once: reusing a rotated (possibly stolen) one gets 401.
+    "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
 }
 SPECTACULAR_SETTINGS = {
@@ -300,6 +327,15 @@ SECURE_REDIRECT_EXEMPT = [r"^api/health", r"^api/metrics"]
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
+# The UI reads the CSRF token from the page, never from the cookie.
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+if not DEBUG:
+    # __Host- cookies are refused by browsers unless Secure, host-only and Path=/,
+    # so neither a subdomain nor plain HTTP can plant or read them.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
@@ -307,6 +343,22 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# No inline script or style anywhere (templates, chat.js and the admin load files only).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'", "ws:", "wss:"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+    },
+}
+# Seconds a stopping web process (SIGTERM) lets in-flight answers finish before it
+# stops them (kept, marked stopped); below the 10 s orchestrators wait by default.
+SHUTDOWN_GRACE_SECONDS = env.float("SHUTDOWN_GRACE_SECONDS", default=7.0)
 
 # --- Logging -----------------------------------------------------------------
 LOGGING = {

@@ -1,13 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from chat.login_protection import TokenObtainView, TokenRefreshRateLimitedView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/v1/auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
-    path("api/v1/auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("api/v1/auth/token/", TokenObtainView.as_view(), name="token-obtain"),
+    path("api/v1/auth/token/refresh/", TokenRefreshRateLimitedView.as_view(),
+         name="token-refresh"),
     path("api/v1/ai-chat/", include("chat.urls")),
     path("api/v1/compliance/", include("compliance.urls")),
     # /api/health, /api/health/live, /api/health/ready, /api/metrics, /api/v1/ai-chat/health

@@ -6,11 +6,14 @@ and reloaded settings effective without restarting the process.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 PROVIDER_NAMES = ("openai", "anthropic")
 # Without a key (simulated provider, or a self-hosted OpenAI-compatible server
@@ -91,15 +94,19 @@ def price_per_million(model: str) -> tuple[Decimal, Decimal]:
 @lru_cache(maxsize=8)
 def _parse_price_table(table: str) -> dict[str, tuple[Decimal, Decimal]]:
     prices: dict[str, tuple[Decimal, Decimal]] = {}
-    for entry in table.split(","):
-        model, sep, pair = entry.strip().partition("=")
+    for entry in filter(None, (part.strip() for part in table.split(","))):
+        model, sep, pair = entry.partition("=")
         price_in, sep2, price_out = pair.partition(":")
-        if not (sep and sep2 and model.strip()):
-            continue
         try:
+            if not (sep and sep2 and model.strip()):
+                raise ArithmeticError
             prices[model.strip()] = (Decimal(price_in.strip()), Decimal(price_out.strip()))
         except ArithmeticError:
-            continue
+            # Cached per table value, so this is said once, not per answer.
+            logger.warning(
+                "AI_PRICE_TABLE entry ignored: expected model=input:output",
+                extra={"event": "price_table_invalid", "metadata": {"entry": entry[:80]}},
+            )
     return prices
 
 

@@ -4,10 +4,10 @@ Two layers:
 
 - Local rules, always on: `AI_CONTENT_FILTER_RULES`, a list of regular
   expressions (or one string with one rule per line). A rule may be named,
-  `name=regex`; the name (letters, digits, `_`) becomes the block reason,
-  otherwise the reason is `rule_<n>`. Matching ignores case. When the setting
-  is absent a small default set against prompt injection applies; set it to an
-  empty list to have no local rules. An invalid regex fails loudly.
+  `name=regex`; the name (lowercase letters, digits, `_`) becomes the block
+  reason, otherwise the reason is `rule_<n>`. Matching ignores case. When the
+  setting is absent or None, `DEFAULT_RULES` (prompt injection) apply; an empty
+  list or string means no local rules. An invalid regex fails loudly.
 - OpenAI's moderation endpoint, when `AI_CONTENT_FILTER_MODERATION` is true
   (model `AI_CONTENT_FILTER_MODERATION_MODEL`, default omni-moderation-latest).
   If the endpoint cannot be reached the message is let through and a warning

@@ -29,7 +29,14 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from monitoring.metrics import COST, FAILOVERS, PROVIDER_ERRORS, PROVIDER_REQUESTS, TOKENS
+from monitoring.metrics import (
+    COST,
+    FAILOVERS,
+    PROVIDER_AUTH_FAILURES,
+    PROVIDER_ERRORS,
+    PROVIDER_REQUESTS,
+    TOKENS,
+)
 
 from . import anthropic_provider, circuit, openai_provider, status
 from .base import (
@@ -211,6 +218,8 @@ def _count(record: AttemptRecord, error_code: str | None = None) -> None:
     PROVIDER_REQUESTS.labels(provider=record.provider, outcome=record.outcome).inc()
     if error_code:
         PROVIDER_ERRORS.labels(provider=record.provider, code=error_code).inc()
+        if error_code == "auth":  # 401/403: our key was refused (a rollback alert)
+            PROVIDER_AUTH_FAILURES.labels(provider=record.provider).inc()
     if record.input_tokens:
         TOKENS.labels(provider=record.provider, model=record.model, direction="input").inc(
             record.input_tokens
@@ -450,6 +459,8 @@ async def probe_provider(name: str) -> ProbeResult:
         probe_status, error_code = "unhealthy", "timeout"
     except ProviderError as error:
         error_code = error.code
+        if error.code == "auth":
+            PROVIDER_AUTH_FAILURES.labels(provider=name).inc()
         probe_status = "degraded" if error.code in ("rate_limited", "overloaded") else "unhealthy"
     result = {
         "provider": name,

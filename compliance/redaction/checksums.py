@@ -96,8 +96,10 @@ def generate_cnpj(rng: random.Random, *, alphanumeric: bool = False) -> str:
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" if alphanumeric else "0123456789"
     while True:
         root = "".join(rng.choice(alphabet) for _ in range(8))
-        branch = rng.choice(("0001", "0002", "0003")) if not alphanumeric else "".join(
-            rng.choice(alphabet) for _ in range(4)
+        branch = (
+            rng.choice(("0001", "0002", "0003"))
+            if not alphanumeric
+            else "".join(rng.choice(alphabet) for _ in range(4))
         )
         base = root + branch
         if alphanumeric and base.isdigit():
@@ -135,7 +137,9 @@ def cns_is_valid(digits: str) -> bool:
 def generate_cns(rng: random.Random, *, provisional: bool = False) -> str:
     """A valid CNS: definitive (1/2 prefix) or provisional (7/8/9 prefix)."""
     if not provisional:
-        return _cns_from_pis(rng.choice("12") + "".join(rng.choice("0123456789") for _ in range(10)))
+        return _cns_from_pis(
+            rng.choice("12") + "".join(rng.choice("0123456789") for _ in range(10))
+        )
     while True:
         head = rng.choice("789") + "".join(rng.choice("0123456789") for _ in range(12))
         partial = sum(int(c) * (15 - i) for i, c in enumerate(head))

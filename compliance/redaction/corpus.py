@@ -29,33 +29,128 @@ SEED = 20250312
 # --- name material -------------------------------------------------------------
 # Names absent from the shipped lists: only found through context words.
 HELD_OUT_FIRST = [
-    "Kauane", "Thayná", "Wemerson", "Dheyson", "Ravena", "Kétlin", "Jucileide", "Edleuza",
-    "Rosicleide", "Gleidson", "Weslley", "Taynara", "Lohane", "Kemilly", "Maycon", "Cleidiane",
-    "Valdirene", "Elioenai", "Ozéias", "Uelinton", "Josenilda", "Marivalda", "Raylan", "Deuzimar",
+    "Kauane",
+    "Thayná",
+    "Wemerson",
+    "Dheyson",
+    "Ravena",
+    "Kétlin",
+    "Jucileide",
+    "Edleuza",
+    "Rosicleide",
+    "Gleidson",
+    "Weslley",
+    "Taynara",
+    "Lohane",
+    "Kemilly",
+    "Maycon",
+    "Cleidiane",
+    "Valdirene",
+    "Elioenai",
+    "Ozéias",
+    "Uelinton",
+    "Josenilda",
+    "Marivalda",
+    "Raylan",
+    "Deuzimar",
 ]
 HELD_OUT_SURNAMES = [
-    "Zambon", "Tessaro", "Piovesan", "Casagrande", "Dalmolin", "Scopel", "Bortolotto",
-    "Vendramini", "Kloster", "Wachholz", "Ungaretti", "Trevisol", "Hüffner", "Nakashima",
-    "Okubo", "Sakamoto", "Abdalla", "Yunes", "Lorenzetti", "Boaventura", "Sotero", "Fenili",
+    "Zambon",
+    "Tessaro",
+    "Piovesan",
+    "Casagrande",
+    "Dalmolin",
+    "Scopel",
+    "Bortolotto",
+    "Vendramini",
+    "Kloster",
+    "Wachholz",
+    "Ungaretti",
+    "Trevisol",
+    "Hüffner",
+    "Nakashima",
+    "Okubo",
+    "Sakamoto",
+    "Abdalla",
+    "Yunes",
+    "Lorenzetti",
+    "Boaventura",
+    "Sotero",
+    "Fenili",
 ]
 _PARTICLES = ["da", "de", "dos", "do", "das"]
 
 STREETS = [
-    "Augusta", "Oscar Freire", "Haddock Lobo", "Doutor Arnaldo", "Padre Anchieta",
-    "Brigadeiro Faria Lima", "25 de Março", "Sete de Setembro", "XV de Novembro", "das Flores",
-    "dos Andradas", "Barão de Itapetininga", "Bela Cintra", "Pamplona", "Teodoro Sampaio",
-    "Cardeal Arcoverde", "Marquês de São Vicente", "Visconde de Pirajá", "Getúlio Vargas",
-    "Amazonas", "Tiradentes", "Santos Dumont", "Dom Pedro II", "Rui Barbosa", "Afonso Pena",
-    "João Pessoa", "Goiás", "Coronel Oscar Porto", "Ibirapuera", "Nove de Julho",
+    "Augusta",
+    "Oscar Freire",
+    "Haddock Lobo",
+    "Doutor Arnaldo",
+    "Padre Anchieta",
+    "Brigadeiro Faria Lima",
+    "25 de Março",
+    "Sete de Setembro",
+    "XV de Novembro",
+    "das Flores",
+    "dos Andradas",
+    "Barão de Itapetininga",
+    "Bela Cintra",
+    "Pamplona",
+    "Teodoro Sampaio",
+    "Cardeal Arcoverde",
+    "Marquês de São Vicente",
+    "Visconde de Pirajá",
+    "Getúlio Vargas",
+    "Amazonas",
+    "Tiradentes",
+    "Santos Dumont",
+    "Dom Pedro II",
+    "Rui Barbosa",
+    "Afonso Pena",
+    "João Pessoa",
+    "Goiás",
+    "Coronel Oscar Porto",
+    "Ibirapuera",
+    "Nove de Julho",
 ]
 STREET_TYPES = ["Rua", "Rua", "Av.", "Avenida", "Travessa", "Alameda", "Praça", "R.", "rua"]
-COMPLEMENTS = ["", "", ", apto 52", ", apto. 1203", ", bloco B, apto 101", ", casa 2", ", sala 304",
-               " - fundos", ", conj. 45", ", 3º andar"]
-DOMAINS = ["gmail.com", "hotmail.com", "yahoo.com.br", "outlook.com", "uol.com.br",
-           "bol.com.br", "icloud.com", "clinicabella.com.br", "terra.com.br"]
+COMPLEMENTS = [
+    "",
+    "",
+    ", apto 52",
+    ", apto. 1203",
+    ", bloco B, apto 101",
+    ", casa 2",
+    ", sala 304",
+    " - fundos",
+    ", conj. 45",
+    ", 3º andar",
+]
+DOMAINS = [
+    "gmail.com",
+    "hotmail.com",
+    "yahoo.com.br",
+    "outlook.com",
+    "uol.com.br",
+    "bol.com.br",
+    "icloud.com",
+    "clinicabella.com.br",
+    "terra.com.br",
+]
 DDD = ["11", "21", "31", "41", "51", "61", "71", "81", "85", "19", "27", "47", "62", "92", "98"]
-MONTHS = ["janeiro", "fevereiro", "março", "abril", "maio", "junho", "julho", "agosto",
-          "setembro", "outubro", "novembro", "dezembro"]
+MONTHS = [
+    "janeiro",
+    "fevereiro",
+    "março",
+    "abril",
+    "maio",
+    "junho",
+    "julho",
+    "agosto",
+    "setembro",
+    "outubro",
+    "novembro",
+    "dezembro",
+]
 
 
 def _listed_first_names() -> list[str]:
@@ -103,10 +198,15 @@ class Builder:
     # identifiers
     def cpf(self) -> str:
         d = checksums.generate_cpf(self.rng)
-        return self.pick([
-            f"{d[:3]}.{d[3:6]}.{d[6:9]}-{d[9:]}", d, f"{d[:3]} {d[3:6]} {d[6:9]} {d[9:]}",
-            f"{d[:9]}-{d[9:]}", f"{d[:3]}.{d[3:6]}.{d[6:9]}-{d[9:]}",
-        ])
+        return self.pick(
+            [
+                f"{d[:3]}.{d[3:6]}.{d[6:9]}-{d[9:]}",
+                d,
+                f"{d[:3]} {d[3:6]} {d[6:9]} {d[9:]}",
+                f"{d[:9]}-{d[9:]}",
+                f"{d[:3]}.{d[3:6]}.{d[6:9]}-{d[9:]}",
+            ]
+        )
 
     def cnpj(self) -> str:
         alnum = self.rng.random() < 0.5
@@ -120,16 +220,26 @@ class Builder:
     def rg(self) -> str:
         digits = "".join(self.rng.choice("0123456789") for _ in range(8))
         dv = self.rng.choice("0123456789X")
-        return self.pick([
-            f"{digits[:2]}.{digits[2:5]}.{digits[5:]}-{dv}", f"{digits}-{dv}",
-            f"MG-{digits[:2]}.{digits[2:5]}.{digits[5:]}", f"{digits[1]}.{digits[2:5]}.{digits[5:]}",
-            f"{digits}{dv if dv != 'X' else '7'}",
-        ])
+        return self.pick(
+            [
+                f"{digits[:2]}.{digits[2:5]}.{digits[5:]}-{dv}",
+                f"{digits}-{dv}",
+                f"MG-{digits[:2]}.{digits[2:5]}.{digits[5:]}",
+                f"{digits[1]}.{digits[2:5]}.{digits[5:]}",
+                f"{digits}{dv if dv != 'X' else '7'}",
+            ]
+        )
 
     def cns(self) -> str:
         d = checksums.generate_cns(self.rng, provisional=self.rng.random() < 0.5)
-        return self.pick([f"{d[:3]} {d[3:7]} {d[7:11]} {d[11:]}", d, f"{d[:3]}.{d[3:7]}.{d[7:11]}.{d[11:]}",
-                          f"{d[:3]} {d[3:7]} {d[7:11]} {d[11:]}"])
+        return self.pick(
+            [
+                f"{d[:3]} {d[3:7]} {d[7:11]} {d[11:]}",
+                d,
+                f"{d[:3]}.{d[3:7]}.{d[7:11]}.{d[11:]}",
+                f"{d[:3]} {d[3:7]} {d[7:11]} {d[11:]}",
+            ]
+        )
 
     def pis_formatted(self) -> str:
         d = checksums.generate_pis(self.rng)
@@ -167,9 +277,17 @@ class Builder:
             num = rng.choice("2345") + "".join(rng.choice("0123456789") for _ in range(7))
             a, b = num[:4], num[4:]
         variants = [
-            f"({ddd}) {a}-{b}", f"{ddd} {a}-{b}", f"{ddd}{a}{b}", f"+55 {ddd} {a}-{b}",
-            f"+55 ({ddd}) {a}-{b}", f"+55{ddd}{a}{b}", f"({ddd}){a}-{b}", f"{ddd} {a} {b}",
-            f"({ddd}) {a}.{b}", f"55 {ddd} {a} {b}", f"(0{ddd}) {a}-{b}",
+            f"({ddd}) {a}-{b}",
+            f"{ddd} {a}-{b}",
+            f"{ddd}{a}{b}",
+            f"+55 {ddd} {a}-{b}",
+            f"+55 ({ddd}) {a}-{b}",
+            f"+55{ddd}{a}{b}",
+            f"({ddd}){a}-{b}",
+            f"{ddd} {a} {b}",
+            f"({ddd}) {a}.{b}",
+            f"55 {ddd} {a} {b}",
+            f"(0{ddd}) {a}-{b}",
         ]
         if mobile:
             variants += [f"{ddd} {a[0]} {a[1:]}-{b}", f"{a}-{b}"]
@@ -180,10 +298,16 @@ class Builder:
     def email(self) -> str:
         name = lexicon.fold(self.pick(self.first)).replace(" ", "")
         surname = lexicon.fold(self.pick(self.surnames + HELD_OUT_SURNAMES)).replace(" ", "")
-        user = self.pick([
-            f"{name}.{surname}", f"{name[0]}{surname}{self.rng.randint(1, 99)}", f"{name}_{surname}",
-            f"{name}{self.rng.randint(1960, 2010)}", f"contato.{name}", f"{name}.{surname}.adv",
-        ])
+        user = self.pick(
+            [
+                f"{name}.{surname}",
+                f"{name[0]}{surname}{self.rng.randint(1, 99)}",
+                f"{name}_{surname}",
+                f"{name}{self.rng.randint(1960, 2010)}",
+                f"contato.{name}",
+                f"{name}.{surname}.adv",
+            ]
+        )
         address = f"{user}@{self.pick(DOMAINS)}"
         return address.upper() if self.rng.random() < 0.05 else address
 
@@ -200,25 +324,38 @@ class Builder:
             d = checksums.generate_luhn(rng, rng.choice(["34", "37"]), 15)
             return self.pick([f"{d[:4]} {d[4:10]} {d[10:]}", d, f"{d[:4]}-{d[4:10]}-{d[10:]}"])
         elif kind == "elo":
-            d = checksums.generate_luhn(rng, rng.choice(["636368", "504175", "509048", "650031"]), 16)
+            d = checksums.generate_luhn(
+                rng, rng.choice(["636368", "504175", "509048", "650031"]), 16
+            )
         elif kind == "hiper":
             d = checksums.generate_luhn(rng, "606282", 16)
         else:
             d = checksums.generate_luhn(rng, rng.choice(["3056", "3600", "3852"]), 14)
             return self.pick([f"{d[:4]} {d[4:10]} {d[10:]}", d])
-        return self.pick([
-            f"{d[:4]} {d[4:8]} {d[8:12]} {d[12:]}", f"{d[:4]}-{d[4:8]}-{d[8:12]}-{d[12:]}", d,
-            f"{d[:4]} {d[4:8]} {d[8:12]} {d[12:]}",
-        ])
+        return self.pick(
+            [
+                f"{d[:4]} {d[4:8]} {d[8:12]} {d[12:]}",
+                f"{d[:4]}-{d[4:8]}-{d[8:12]}-{d[12:]}",
+                d,
+                f"{d[:4]} {d[4:8]} {d[8:12]} {d[12:]}",
+            ]
+        )
 
     def birth_date(self) -> str:
         rng = self.rng
         y, m, d = rng.randint(1940, 2015), rng.randint(1, 12), rng.randint(1, 28)
-        return self.pick([
-            f"{d:02d}/{m:02d}/{y}", f"{d:02d}-{m:02d}-{y}", f"{d:02d}.{m:02d}.{y}",
-            f"{d:02d}/{m:02d}/{y % 100:02d}", f"{d} de {MONTHS[m - 1]} de {y}", f"{y}-{m:02d}-{d:02d}",
-            f"{d}/{m}/{y}", f"{d:02d}/{m:02d}/{y}",
-        ])
+        return self.pick(
+            [
+                f"{d:02d}/{m:02d}/{y}",
+                f"{d:02d}-{m:02d}-{y}",
+                f"{d:02d}.{m:02d}.{y}",
+                f"{d:02d}/{m:02d}/{y % 100:02d}",
+                f"{d} de {MONTHS[m - 1]} de {y}",
+                f"{y}-{m:02d}-{d:02d}",
+                f"{d}/{m}/{y}",
+                f"{d:02d}/{m:02d}/{y}",
+            ]
+        )
 
     def address(self) -> str:
         rng = self.rng
@@ -232,11 +369,15 @@ class Builder:
 
     def mrn(self) -> str:
         rng = self.rng
-        return self.pick([
-            str(rng.randint(10000, 999999)), f"{rng.randint(2015, 2025)}-{rng.randint(1, 99999):05d}",
-            f"AB-{rng.randint(1000, 99999)}", f"HC{rng.randint(100000, 999999)}",
-            f"{rng.randint(100, 999)}.{rng.randint(100, 999)}",
-        ])
+        return self.pick(
+            [
+                str(rng.randint(10000, 999999)),
+                f"{rng.randint(2015, 2025)}-{rng.randint(1, 99999):05d}",
+                f"AB-{rng.randint(1000, 99999)}",
+                f"HC{rng.randint(100000, 999999)}",
+                f"{rng.randint(100, 999)}.{rng.randint(100, 999)}",
+            ]
+        )
 
 
 # --- positive templates ----------------------------------------------------------
@@ -327,6 +468,21 @@ POSITIVE_TEMPLATES = [
     "Acompanhante {NOME:ctx} (irmã), RG {RG}.",
     "Sr. {NOME:ctx}, prontuário {PRONTUARIO}, retorno em 30 dias.",
     "Cadastro: {NOME:listed}; DN {DATA_NASCIMENTO}; CPF {CPF}; CEP {CEP:any}.",
+    "Habilitação {CNH} anexada ao cadastro do convênio.",
+    "Registro da CNH: {CNH}; RG {RG}.",
+    "Eleitor, título {TITULO}, zona 251, seção 88.",
+    "Documento apresentado: {TITULO} (título eleitoral).",
+    "Cartão {CARTAO}, validade 09/29, em nome da paciente.",
+    "Pagou com o crédito {CARTAO} em 2 vezes.",
+    "{CARTAO} foi o cartão usado no sinal.",
+    "Empresa: {CNPJ} - pagamento por boleto.",
+    "CNPJ {CNPJ} / inscrição estadual isenta.",
+    "NIS {PIS:any} para o cadastro social.",
+    "PASEP {PIS:any} (servidora pública).",
+    "Cartão do SUS: {CNS}, UBS de referência.",
+    "CNS: {CNS}",
+    "{CPF} - {NOME:listed}",
+    "Ela mandou o e-mail {EMAIL} e o celular {TELEFONE:kw}.",
 ]
 
 CTX_ONLY_TYPES = {"ctx", "caps", "lower"}
@@ -344,13 +500,22 @@ def _render_slot(b: Builder, entity: str, variant: str | None) -> str:
             return b.full_name(listed_first=True, held_out=0.0).upper()
         if variant == "lower":
             first = b.first_name()
-            sur = b.pick([s for s in b.surnames
-                          if not lexicon.flags_of(s) & lexicon.SURNAME_COMMON_WORD])
+            sur = b.pick(
+                [s for s in b.surnames if not lexicon.flags_of(s) & lexicon.SURNAME_COMMON_WORD]
+            )
             return f"{first} {sur}".lower()
     simple: dict[str, Callable[[], str]] = {
-        "CPF": b.cpf, "CNPJ": b.cnpj, "RG": b.rg, "CNS": b.cns, "TITULO": b.titulo, "CNH": b.cnh,
-        "EMAIL": b.email, "CARTAO": b.card, "DATA_NASCIMENTO": b.birth_date,
-        "ENDERECO": b.address, "PRONTUARIO": b.mrn,
+        "CPF": b.cpf,
+        "CNPJ": b.cnpj,
+        "RG": b.rg,
+        "CNS": b.cns,
+        "TITULO": b.titulo,
+        "CNH": b.cnh,
+        "EMAIL": b.email,
+        "CARTAO": b.card,
+        "DATA_NASCIMENTO": b.birth_date,
+        "ENDERECO": b.address,
+        "PRONTUARIO": b.mrn,
     }
     if entity in simple:
         return simple[entity]()
@@ -373,14 +538,15 @@ def render_template(b: Builder, template: str) -> dict:
     position = 0
     length = 0
     for m in _SLOT_RE.finditer(template):
-        literal = template[position:m.start()]
+        literal = template[position : m.start()]
         parts.append(literal)
         length += len(literal)
         value = _render_slot(b, m.group(1), m.group(2))
         # A lower-case street type or name after a sentence end reads oddly but is kept:
         # clinicians type like that.
-        entities.append({"type": m.group(1), "start": length, "end": length + len(value),
-                         "value": value})
+        entities.append(
+            {"type": m.group(1), "start": length, "end": length + len(value), "value": value}
+        )
         parts.append(value)
         length += len(value)
         position = m.end()
@@ -428,8 +594,44 @@ HAND_WRITTEN_POSITIVES = [
     "Indicação da amiga [[NOME|Raylan Okubo]].",
     "[[NOME|Marcos Vinícius]] fez a terceira sessão de laser para pelos.",
     "Falar com [[NOME|Patrícia Gonçalves]] sobre o orçamento de R$ 3.200,00.",
-    "Cliente [[NOME|Gleidson Nakashima]], [[TELEFONE|(11) 3456-7890]], [[EMAIL|gleidson.n@uol.com.br]].",
+    "Cliente [[NOME|Gleidson Nakashima]], [[TELEFONE|(11) 3456-7890]], "
+    "[[EMAIL|gleidson.n@uol.com.br]].",
     "Meu nome é [[NOME|Elioenai Trevisol]], sou a secretária da clínica.",
+    "cpf [[CPF|52998224725]] da paciente",
+    "O CPF é [[CPF|529.982.247-25]].",
+    "Empresa [[CNPJ|11.222.333/0001-81]] paga.",
+    "meu celular é [[TELEFONE|11 98765 4321]]",
+    "liga no [[TELEFONE|(11)3456-7890]]",
+    "fone: [[TELEFONE|21 2345-6789]]",
+    "telefone [[TELEFONE|987654321]]",
+    "tel [[TELEFONE|3456-7890]]",
+    "Contato: [[TELEFONE|11987654321]]",
+    "email: [[EMAIL|JOAO.SILVA@EMPRESA.COM.BR]]",
+    "manda pro [[EMAIL|maria_souza-88@gmail.com]]",
+    "cartão [[CARTAO|5555 5555 5555 4444]] validade 12/27",
+    "nasceu dia [[DATA_NASCIMENTO|12 de março de 1985]]",
+    "d.n.: [[DATA_NASCIMENTO|01/01/2000]]",
+    "dt nasc [[DATA_NASCIMENTO|07/07/1977]]",
+    "[[ENDERECO|Rua Padre João Manuel, 123, apto 4]]",
+    "[[ENDERECO|Rua 7 de Setembro, 88]]",
+    "mora na [[ENDERECO|rua das Palmeiras 45]]",
+    "cep [[CEP|04538132]]",
+    "identidade [[RG|1.234.567]] SSP/MG",
+    "cartão sus [[CNS|700000000000005]]",
+    "título de eleitor [[TITULO|1023 8501 0671]]",
+    "nº do prontuário [[PRONTUARIO|45.678]]",
+    "registro hospitalar [[PRONTUARIO|2024/1234]]",
+    "O marido, [[NOME|José Antônio]], ligou.",
+    "Ligou a D. [[NOME|Rosa]], mãe da paciente.",
+    "Paciente [[NOME|Ana Clara de Souza e Silva]], 34a.",
+    "Atendi hoje a sra. [[NOME|maria josé]]",
+    "[[NOME|JULIANA PEREIRA DOS SANTOS]] - 34 anos",
+    "A [[NOME|Bia]] e o [[NOME|Zé]] vieram juntos",
+    "Paciente [[NOME|Francisca das Chagas]], 70 anos",
+    "Dr. [[NOME|João Paulo Albuquerque]] indicou.",
+    "Oi Dra, a [[NOME|Luana Fernandes]] vai atrasar",
+    "Paciente: [[NOME|Kauane Zambon]]",
+    "Responsável: [[NOME|Deuzimar Scopel]]",
 ]
 
 _MARK_RE = re.compile(r"\[\[([A-Z_]+)\|(.+?)\]\]")
@@ -442,12 +644,13 @@ def parse_marked(marked: str) -> dict:
     position = 0
     length = 0
     for m in _MARK_RE.finditer(marked):
-        literal = marked[position:m.start()]
+        literal = marked[position : m.start()]
         parts.append(literal)
         length += len(literal)
         value = m.group(2)
-        entities.append({"type": m.group(1), "start": length, "end": length + len(value),
-                         "value": value})
+        entities.append(
+            {"type": m.group(1), "start": length, "end": length + len(value), "value": value}
+        )
         parts.append(value)
         length += len(value)
         position = m.end()
@@ -643,20 +846,141 @@ HAND_WRITTEN_NEGATIVES = [
     "Vitiligo estável há 2 anos, sem lesões novas.",
     "Rosácea subtipo 2, evitar calor e álcool.",
     "Dermatite de contato após uso de ácido, suspenso por 7 dias.",
+    # Label-like lines and capitalised words after context words
+    "Mãe: Hipotireoidismo; Pai: Câncer de Próstata; Irmã: Diabetes Tipo 2.",
+    "Esposa Grávida de 8 meses, paciente quer fazer botox antes do parto.",
+    "Paciente Masculino, 45 anos, Fototipo III.",
+    "Cliente VIP, pagamento via PIX de R$ 2.000,00.",
+    "Paciente: Retorno pós 15 dias.",
+    "Paciente Diabética e Hipertensa, em uso de Metformina 850 mg.",
+    "Filho: Asma. Filha: Rinite Alérgica.",
+    "Mora em Mariana, MG, e vem de carro.",
+    "Aplicação em Março, retorno em Abril, revisão em Maio.",
+    "Valor: R$ 1.234.567,89 no total do ano.",
+    "Glabela 20 U, Fronte 10 U, Pés de galinha 12 U de cada lado.",
+    "O Dr. responsável técnico assina o laudo.",
+    "Marca: Galderma; produto: Restylane Skinboosters Vital Light.",
+    "Usar Episol Color FPS 70 e reaplicar a cada 2 horas.",
+    "Consulta às 10:30 do dia 15/05/2025; sala 3.",
+    "Foram 3 sessões: 10/01, 10/02 e 10/03 de 2025.",
+    "Medidas: cintura 78 cm, quadril 102 cm, braço 31 cm.",
+    "Código de barras 7 891234 567895 do produto.",
+    "ANVISA 1.0298.0118.001-1 registrado.",
+    "Nota 4/5 na pesquisa de satisfação.",
+    "Versão 2.10.3 do sistema de agendamento.",
+    "Paciente relata que a mãe teve Vitiligo.",
+    "Retorno na Sexta, 14h, com a esteticista.",
+    "Ligar para a recepção da unidade Jardins.",
+    "A paciente Gestante não pode usar ácido retinoico.",
+    "Cliente Nova, veio por indicação do Instagram.",
+    "Sra. de 60 anos, fototipo II, rugas estáticas.",
+    "Paciente idosa, Hipertensa, usa Losartana.",
+    "Dose máxima de lidocaína 7 mg/kg com vasoconstritor.",
+    "Pagamento: 2 x R$ 1.250,00 no cartão de crédito.",
+    "Aplicado 1 ml de Rennova Elleva em cada lado.",
+    "Boa tarde, Dra.! Segue a evolução da paciente.",
+    "Tudo certo com a aplicação de ontem, Doutora.",
+    "Hospital Sírio-Libanês e Hospital Albert Einstein são referências.",
+    "Na Avenida principal há estacionamento.",
+    "Paciente de São José dos Campos.",
+    "Estudo de Carruthers sobre toxina em glabela.",
+    "Classificação de Glogau tipo III.",
+    "Paciente com 2 filhos, o mais novo com 3 anos.",
+    "CPF não informado pela paciente.",
+    "O número do lote é 2309871-5.",
+    "Protocolo interno 11/2024 de higienização.",
+    "Prescrição: Dermomax 30 g, aplicar 1 hora antes.",
+    "Paciente nascida no interior de Minas.",
+    "Data de nascimento não informada.",
+    "Aniversário da clínica dia 10/10.",
+    "PACIENTE RETORNA PARA AVALIAÇÃO. APLICADO BOTOX 50U EM GLABELA. LOTE 23A145.",
+    "Paciente usa Yasmin há 2 anos.",
+    "EM USO DE ROACUTAN 20MG.",
+    "Sem queixas. Orientada. Liberada.",
+    "Queixa: Rugas, Manchas e Flacidez.",
+    "Plano: Botox + Preenchimento + Bioestimulador.",
+    "Produtos: Vichy Mineral 89, La Roche-Posay Effaclar, Avène Cicalfate.",
+    "Atendimento na unidade Moema e Pinheiros.",
+    "Segundo a literatura, a toxina dura 4 meses.",
+    "Hoje é Sexta-Feira Santa, clínica fecha às 12h.",
+    "Semana de 10/03 a 14/03: 45 atendimentos.",
+    "Meta de faturamento R$ 150.000,00.",
+    "Telefone não atende, tentar amanhã.",
+    "Vitamina D. Suplementar 2000 UI por dia.",
 ]
 
-PROCEDURES = ["Botox", "toxina botulínica", "preenchimento labial", "Sculptra", "Radiesse",
-              "microagulhamento", "peeling químico", "laser Fotona", "Ultraformer",
-              "bioestimulador", "fios de PDO", "skinbooster", "luz pulsada", "criolipólise",
-              "Morpheus8", "limpeza de pele", "rinomodelação", "Profhilo", "Juvéderm Volbella",
-              "Restylane Lyft", "Dysport", "Xeomin", "hialuronidase", "carboxiterapia"]
-DRUGS = ["Dipirona", "Paracetamol", "Cefalexina", "Amoxicilina", "Loratadina", "Prednisolona",
-         "Aciclovir", "Valaciclovir", "Ibuprofeno", "Nimesulida", "Hidroxizina", "Dexametasona",
-         "Fexofenadina", "Azitromicina", "Doxiciclina", "Omeprazol"]
-REGIONS = ["glabela", "fronte", "periorbital", "malar", "mento", "mandíbula", "lábio superior",
-           "sulco nasogeniano", "pescoço", "colo", "axilas", "abdome", "olheiras", "têmporas"]
-WEEKDAYS = ["segunda", "terça", "quarta", "quinta", "sexta", "sábado", "segunda-feira",
-            "sexta-feira", "Segunda", "Sexta"]
+PROCEDURES = [
+    "Botox",
+    "toxina botulínica",
+    "preenchimento labial",
+    "Sculptra",
+    "Radiesse",
+    "microagulhamento",
+    "peeling químico",
+    "laser Fotona",
+    "Ultraformer",
+    "bioestimulador",
+    "fios de PDO",
+    "skinbooster",
+    "luz pulsada",
+    "criolipólise",
+    "Morpheus8",
+    "limpeza de pele",
+    "rinomodelação",
+    "Profhilo",
+    "Juvéderm Volbella",
+    "Restylane Lyft",
+    "Dysport",
+    "Xeomin",
+    "hialuronidase",
+    "carboxiterapia",
+]
+DRUGS = [
+    "Dipirona",
+    "Paracetamol",
+    "Cefalexina",
+    "Amoxicilina",
+    "Loratadina",
+    "Prednisolona",
+    "Aciclovir",
+    "Valaciclovir",
+    "Ibuprofeno",
+    "Nimesulida",
+    "Hidroxizina",
+    "Dexametasona",
+    "Fexofenadina",
+    "Azitromicina",
+    "Doxiciclina",
+    "Omeprazol",
+]
+REGIONS = [
+    "glabela",
+    "fronte",
+    "periorbital",
+    "malar",
+    "mento",
+    "mandíbula",
+    "lábio superior",
+    "sulco nasogeniano",
+    "pescoço",
+    "colo",
+    "axilas",
+    "abdome",
+    "olheiras",
+    "têmporas",
+]
+WEEKDAYS = [
+    "segunda",
+    "terça",
+    "quarta",
+    "quinta",
+    "sexta",
+    "sábado",
+    "segunda-feira",
+    "sexta-feira",
+    "Segunda",
+    "Sexta",
+]
 NEGATIVE_TEMPLATES = [
     "{PROC} realizado em {DATE}, lote {LOT}, validade {MONTHYEAR}.",
     "Aplicadas {N} U de {TOXIN} em {REGION} em {DATE}.",
@@ -695,16 +1019,32 @@ def _negative_fill(b: Builder, template: str) -> str:
         "DATE": date,
         "SHORTDATE": lambda: f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}",
         "MONTHYEAR": lambda: f"{rng.randint(1, 12):02d}/{rng.choice([2025, 2026, 2027])}",
-        "LOT": lambda: b.pick([
-            f"{rng.randint(10, 99)}A{rng.randint(100, 999)}", f"{rng.randint(1000000, 9999999)}",
-            f"B{rng.randint(10000, 99999)}", f"C{rng.randint(1000, 9999)}X{rng.randint(10, 99)}",
-            f"{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}",
-        ]),
+        "LOT": lambda: b.pick(
+            [
+                f"{rng.randint(10, 99)}A{rng.randint(100, 999)}",
+                f"{rng.randint(1000000, 9999999)}",
+                f"B{rng.randint(10000, 99999)}",
+                f"C{rng.randint(1000, 9999)}X{rng.randint(10, 99)}",
+                f"{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}",
+            ]
+        ),
         "N": lambda: str(rng.choice([2, 4, 8, 10, 12, 20, 24, 40, 50, 64, 100])),
         "N1": lambda: str(rng.randint(1, 3)),
         "N2": lambda: str(rng.randint(4, 6)),
-        "DOSE": lambda: b.pick(["500 mg", "2,5 mg", "10 mg", "750 mg", "1 g", "20 mg", "4 mg",
-                                "0,5 mg", "400 mg", "875 mg"]),
+        "DOSE": lambda: b.pick(
+            [
+                "500 mg",
+                "2,5 mg",
+                "10 mg",
+                "750 mg",
+                "1 g",
+                "20 mg",
+                "4 mg",
+                "0,5 mg",
+                "400 mg",
+                "875 mg",
+            ]
+        ),
         "HOURS": lambda: str(rng.choice([6, 8, 12])),
         "DAYS": lambda: str(rng.choice([3, 5, 7, 10, 14, 15, 21, 30])),
         "PRICE": price,
@@ -724,7 +1064,9 @@ def _negative_fill(b: Builder, template: str) -> str:
     return re.sub(r"de (\d+)/\d+h", lambda m: f"de {m.group(1)}/{m.group(1)}h", text)
 
 
-def build_corpus(seed: int = SEED, *, per_template: int = 6, negatives_generated: int = 90) -> list[dict]:
+def build_corpus(
+    seed: int = SEED, *, per_template: int = 8, negatives_generated: int = 90
+) -> list[dict]:
     """The whole corpus: positives (templated and hand-written) then negatives."""
     b = Builder(seed)
     records: list[dict] = []
@@ -738,12 +1080,19 @@ def build_corpus(seed: int = SEED, *, per_template: int = 6, negatives_generated
         record.update(id=f"pos-h{h_index:03d}", kind="positive")
         records.append(record)
     for n_index, text in enumerate(HAND_WRITTEN_NEGATIVES):
-        records.append({"id": f"neg-h{n_index:03d}", "kind": "negative", "text": text,
-                        "entities": []})
+        records.append(
+            {"id": f"neg-h{n_index:03d}", "kind": "negative", "text": text, "entities": []}
+        )
     for n_index in range(negatives_generated):
         template = NEGATIVE_TEMPLATES[n_index % len(NEGATIVE_TEMPLATES)]
-        records.append({"id": f"neg-t{n_index:03d}", "kind": "negative",
-                        "text": _negative_fill(b, template), "entities": []})
+        records.append(
+            {
+                "id": f"neg-t{n_index:03d}",
+                "kind": "negative",
+                "text": _negative_fill(b, template),
+                "entities": [],
+            }
+        )
     return records
 
 

@@ -23,39 +23,42 @@ from scrubadub.detectors import Detector
 from scrubadub.filth import Filth
 
 from . import checksums, lexicon
-from .context import NEGATIVE, nearest_keyword
+from .context import NEGATIVE, lowered, nearest_keyword
 
 CONTEXT_BONUS = 100
 
 _DIGIT_RE = re.compile(r"\d")
+_NON_DIGIT_RE = re.compile(r"\D+")
 # Runs of digits joined by the separators identifiers use: "111.444.777-35",
 # "(11) 98765-4321", "4111 1111 1111 1111".
 _RUN_RE = re.compile(r"\d+(?:[ .\-/()]{1,3}\d+)*")
+_TOKEN_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 
 
+# Per-message analyses shared by all detectors. The scrubber hands every
+# detector the same string, so caching on it computes each of them once.
 @lru_cache(maxsize=32)
 def _digit_runs(text: str) -> tuple[tuple[int, int, int], ...]:
-    """(start, end, digit count) of every digit run; computed once per text for all detectors."""
-    runs = []
-    for m in _RUN_RE.finditer(text):
-        beg, end = m.span()
-        digits = sum(1 for c in m.group() if c.isdigit())
-        runs.append((beg, end, digits))
-    return tuple(runs)
+    """(start, end, digit count) of every digit run."""
+    return tuple(
+        (m.start(), m.end(), len(_NON_DIGIT_RE.sub("", m.group()))) for m in _RUN_RE.finditer(text)
+    )
 
 
 @lru_cache(maxsize=32)
-def _lower(text: str) -> str:
-    return text.lower()
+def _tokens(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, word) of every word; callers must not modify the list."""
+    return [(m.start(), m.end(), m.group()) for m in _TOKEN_RE.finditer(text)]
 
 
+@lru_cache(maxsize=256)
 def _windows(text: str, min_digits: int, before: int = 3, after: int = 3) -> list[tuple[int, int]]:
     """Merged (pos, endpos) regions around the digit runs with at least `min_digits` digits.
 
     Detectors search only there instead of the whole message: most of a clinical
     note is words and short numbers (doses, dates, prices) that cannot hold an
     identifier. `before` leaves room for a '+', '(' or a keyword; `after` lets
-    the patterns' look-aheads see past the run.
+    the patterns' look-aheads see past the run. Callers must not modify the list.
     """
     size = len(text)
     windows: list[tuple[int, int]] = []
@@ -71,12 +74,22 @@ def _windows(text: str, min_digits: int, before: int = 3, after: int = 3) -> lis
     return windows
 
 
+def clear_message_caches() -> None:
+    """Forget the per-message analyses so no message text lingers in module caches."""
+    _digit_runs.cache_clear()
+    _tokens.cache_clear()
+    _windows.cache_clear()
+    lowered.cache_clear()
+
+
 def _has_cue(text: str, cues: tuple[str, ...]) -> bool:
-    low = _lower(text)
+    low = lowered(text)
     return any(cue in low for cue in cues)
 
 
-def _finditer(regex: re.Pattern[str], text: str, windows: list[tuple[int, int]]) -> Iterator[re.Match]:
+def _finditer(
+    regex: re.Pattern[str], text: str, windows: list[tuple[int, int]]
+) -> Iterator[re.Match]:
     for pos, endpos in windows:
         yield from regex.finditer(text, pos, endpos)
 
@@ -211,7 +224,7 @@ class BrazilianDetector(Detector):
 
 
 def _only_digits(value: str) -> str:
-    return "".join(c for c in value if c.isdigit())
+    return _NON_DIGIT_RE.sub("", value)
 
 
 def _score(text: str, beg: int, entity: str, base: int, strong: bool) -> int | None:
@@ -260,8 +273,10 @@ class CnpjDetector(BrazilianDetector):
             strong = bool(m.group(2) or m.group(5))
             # An unformatted all-letter base ("ABCDEFGHIJKL" + 2 digits) reads like
             # a code word; it counts only right after the word CNPJ.
-            if not strong and not any(c.isdigit() for c in value[:12]) and (
-                nearest_keyword(text, m.start()) != "CNPJ"
+            if (
+                not strong
+                and not any(c.isdigit() for c in value[:12])
+                and (nearest_keyword(text, m.start()) != "CNPJ")
             ):
                 continue
             priority = _score(text, m.start(), "CNPJ", 65, strong)
@@ -274,9 +289,7 @@ class CnsDetector(BrazilianDetector):
 
     name = "br_cns"
     filth_cls = CnsFilth
-    regex = re.compile(
-        r"(?<![\d.,/])[1-27-9]\d{2}([\s.-]?)\d{4}\1\d{4}\1\d{4}(?!\d)(?![.,/-]\d)"
-    )
+    regex = re.compile(r"(?<![\d.,/])[1-27-9]\d{2}([\s.-]?)\d{4}\1\d{4}\1\d{4}(?!\d)(?![.,/-]\d)")
 
     def candidates(self, text: str) -> Iterator[Candidate]:
         for m in _finditer(self.regex, text, _windows(text, 15)):
@@ -348,9 +361,11 @@ class CardDetector(BrazilianDetector):
         if first == "2":  # Mastercard 2-series
             return len(digits) == 16 and 2221 <= int(digits[:4]) <= 2720
         if first == "3":  # Amex, Diners, JCB
-            return (digits[:2] in ("34", "37") and len(digits) == 15) or (
-                digits[:2] in ("30", "36", "38", "39") and len(digits) in (14, 16)
-            ) or (digits[:2] == "35" and len(digits) == 16)
+            return (
+                (digits[:2] in ("34", "37") and len(digits) == 15)
+                or (digits[:2] in ("30", "36", "38", "39") and len(digits) in (14, 16))
+                or (digits[:2] == "35" and len(digits) == 16)
+            )
         if first == "6":  # Discover, Elo, Hipercard
             return 16 <= len(digits) <= 19
         return False
@@ -365,8 +380,10 @@ class CardDetector(BrazilianDetector):
                 digits = _only_digits(m.group()[:end])
                 if len(digits) < 13:
                     break
-                if len(digits) <= 19 and self._issuer_ok(digits) and checksums.luhn_is_valid(
-                    digits
+                if (
+                    len(digits) <= 19
+                    and self._issuer_ok(digits)
+                    and checksums.luhn_is_valid(digits)
                 ):
                     beg = m.start()
                     strong = len(groups) > 1
@@ -386,7 +403,8 @@ class RgDetector(BrazilianDetector):
     name = "br_rg"
     filth_cls = RgFilth
     regex = re.compile(
-        r"(?<![\w])(?:r\.?\s?g\.?|identidade|registro\s+geral)(?![\w])" + _GAP
+        r"(?<![\w])(?:r\.?\s?g\.?|identidade|registro\s+geral)(?![\w])"
+        + _GAP
         + r"(?<![\w.])(?P<v>(?:[A-Za-z]{1,2}-?\s?)?\d{1,3}\.?\d{3}\.?\d{3}(?:-?[\dXx])?)(?![\w])"
         r"(?![.,/-]\d)",
         re.IGNORECASE,
@@ -410,7 +428,8 @@ class CnhDetector(BrazilianDetector):
     filth_cls = CnhFilth
     regex = re.compile(
         r"(?<![\w])(?:cnh|habilita[cç][aã]o|carteira\s+(?:nacional\s+)?de\s+(?:motorista|habilita[cç][aã]o))"
-        r"(?![\w])" + _GAP
+        r"(?![\w])"
+        + _GAP
         + r"(?<![\d.])(?P<v>\d{3}[.\s]?\d{3}[.\s]?\d{3}[-.\s]?\d{2})(?!\d)(?![.,/-]\d)",
         re.IGNORECASE,
     )
@@ -454,9 +473,75 @@ class CepDetector(BrazilianDetector):
 
 # Brazilian area codes (DDD) in use.
 _VALID_DDD = frozenset(
-    {11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 24, 27, 28, 31, 32, 33, 34, 35, 37, 38, 41, 42,
-     43, 44, 45, 46, 47, 48, 49, 51, 53, 54, 55, 61, 62, 63, 64, 65, 66, 67, 68, 69, 71, 73, 74,
-     75, 77, 79, 81, 82, 83, 84, 85, 86, 87, 88, 89, 91, 92, 93, 94, 95, 96, 97, 98, 99}
+    {
+        11,
+        12,
+        13,
+        14,
+        15,
+        16,
+        17,
+        18,
+        19,
+        21,
+        22,
+        24,
+        27,
+        28,
+        31,
+        32,
+        33,
+        34,
+        35,
+        37,
+        38,
+        41,
+        42,
+        43,
+        44,
+        45,
+        46,
+        47,
+        48,
+        49,
+        51,
+        53,
+        54,
+        55,
+        61,
+        62,
+        63,
+        64,
+        65,
+        66,
+        67,
+        68,
+        69,
+        71,
+        73,
+        74,
+        75,
+        77,
+        79,
+        81,
+        82,
+        83,
+        84,
+        85,
+        86,
+        87,
+        88,
+        89,
+        91,
+        92,
+        93,
+        94,
+        95,
+        96,
+        97,
+        98,
+        99,
+    }
 )
 
 
@@ -560,7 +645,8 @@ _MONTH_NUMBER = {
 
 
 class BirthDateDetector(BrazilianDetector):
-    """Dates of birth, only right after a birth keyword ('nascida em', 'DN:', 'data de nascimento')."""
+    """Dates of birth, only right after a birth keyword ('nascida em', 'DN:', 'data de
+    nascimento'): a procedure date ('aplicado em 12/03/2025') is not personal data."""
 
     name = "br_data_nascimento"
     filth_cls = DataNascimentoFilth
@@ -607,9 +693,42 @@ _STREET_TYPES = (
     r"rua|r\.|avenida|av\.?|travessa|trav\.|tv\.|alameda|al\.|rodovia|rod\.|pra[cç]a|p[cç]a\.?"
     r"|estrada|estr\.|largo|lgo\.|viela|beco|ladeira|servid[aã]o|passagem|quadra|qd\."
 )
-_NAME_WORD = r"[A-ZÀ-ÖØ-Þ][\w'’.-]*"
+_STREET_WORDS = frozenset(
+    {
+        "rua",
+        "avenida",
+        "travessa",
+        "alameda",
+        "rodovia",
+        "praça",
+        "praca",
+        "estrada",
+        "largo",
+        "viela",
+        "beco",
+        "ladeira",
+        "servidão",
+        "servidao",
+        "passagem",
+        "quadra",
+        "r",
+        "av",
+        "trav",
+        "tv",
+        "al",
+        "rod",
+        "pça",
+        "pca",
+        "estr",
+        "lgo",
+        "qd",
+    }
+)
+# A capitalised word of a street name; a trailing dot only on abbreviations ("Dr.",
+# "Pe.", "Cel.") so that a sentence's full stop stays out of the span.
+_NAME_WORD = r"[A-ZÀ-ÖØ-Þ](?:[a-zà-ÿ]{0,4}\.(?=\s)|[\w'’-]*)"
 # "Rua 25 de Março", "Av. 9 de Julho": a leading number only as a date-like street name.
-_FIRST_NAME_WORD = r"(?:[A-ZÀ-ÖØ-Þ][\w'’.-]*|\d{1,2}\s+de\s+[A-ZÀ-ÖØ-Þ][\w'’.-]*)"
+_FIRST_NAME_WORD = r"(?:" + _NAME_WORD + r"|\d{1,2}\s+de\s+" + _NAME_WORD + r")"
 _PARTICLE = r"(?:de|da|do|das|dos|e|d['’])"
 _COMPLEMENT = (
     r"(?:\s*[,;\-–]?\s*(?:"
@@ -632,29 +751,43 @@ class AddressDetector(BrazilianDetector):
     needs_digit = False
     with_number_re = re.compile(
         r"(?<![\w])(?i:" + _STREET_TYPES + r")\s+"
-        r"(?:" + _PARTICLE + r"\s+)?" + _FIRST_NAME_WORD
-        + r"(?:\s+(?:" + _PARTICLE + r"\s+)?" + _NAME_WORD + r"){0,6}?"
-        + _NUMBER + _COMPLEMENT + r"*"
+        r"(?:"
+        + _PARTICLE
+        + r"\s+)?"
+        + _FIRST_NAME_WORD
+        + r"(?:\s+(?:"
+        + _PARTICLE
+        + r"\s+)?"
+        + _NAME_WORD
+        + r"){0,6}?"
+        + _NUMBER
+        + _COMPLEMENT
+        + r"*"
     )
     residence_re = re.compile(
         r"(?<![\w])(?i:mora|moram|reside|residente|endere[cç]o|resid[eê]ncia)(?![\w])[^\n.;]{0,20}?"
-        r"(?P<v>(?<![\w])(?i:" + _STREET_TYPES + r")\s+(?:" + _PARTICLE + r"\s+)?" + _FIRST_NAME_WORD
-        + r"(?:\s+(?:" + _PARTICLE + r"\s+)?" + _NAME_WORD + r"){0,5})"
+        r"(?P<v>(?<![\w])(?i:"
+        + _STREET_TYPES
+        + r")\s+(?:"
+        + _PARTICLE
+        + r"\s+)?"
+        + _FIRST_NAME_WORD
+        + r"(?:\s+(?:"
+        + _PARTICLE
+        + r"\s+)?"
+        + _NAME_WORD
+        + r"){0,5})"
     )
     _residence_cues = ("mora", "resid", "endere")
-    _cue_re = re.compile(
-        r"(?<![\w])(?:rua|avenida|travessa|alameda|rodovia|pra[cç]a|estrada|largo|viela|beco"
-        r"|ladeira|servid[aã]o|passagem|quadra|r|av|trav|tv|al|rod|p[cç]a|estr|lgo|qd)(?![\w])",
-        re.IGNORECASE,
-    )
 
     def candidates(self, text: str) -> Iterator[Candidate]:
         end = -1
-        for cue in self._cue_re.finditer(text):
-            if cue.start() < end:
+        street_words = _STREET_WORDS
+        for beg, _, word in _tokens(text):
+            if beg < end or (word not in street_words and word.lower() not in street_words):
                 continue
             # Anchored at each street word instead of scanning the whole message.
-            m = self.with_number_re.match(text, cue.start())
+            m = self.with_number_re.match(text, beg)
             if m:
                 end = m.end()
                 yield Candidate(m.start(), m.end(), 75)
@@ -690,11 +823,69 @@ class MedicalRecordDetector(BrazilianDetector):
 
 
 # --- Names -------------------------------------------------------------------
-_TOKEN_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _SPACE_GAP_RE = re.compile(r"[ \t]{1,3}\Z")
 _CONNECT_GAP_RE = re.compile(r"[\s:,\-–—(\"'“]{0,4}\Z")
 _HONORIFIC_GAP_RE = re.compile(r"\.?[ \t]{0,2}\Z")
 _APPOSITION_END_RE = re.compile(r"\s*[,;)]")
+# Endings of Portuguese nouns/adjectives that are not given names (diseases,
+# participles, adjectives): used only for words absent from the name lists.
+_WORD_SUFFIX_RE = re.compile(
+    r"(?:ção|ções|são|sões|ismo|ite|ose|ase|ada|ado|ida|ido|ável|ível|osa|oso|ica|ico"
+    r"|mente|agem|ência|ância|ista)$",
+    re.IGNORECASE,
+)
+# Relatives: "Mãe: ..." heads a family-history line more often than a name.
+_FAMILY_WORDS = frozenset(
+    {
+        "mãe",
+        "mae",
+        "pai",
+        "irmã",
+        "irma",
+        "irmão",
+        "irmao",
+        "avó",
+        "avô",
+        "avo",
+        "tia",
+        "tio",
+        "prima",
+        "primo",
+        "filho",
+        "filha",
+        "esposa",
+        "esposo",
+        "marido",
+        "neta",
+        "neto",
+        "sobrinha",
+        "sobrinho",
+        "sogra",
+        "sogro",
+        "genro",
+        "nora",
+        "enteada",
+        "enteado",
+        "madrasta",
+        "padrasto",
+    }
+)
+# Labels that head a person's record: "Paciente: Kauane Zambon".
+_PERSON_LABELS = frozenset(
+    {
+        "paciente",
+        "cliente",
+        "responsável",
+        "responsavel",
+        "acompanhante",
+        "titular",
+        "dependente",
+        "beneficiária",
+        "beneficiario",
+        "tutor",
+        "tutora",
+    }
+)
 # Context words that introduce a name and nothing else.
 _NAMING_WORDS = frozenset({"nome", "chama", "chamada", "chamado", "chamo"})
 
@@ -713,8 +904,10 @@ _F_LISTED = _F_FIRST | _F_AMBIG | _F_SUR
 _flags = lexicon.flags_of
 # Lower-case words that can introduce a name (context words and honorifics).
 _LOWER_TRIGGERS = frozenset(
-    w for w in (
-        *lexicon._CONTEXT_WORDS, *lexicon._HONORIFICS,
+    w
+    for w in (
+        *lexicon._CONTEXT_WORDS,
+        *lexicon._HONORIFICS,
         *(lexicon.fold(x) for x in (*lexicon._CONTEXT_WORDS, *lexicon._HONORIFICS)),
     )
 )
@@ -795,7 +988,7 @@ class NameDetector(BrazilianDetector):
     needs_digit = False
 
     def candidates(self, text: str) -> Iterator[Candidate]:
-        tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN_RE.finditer(text)]
+        tokens = _tokens(text)
         chain = _Chain(text, tokens)
         n = len(tokens)
         i = 0
@@ -806,6 +999,8 @@ class NameDetector(BrazilianDetector):
                 i += 1  # most tokens: ordinary lower-case words, nothing to look up
                 continue
             flags = _flags(word)
+            if len(word) == 1 and text[end : end + 1] != ".":
+                flags &= ~_F_HONORIFIC  # "D." is Dona, a lone "d" is not
             found = None
             if flags & (_F_HONORIFIC | _F_CONTEXT):
                 found = self._after_context(text, tokens, chain, i, flags)
@@ -829,11 +1024,9 @@ class NameDetector(BrazilianDetector):
             if j >= n:
                 return None
             prev_end = tokens[j - 1][1]
-            gap = text[prev_end:tokens[j][0]]
+            gap = text[prev_end : tokens[j][0]]
             gap_ok = (
-                _HONORIFIC_GAP_RE.match(gap)
-                if _flags(tokens[j - 1][2]) & _F_HONORIFIC
-                else None
+                _HONORIFIC_GAP_RE.match(gap) if _flags(tokens[j - 1][2]) & _F_HONORIFIC else None
             ) or _CONNECT_GAP_RE.match(gap)
             if not gap_ok or not gap:
                 return None
@@ -853,31 +1046,45 @@ class NameDetector(BrazilianDetector):
         lower_mode = not word[0].isupper()
         caps_mode = word.isupper() and len(word) > 1
         last = chain.extend(j, lower_mode, caps_mode)
-        if (
-            last == j
-            and punctuated
-            and not wflags & _F_LISTED
-            and not flags & _F_HONORIFIC
-            and tokens[i][2].lower() not in _NAMING_WORDS
-            and not (colonless and _APPOSITION_END_RE.match(text, tokens[j][1]))
-        ):
-            # "Paciente: Hipotireoidismo" - one unknown capitalised word after a label
-            # is more often a sentence start than a name; "Paciente Thayná" and the
-            # apposition "a filha, Lohane, vai..." are names.
+        if len(tokens[i][2]) == 1 and not wflags & _F_LISTED:
+            return None  # "Vitamina D. Suplementar": only "D. Rosa" with a listed name
+        if wflags & _F_LISTED or flags & _F_HONORIFIC or tokens[i][2].lower() in _NAMING_WORDS:
+            return j, last
+        if _WORD_SUFFIX_RE.search(word):
+            return None  # "Esposa Grávida", "Mãe: Hipotireoidismo": a word, not a name
+        trigger = tokens[i][2].lower()
+        if trigger in _FAMILY_WORDS and not colonless:
+            # "Pai: Câncer de Próstata" - family history lists use these labels; after
+            # "Mãe:" an unknown phrase counts only with a listed name in it, or as two
+            # or more name-shaped words ("Mãe: Edleuza Piovesan").
+            chain_words = [t[2] for t in tokens[j : last + 1] if not _flags(t[2]) & _F_PARTICLE]
+            if not any(_flags(w) & _F_LISTED for w in chain_words) and (
+                len(chain_words) < 2 or any(_WORD_SUFFIX_RE.search(w) for w in chain_words)
+            ):
+                return None
+        elif trigger in _PERSON_LABELS and not colonless:
+            return j, last  # "Paciente: Kauane Zambon" is how records are headed
+        if last == j and punctuated and not _APPOSITION_END_RE.match(text, tokens[j][1]):
+            # "Paciente, Orientada..." - a lone unknown word after a comma is a
+            # sentence start; the apposition "a filha, Lohane, vai..." is a name.
             return None
         return j, last
 
     @staticmethod
     def _without_context(text, tokens, chain, i) -> tuple[int, int] | None:
         beg, end, word = tokens[i]
-        if len(word) < 3:
+        if len(word) < 2:
             return None
         if beg and text[beg - 1] in "@._/-\\":
             return None
         if end < len(text) and text[end] in "@_":
             return None
-        if i and _flags(tokens[i - 1][2]) & _F_PLACE and _gap_is_space(text, tokens[i - 1][1], beg):
-            return None  # São Paulo, Hospital Santa Maria, Rua Oscar Freire
+        if i and _gap_is_space(text, tokens[i - 1][1], beg):
+            previous = tokens[i - 1][2]
+            if _flags(previous) & _F_PLACE:
+                return None  # São Paulo, Hospital Santa Maria, Rua Oscar Freire
+            if previous.lower() == "em" and not text[tokens[i - 1][0]].isupper():
+                return None  # "mora em Mariana", "nasceu em Vitória": a town
         caps_mode = word.isupper()
         last = chain.extend(i, lower_mode=False, caps_mode=caps_mode)
         flags = _flags(word)
@@ -931,19 +1138,22 @@ class KnownNameDetector(BrazilianDetector):
             return
         full = {name for name in names if len(name) > 1}
         words = {
-            w for name in names for w in name
+            w
+            for name in names
+            for w in name
             if len(w) >= 3 and not _flags(w) & (_F_PARTICLE | _F_STOP)
         }
         longest = max(len(name) for name in names)
-        tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN_RE.finditer(text)]
+        tokens = _tokens(text)
         folded = [lexicon.fold(t[2]) for t in tokens]
         n = len(tokens)
         i = 0
         while i < n:
             match_end = None
             for size in range(min(longest, n - i), 1, -1):
-                if tuple(folded[i:i + size]) in full and all(
-                    _gap_is_space(text, tokens[k - 1][1], tokens[k][0]) for k in range(i + 1, i + size)
+                if tuple(folded[i : i + size]) in full and all(
+                    _gap_is_space(text, tokens[k - 1][1], tokens[k][0])
+                    for k in range(i + 1, i + size)
                 ):
                     match_end = i + size - 1
                     break

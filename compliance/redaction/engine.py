@@ -4,6 +4,7 @@ placeholders, re-identification (whole texts and streamed deltas) and a log reda
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,6 @@ import scrubadub
 from scrubadub.filth import Filth
 
 from . import detectors as _detectors
-from .lexicon import fold
 from .normalise import normalise_value
 
 ENTITY_TYPES: tuple[str, ...] = (
@@ -74,16 +74,18 @@ def resolve_overlaps(filths: Iterable[Filth]) -> list[Filth]:
     scrubadub's own merge would fuse a CPF and an adjacent phone into one
     "CPF+TELEFONE" blob; placeholders need exactly one type per span.
     """
-    ordered = sorted(
-        filths, key=lambda f: (-getattr(f, "priority", 0), -(f.end - f.beg), f.beg)
-    )
+    ordered = sorted(filths, key=lambda f: (-getattr(f, "priority", 0), -(f.end - f.beg), f.beg))
+    starts: list[int] = []  # kept spans, disjoint, sorted by start (hence by end too)
+    ends: list[int] = []
     kept: list[Filth] = []
-    taken: list[tuple[int, int]] = []
     for filth in ordered:
-        if any(filth.beg < end and beg < filth.end for beg, end in taken):
+        # Only the kept span starting last before this one ends can overlap it.
+        index = bisect.bisect_left(starts, filth.end)
+        if index and ends[index - 1] > filth.beg:
             continue
+        starts.insert(index, filth.beg)
+        ends.insert(index, filth.end)
         kept.append(filth)
-        taken.append((filth.beg, filth.end))
     kept.sort(key=lambda f: f.beg)
     return kept
 
@@ -94,7 +96,8 @@ class BrazilianScrubber(scrubadub.Scrubber):
 
     def __init__(self, detector_list: Sequence[scrubadub.detectors.Detector] | None = None) -> None:
         super().__init__(
-            detector_list=list(detector_list) if detector_list is not None
+            detector_list=list(detector_list)
+            if detector_list is not None
             else _detectors.default_detectors(),
             post_processor_list=[],
             locale="pt_BR",
@@ -106,7 +109,10 @@ class BrazilianScrubber(scrubadub.Scrubber):
 
     def find(self, text: str) -> list[Filth]:
         """Detected spans of `text`, non-overlapping, in text order."""
-        return list(self.iter_filth(text, run_post_processors=False))
+        try:
+            return list(self.iter_filth(text, run_post_processors=False))
+        finally:
+            _detectors.clear_message_caches()
 
 
 _scrubber = BrazilianScrubber()
@@ -126,10 +132,7 @@ def set_scrubber(scrubber: BrazilianScrubber) -> BrazilianScrubber:
 
 def detect_entities(text: str) -> list[Entity]:
     """Every PII span in `text` (no session state). Raises on internal errors."""
-    return [
-        Entity(f.entity, f.beg, f.end, f.text)
-        for f in _scrubber.find(text)
-    ]
+    return [Entity(f.entity, f.beg, f.end, f.text) for f in _scrubber.find(text)]
 
 
 # --- Session mapping ---------------------------------------------------------------
@@ -191,7 +194,7 @@ def _redact(text: str, mapping: Mapping[str, str] | None) -> RedactionResult:
     position = 0
     for filth in filths:
         entity = filth.entity
-        pieces.append(text[position:filth.beg])
+        pieces.append(text[position : filth.beg])
         pieces.append(index.placeholder_for(entity, filth.text))
         counts[entity] = counts.get(entity, 0) + 1
         position = filth.end
@@ -238,7 +241,7 @@ def redact_for_log(text: str) -> str:
         pieces: list[str] = []
         position = 0
         for filth in filths:
-            pieces.append(text[position:filth.beg])
+            pieces.append(text[position : filth.beg])
             pieces.append(f"[{filth.entity}]")
             position = filth.end
         pieces.append(text[position:])
@@ -257,7 +260,9 @@ class StreamReidentifier:
     """
 
     def __init__(self, mapping: dict[str, str]) -> None:
-        self._mapping = {k: v for k, v in mapping.items() if isinstance(k, str) and k.startswith("[")}
+        self._mapping = {
+            k: v for k, v in mapping.items() if isinstance(k, str) and k.startswith("[")
+        }
         self._prefixes = {p[:i] for p in self._mapping for i in range(1, len(p))}
         self._longest = max((len(p) for p in self._mapping), default=0)
         self._pending = ""
@@ -279,7 +284,7 @@ class StreamReidentifier:
             out.append(buffer[position:start])
             close = buffer.find("]", start + 1, start + self._longest)
             if close >= 0:
-                candidate = buffer[start:close + 1]
+                candidate = buffer[start : close + 1]
                 value = self._mapping.get(candidate)
                 if value is not None:
                     out.append(value)

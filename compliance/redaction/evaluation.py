@@ -139,22 +139,33 @@ def evaluate_records(records: Iterable[dict]) -> EvaluationReport:
         for label in labels:
             score = scores[label["type"]]
             score.labelled += 1
-            same = [s for s in spans if s.entity == label["type"]
-                    and _covers(s, label["start"], label["end"])]
+            same = [
+                s
+                for s in spans
+                if s.entity == label["type"] and _covers(s, label["start"], label["end"])
+            ]
             covering = [s for s in spans if _covers(s, label["start"], label["end"])]
             if same:
                 score.found += 1
             else:
                 overlapping = [s for s in spans if _overlaps(s, label["start"], label["end"])]
-                misses.append(Miss(record["id"], label["type"], label["value"],
-                                   overlapping[0].entity if overlapping else None))
+                misses.append(
+                    Miss(
+                        record["id"],
+                        label["type"],
+                        label["value"],
+                        overlapping[0].entity if overlapping else None,
+                    )
+                )
             if covering:
                 score.covered_any += 1
         for span in spans:
             score = scores[span.entity]
             score.predicted += 1
-            if any(label["type"] == span.entity and _overlaps(span, label["start"], label["end"])
-                   for label in labels):
+            if any(
+                label["type"] == span.entity and _overlaps(span, label["start"], label["end"])
+                for label in labels
+            ):
                 score.predicted_correct += 1
             elif record.get("kind") != "negative":
                 false_positives.append((record["id"], span.entity, span.text))

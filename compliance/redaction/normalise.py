@@ -13,15 +13,33 @@ from .lexicon import fold
 _NON_ALNUM_RE = re.compile(r"[\W_]+")
 _SPACES_RE = re.compile(r"\s+")
 _MONTHS = {
-    "jan": 1, "fev": 2, "mar": 3, "abr": 4, "mai": 5, "jun": 6,
-    "jul": 7, "ago": 8, "set": 9, "out": 10, "nov": 11, "dez": 12,
+    "jan": 1,
+    "fev": 2,
+    "mar": 3,
+    "abr": 4,
+    "mai": 5,
+    "jun": 6,
+    "jul": 7,
+    "ago": 8,
+    "set": 9,
+    "out": 10,
+    "nov": 11,
+    "dez": 12,
 }
 _DATE_NUMERIC_RE = re.compile(r"(\d{1,2})\D+(\d{1,2})\D+(\d{2,4})")
 _DATE_WORDS_RE = re.compile(r"(\d{1,2})\D+?([a-z]{3})[a-z]*\D+?(\d{2,4})")
 _DATE_ISO_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _STREET_ABBREVIATIONS = {
-    "r": "rua", "av": "avenida", "tv": "travessa", "trav": "travessa", "al": "alameda",
-    "rod": "rodovia", "pca": "praca", "estr": "estrada", "lgo": "largo", "qd": "quadra",
+    "r": "rua",
+    "av": "avenida",
+    "tv": "travessa",
+    "trav": "travessa",
+    "al": "alameda",
+    "rod": "rodovia",
+    "pca": "praca",
+    "estr": "estrada",
+    "lgo": "largo",
+    "qd": "quadra",
 }
 
 

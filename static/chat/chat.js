@@ -223,6 +223,7 @@
     } else {
       dom.bannerText.textContent = typeof options.text === "function" ? options.text(0) : options.text;
     }
+    scrollToEnd(); // the banner takes room from the log: keep the latest message in view
   }
 
   dom.bannerDismiss.addEventListener("click", clearBanner);
@@ -308,6 +309,13 @@
     state.sessions.sort(function (a, b) { return a.created_at < b.created_at ? 1 : -1; });
   }
 
+  // Each accepted message moves the idle expiry forward on the server; mirror it.
+  function touchSession() {
+    if (state.current && state.current.status === "active") {
+      state.current.expires_at = new Date(Date.now() + cfg.idleTimeoutSeconds * 1000).toISOString();
+    }
+  }
+
   function markCurrentSession(status) {
     if (!state.current) {
       return;
@@ -316,6 +324,24 @@
     upsertSession(state.current);
     renderSessions();
     renderHeader();
+    updateComposer();
+  }
+
+  // The server knows whether the session was closed or expired; ask it, fall back to a guess.
+  function refreshCurrentSession(fallbackStatus) {
+    var session = state.current;
+    if (!session) {
+      return;
+    }
+    if (session.status === "active") {
+      markCurrentSession(fallbackStatus);
+    }
+    api("GET", urlFor(cfg.sessionUrlTemplate, session.id)).then(function (fresh) {
+      if (state.current && state.current.id === fresh.id) {
+        state.current = fresh;
+        markCurrentSession(fresh.status);
+      }
+    }, function () { /* keep the guess */ });
   }
 
   function loadSessions() {
@@ -645,6 +671,7 @@
         if (pending && frame.client_id === pending.clientId) {
           pending.acked = true;
           pending.messageId = frame.message_id;
+          touchSession();
           showPii(pending.userView, frame.pii);
           ensureAnswer(pending);
           if (pending.stopRequested) {
@@ -670,6 +697,7 @@
           } else {
             setAnswerState(answer, "complete", "");
           }
+          touchSession();
           finish(pending);
         }
         break;
@@ -725,9 +753,7 @@
       }
       case "session_expired":
         state.composerLocked = true;
-        if (state.current && state.current.status === "active") {
-          markCurrentSession("expired");
-        }
+        refreshCurrentSession("expired");
         showBanner({
           code: code, kind: "warning", text: S.err_session_expired,
           actions: [{ label: S.newSession, primary: true, testId: "banner-new-session", run: createSession }],
@@ -834,15 +860,13 @@
       }
       state.composerLocked = true;
       if (code === 4403) {
-        markCurrentSession("closed");
+        refreshCurrentSession("closed");
         if (!dom.banner.hidden && dom.banner.getAttribute("data-code") === "consent_required") {
           return;
         }
         onError({ code: "consent_required" }, null);
       } else if (code === 4409) {
-        if (state.current && state.current.status === "active") {
-          markCurrentSession("closed");
-        }
+        refreshCurrentSession("closed");
         if (!dom.banner.hidden && dom.banner.getAttribute("data-code") === "session_expired") {
           return;
         }

@@ -372,7 +372,7 @@ async def test_it_fails_over_when_the_primary_sends_no_first_byte(providers):
 
     failed, answered = outcome.attempts
     assert (failed.error_code, failed.first_token_ms) == ("timeout", None)
-    assert TIMEOUT_MS <= failed.latency_ms < TIMEOUT_MS + 500
+    assert TIMEOUT_MS <= failed.latency_ms < TIMEOUT_MS + 1500
     assert answered.provider == "anthropic"
     assert outcome.final_text == EXPECTED_ANSWER
     assert outcome.seconds < STALL_MS / 1000

@@ -26,6 +26,14 @@ def _staff(username: str, group: str | None = None, **flags):
 
 
 @pytest.fixture
+def client():
+    """The Django test client, in English (the admin follows Accept-Language)."""
+    from django.test import Client
+
+    return Client(headers={"accept-language": "en"})
+
+
+@pytest.fixture
 def officer(db):
     return _staff("officer-1", COMPLIANCE_OFFICERS)
 

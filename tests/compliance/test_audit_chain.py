@@ -167,7 +167,7 @@ def test_concurrent_writers_keep_one_valid_chain():
     assert AuditEvent.objects.count() == writers * per_writer
     report = audit.audit_chain_verify(chunk_size=37)
     assert report.ok and report.checked == writers * per_writer
-    assert sorted(AuditEvent.objects.values_list("subject_user_id", flat=True).distinct()) \
+    assert sorted(AuditEvent.objects.order_by().values_list("subject_user_id", flat=True).distinct()) \
         == list(range(writers))
 
 

@@ -1,0 +1,1255 @@
+"""End-to-end chat benchmark: the whole pipeline against the provider called directly.
+
+Starts the simulated AI provider, prepares a dedicated PostgreSQL database and
+Redis db, creates clinicians (clinic membership, consent, one chat session
+each, a JWT), starts the app as one or two daphne processes with production
+settings, and drives it with real WebSocket clients, one connection per
+session. In the same run it drives the same simulator with the plain
+`openai.AsyncOpenAI` streaming loop under the same load shape: that is the
+baseline, and overhead = app - baseline (time to first token and total answer
+time, p50 and p95).
+
+    python benchmarks/chat_bench.py --preset light
+    python benchmarks/chat_bench.py --preset capacity
+    python benchmarks/chat_bench.py --sessions 50 --mode open --rate 20 --duration 30
+
+Presets: light, capacity, saturation, smoke (see PRESETS); any flag given
+overrides the preset's value. Closed loop: every session sends, waits for
+`done`, sends again. Open loop: messages arrive at `--rate` per second in
+total (Poisson or uniform) on sessions picked at random (Poisson) or in turn
+(uniform); an arrival for a session still waiting for its answer is skipped
+and counted. Every loop is bounded (message count or duration, per-message
+timeout); subprocesses are stopped on exit and on Ctrl-C. Only loopback
+addresses are used.
+
+Results: a table on stdout and JSON (`--output`, default
+benchmarks/results/<UTC time>-<preset>.json). Exit status 0 when every
+accepted message got its answer stored and no error was seen, 1 otherwise,
+2 when the run could not be set up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import platform
+import random
+import re
+import resource
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/neonpro_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
+DEFAULT_CONTENT = (
+    "Paciente com melasma na região malar: qual o intervalo recomendado entre sessões de "
+    "peeling químico e quais cuidados orientar no pós-procedimento?"
+)
+# The model name both sides ask the simulator for.
+BASELINE_MODEL = "gpt-4o-mini"
+_ENROL_THREADS = 4
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # A few clinicians chatting: what one person feels.
+    "light": {"sessions": 10, "token_delay_ms": 20.0, "mode": "closed", "messages": 200,
+              "web_processes": 1},
+    # AI_SESSION_CAPACITY connected, each sending about one message a minute.
+    "capacity": {"sessions": 2500, "token_delay_ms": 20.0, "mode": "open", "rate": 42.0,
+                 "duration": 60.0, "web_processes": 2},
+    # As many answers as the machine can produce: pipeline vs the naive SDK loop.
+    "saturation": {"sessions": 100, "token_delay_ms": 0.0, "mode": "closed", "duration": 30.0,
+                   "web_processes": 2},
+    # The harness itself works (used by the test suite).
+    "smoke": {"sessions": 3, "token_delay_ms": 2.0, "answer_tokens": 20, "mode": "closed",
+              "messages": 9, "web_processes": 1, "warmup": 1},
+}
+DEFAULTS: dict[str, Any] = {
+    "sessions": 10, "token_delay_ms": 20.0, "answer_tokens": 50, "mode": "closed",
+    "messages": None, "duration": None, "rate": None, "schedule": "poisson",
+    "web_processes": 1, "warmup": 3, "message_timeout": 60.0,
+}
+
+# Project settings that must not leak from the caller's environment into the run.
+_PROJECT_ENV_PREFIXES = (
+    "AI_", "ALLOWED_HOSTS", "ANTHROPIC_", "AUDIT_", "CELERY_", "CONSENT_", "CORS_",
+    "DATABASE_", "DATA_RETENTION", "DEBUG", "DEMO_", "DJANGO_SETTINGS_MODULE", "ENCRYPTION_KEY",
+    "ENVIRONMENT", "JWT_", "LOG_LEVEL", "MONITORING_", "NEONPRO_", "OPENAI_", "PII_",
+    "PROMETHEUS_", "RATE_LIMIT_", "REDIS_URL", "SECRET_KEY", "SECURE_", "SESSION_COOKIE",
+    "SIMULATED_PROVIDER", "TEST_DATABASE",
+)
+
+
+class SetupError(RuntimeError):
+    """The benchmark could not be set up (a service is missing, a process did not start)."""
+
+
+# --- arguments --------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; a preset fills in what is not given explicitly."""
+    parser = argparse.ArgumentParser(
+        prog="chat_bench.py", description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS))
+    parser.add_argument("--sessions", type=int, help="WebSocket sessions (one user each)")
+    parser.add_argument("--mode", choices=("closed", "open"))
+    parser.add_argument("--messages", type=int, help="messages to send in total (per phase)")
+    parser.add_argument("--duration", type=float, help="seconds of sending (per phase)")
+    parser.add_argument("--rate", type=float, help="open loop: messages per second in total")
+    parser.add_argument("--schedule", choices=("poisson", "uniform"),
+                        help="open loop arrivals (default poisson)")
+    parser.add_argument("--token-delay-ms", type=float, help="simulator delay between tokens")
+    parser.add_argument("--answer-tokens", type=int, help="filler words per answer (default 50)")
+    parser.add_argument("--web-processes", type=int, choices=(1, 2), help="daphne processes")
+    parser.add_argument("--warmup", type=int, help="unmeasured messages before each phase")
+    parser.add_argument("--message-timeout", type=float, help="seconds before a message is "
+                        "counted as timed out (default 60)")
+    parser.add_argument("--content", default=DEFAULT_CONTENT, help="the message text")
+    parser.add_argument("--database-url",
+                        default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+                        help="dedicated PostgreSQL database (created if missing)")
+    parser.add_argument("--redis-url",
+                        default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+                        help="dedicated Redis db: FLUSHED at start")
+    parser.add_argument("--skip-baseline", action="store_true",
+                        help="only measure the app (no overhead figures)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="record the daphne processes with py-spy during the app phase")
+    parser.add_argument("--seed", type=int, default=20260101, help="load schedule seed")
+    parser.add_argument("--output", help="JSON results file")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the subprocess logs")
+    args = parser.parse_args(argv)
+    preset = PRESETS.get(args.preset or "", {})
+    for name, default in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, preset.get(name, default))
+    if args.mode == "open" and not args.rate:
+        parser.error("--mode open needs --rate")
+    if args.messages is None and args.duration is None:
+        parser.error("give --messages or --duration (or a --preset)")
+    if args.sessions < 1:
+        parser.error("--sessions must be at least 1")
+    return args
+
+
+# --- subprocesses -----------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    # Linux: children get SIGTERM if the harness is killed outright (SIGKILL, OOM).
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Subprocesses:
+    """The processes this run started; all stopped by `stop_all`, newest first."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.running: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str],
+              stdout: int | None = None) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+            argv, cwd=ROOT, env=env, stdout=stdout if stdout is not None else log,
+            stderr=log, preexec_fn=_die_with_parent,  # noqa: PLW1509
+        )
+        log.close()
+        self.running.append((name, process))
+        return process
+
+    def stop(self, process: subprocess.Popen, sig: int = signal.SIGTERM,
+             timeout: float = 15.0) -> None:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(sig)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if process.stdout is not None:
+            process.stdout.close()
+        self.running = [(n, p) for n, p in self.running if p is not process]
+
+    def stop_all(self) -> None:
+        for _name, process in reversed(list(self.running)):
+            self.stop(process)
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.log_dir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_simulator(procs: Subprocesses, args: argparse.Namespace) -> str:
+    """Start the simulated provider on a free loopback port; returns its URL."""
+    process = procs.start(
+        "simulator",
+        [sys.executable, "-m", "chat.simulated_provider", "--host", "127.0.0.1", "--port", "0",
+         "--token-delay-ms", str(args.token_delay_ms), "--answer-tokens", str(args.answer_tokens),
+         # Bodies are kept in memory; the benchmark only reads the counts.
+         "--record-limit", "200"],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    assert process.stdout is not None
+    os.set_blocking(process.stdout.fileno(), False)
+    buffer = b""
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SetupError(f"simulator exited: {procs.log_tail('simulator')}")
+        chunk = process.stdout.read() or b""
+        buffer += chunk
+        match = re.search(rb"listening on (http://127\.0\.0\.1:\d+)", buffer)
+        if match:
+            return match.group(1).decode()
+        time.sleep(0.05)
+    raise SetupError("simulator did not start in 30 s")
+
+
+# --- environment, database, redis -------------------------------------------------------
+
+
+def _require_loopback(url: str, what: str) -> None:
+    host = urlsplit(url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise SetupError(f"{what} must be on a loopback address, not {host!r}")
+
+
+def app_env(args: argparse.Namespace, sim_url: str, var_dir: Path) -> dict[str, str]:
+    """Production settings for the app (and for the harness's own Django setup)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PROJECT_ENV_PREFIXES)}
+    env.update(
+        DJANGO_SETTINGS_MODULE="neonpro.settings",
+        # A developer's .env must not change what is measured.
+        NEONPRO_ENV_FILE=os.devnull,
+        NEONPRO_VAR_DIR=str(var_dir),
+        PYTHONUNBUFFERED="1",
+        DEBUG="false",
+        ENVIRONMENT="benchmark",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        JWT_SECRET=secrets.token_urlsafe(48),
+        ENCRYPTION_KEY=secrets.token_urlsafe(48),
+        MONITORING_TOKEN=secrets.token_urlsafe(32),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="false",
+        LOG_LEVEL="warning",
+        DATABASE_URL=args.database_url,
+        REDIS_URL=args.redis_url,
+        RATE_LIMIT_MAX="100000000",
+        AI_SESSION_CAPACITY=str(max(2500, args.sessions + 100)),
+        OPENAI_API_KEY="bench-openai-key",
+        ANTHROPIC_API_KEY="bench-anthropic-key",
+        OPENAI_BASE_URL=f"{sim_url}/v1",
+        ANTHROPIC_BASE_URL=sim_url,
+        OPENAI_MODEL=BASELINE_MODEL,
+        # Tokens must outlive the run; the default 15 minutes would not.
+        JWT_ACCESS_MINUTES="720",
+    )
+    return env
+
+
+def _maintenance_conninfo(database_url: str) -> tuple[str, str]:
+    """(conninfo of the server's `postgres` database, name of the bench database)."""
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,63}", name):
+        raise SetupError("the bench database name must be letters, digits and underscores")
+    maintenance = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    return maintenance, name
+
+
+def prepare_database(database_url: str, env: dict[str, str]) -> float:
+    """Create the bench database if missing and migrate it; returns the seconds it took."""
+    import psycopg
+    from psycopg import sql
+
+    started = time.monotonic()
+    conninfo, name = _maintenance_conninfo(database_url)
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                  [name]).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.OperationalError as exc:
+        raise SetupError(f"PostgreSQL is not reachable: {exc}") from None
+    result = subprocess.run(  # noqa: S603 - our own manage.py
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=900,
+    )
+    if result.returncode != 0:
+        raise SetupError(f"migrate failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return time.monotonic() - started
+
+
+def flush_redis(redis_url: str) -> None:
+    """Empty the bench's Redis db: rate limits, breakers and channel groups of old runs."""
+    import redis
+
+    try:
+        redis.Redis.from_url(redis_url, socket_timeout=5).flushdb()
+    except redis.RedisError as exc:
+        raise SetupError(f"Redis is not reachable: {exc}") from None
+
+
+@dataclass
+class Seat:
+    """One clinician with one open chat session, served by one daphne process."""
+
+    index: int
+    session_id: str
+    token: str
+    server: int = 0
+
+
+def create_population(count: int, tag: str) -> list[Seat]:
+    """Clinicians with membership, consent and a session each, through the project's services.
+
+    Users and memberships are bulk-inserted (nothing in the pipeline depends on
+    how they were made, and hashing thousands of passwords would take minutes);
+    consent and sessions go through the services, audit trail included.
+    """
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+    from django.db import connection
+    from django.utils import timezone
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from chat import services as chat_services
+    from chat.models import ChatSession, Clinic, ClinicMembership
+    from compliance import services as compliance_services
+
+    # Sessions of earlier runs in this dedicated database would count against
+    # AI_SESSION_CAPACITY; nobody is connected to them, so close them in bulk.
+    ChatSession.objects.filter(status=ChatSession.Status.ACTIVE).update(
+        status=ChatSession.Status.CLOSED, closed_at=timezone.now(),
+        close_reason="benchmark_reset",
+    )
+    user_model = get_user_model()
+    clinic, _ = Clinic.objects.get_or_create(name="Clínica Benchmark")
+    users = user_model.objects.bulk_create(
+        [user_model(username=f"bench-{tag}-{i:05d}", password=make_password(None))
+         for i in range(count)],
+        batch_size=1000,
+    )
+    ClinicMembership.objects.bulk_create(
+        [ClinicMembership(user=user, clinic=clinic) for user in users], batch_size=1000
+    )
+
+    def enrol(chunk: list[tuple[int, Any]]) -> list[Seat]:
+        try:
+            made = []
+            for index, user in chunk:
+                compliance_services.consent_grant(user=user, purpose="ai_chat",
+                                                  ip_address="127.0.0.1",
+                                                  user_agent="neonpro-chat-bench")
+                session = chat_services.session_create(user=user, title="Benchmark")
+                made.append(Seat(index=index, session_id=str(session.id),
+                                 token=str(AccessToken.for_user(user))))
+            return made
+        finally:
+            connection.close()  # each worker thread has its own connection
+
+    # A few threads: most of the time is database round trips (the audit chain
+    # serialises its appends with a lock, everything else runs side by side).
+    numbered = list(enumerate(users))
+    chunks = [numbered[i::_ENROL_THREADS] for i in range(_ENROL_THREADS)]
+    with ThreadPoolExecutor(_ENROL_THREADS) as pool:
+        seats = [seat for made in pool.map(enrol, chunks) for seat in made]
+    return sorted(seats, key=lambda seat: seat.index)
+
+
+def stored_answers(session_ids: list[str], accepted_ids: set[str],
+                   wait_s: float = 30.0) -> dict[str, Any]:
+    """What the database holds for the bench sessions, once no answer is still streaming."""
+    from django.db.models import Count
+
+    from chat.models import ChatMessage
+
+    assistant = ChatMessage.objects.filter(session_id__in=session_ids,
+                                           role=ChatMessage.Role.ASSISTANT)
+    deadline = time.monotonic() + wait_s
+    # An answer whose client timed out may still be streaming; give it its bounded time.
+    while (assistant.filter(status=ChatMessage.Status.STREAMING).exists()
+           and time.monotonic() < deadline):
+        time.sleep(0.5)
+    by_status = {row["status"]: row["n"] for row in
+                 assistant.values("status").annotate(n=Count("id")).order_by()}
+    users_found = ChatMessage.objects.filter(
+        session_id__in=session_ids, role=ChatMessage.Role.USER, id__in=list(accepted_ids)
+    ).count()
+    complete_for_accepted = assistant.filter(
+        status=ChatMessage.Status.COMPLETE, reply_to_id__in=list(accepted_ids)
+    ).count()
+    return {
+        "by_status": by_status,
+        "complete_for_accepted": complete_for_accepted,
+        "accepted_user_messages_in_db": users_found,
+    }
+
+
+# --- daphne -----------------------------------------------------------------------------
+
+
+def start_web(procs: Subprocesses, env: dict[str, str], count: int) -> list[tuple[str, Any]]:
+    """Start `count` daphne processes, each on a free port; returns (base_url, process)."""
+    import httpx
+
+    servers = []
+    for index in range(count):
+        port = _free_port()
+        # The production command (Dockerfile), bound to loopback.
+        process = procs.start(
+            f"daphne-{index}",
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+             "neonpro.asgi:application"],
+            env=env,
+        )
+        servers.append((f"http://127.0.0.1:{port}", process))
+    deadline = time.monotonic() + 90
+    for index, (base_url, process) in enumerate(servers):
+        while True:
+            if process.poll() is not None:
+                raise SetupError(f"daphne-{index} exited:\n{procs.log_tail(f'daphne-{index}')}")
+            try:
+                if httpx.get(f"{base_url}/api/health/live", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SetupError(f"daphne-{index} did not serve within 90 s")
+            time.sleep(0.2)
+    return servers
+
+
+# --- measuring --------------------------------------------------------------------------
+
+
+@dataclass
+class PhaseStats:
+    """What one phase (baseline or app) measured."""
+
+    ttft_ms: list[float] = field(default_factory=list)
+    total_ms: list[float] = field(default_factory=list)
+    errors: Counter = field(default_factory=Counter)
+    accepted: set[str] = field(default_factory=set)
+    sent: int = 0
+    completed: int = 0
+    skipped_busy: int = 0
+    resets: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+    harness_cpu_s: float = 0.0
+    measuring: bool = True
+
+    def record(self, t0: float, first: float | None, end: float) -> None:
+        if not self.measuring:
+            return
+        self.completed += 1
+        self.total_ms.append((end - t0) * 1000)
+        if first is not None:
+            self.ttft_ms.append((first - t0) * 1000)
+
+    def error(self, code: str) -> None:
+        self.errors[code] += 1
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-quantile (0..1) with linear interpolation; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def distribution(values: list[float]) -> dict[str, float | None]:
+    """p50/p95/p99/mean/max in ms, rounded."""
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 2)
+
+    return {
+        "p50": rounded(percentile(values, 0.50)),
+        "p95": rounded(percentile(values, 0.95)),
+        "p99": rounded(percentile(values, 0.99)),
+        "mean": rounded(sum(values) / len(values)) if values else None,
+        "max": rounded(max(values)) if values else None,
+        "n": len(values),
+    }
+
+
+Exchange = Callable[[int, PhaseStats], Awaitable[None]]
+
+
+async def closed_loop(exchange: Exchange, stats: PhaseStats, *, workers: int,
+                      messages: int | None, duration: float | None) -> None:
+    """Each worker sends, waits for the end of the answer, and sends again."""
+    budget = [messages if messages is not None else float("inf")]
+    deadline = (time.perf_counter() + duration) if duration else float("inf")
+
+    async def worker(seat: int) -> None:
+        while budget[0] > 0 and time.perf_counter() < deadline:
+            budget[0] -= 1
+            await exchange(seat, stats)
+
+    await asyncio.gather(*(worker(seat) for seat in range(workers)))
+
+
+async def open_loop(exchange: Exchange, stats: PhaseStats, *, workers: int, rate: float,
+                    messages: int | None, duration: float | None, schedule: str,
+                    seed: int) -> None:
+    """Arrivals at `rate`/s in total; an arrival for a busy session is skipped and counted."""
+    rng = random.Random(seed)  # the same seed gives both phases the same arrivals
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    busy = [False] * workers
+    tasks: set[asyncio.Task] = set()
+    due = start
+    arrivals = 0
+
+    async def run(seat: int) -> None:
+        try:
+            await exchange(seat, stats)
+        finally:
+            busy[seat] = False
+
+    while True:
+        due += rng.expovariate(rate) if schedule == "poisson" else 1 / rate
+        if duration is not None and due - start >= duration:
+            break
+        if messages is not None and arrivals >= messages:
+            break
+        seat = rng.randrange(workers) if schedule == "poisson" else arrivals % workers
+        arrivals += 1
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        if busy[seat]:
+            stats.skipped_busy += 1
+            continue
+        busy[seat] = True
+        task = asyncio.create_task(run(seat))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*list(tasks))
+
+
+async def run_load(exchange: Exchange, stats: PhaseStats, args: argparse.Namespace) -> None:
+    """Drive `exchange` with the load shape of the arguments; fills stats' timings."""
+    stats.started = time.perf_counter()
+    if args.mode == "closed":
+        await closed_loop(exchange, stats, workers=args.sessions, messages=args.messages,
+                          duration=args.duration)
+    else:
+        await open_loop(exchange, stats, workers=args.sessions, rate=args.rate,
+                        messages=args.messages, duration=args.duration,
+                        schedule=args.schedule, seed=args.seed)
+    stats.finished = time.perf_counter()
+
+
+async def warm_up(exchange: Exchange, count: int, seats: list[int]) -> PhaseStats:
+    """Unmeasured messages: SDK clients, connection pools and imports get ready."""
+    stats = PhaseStats(measuring=False)
+    for i in range(count):
+        await exchange(seats[i % len(seats)], stats)
+    return stats
+
+
+# --- baseline: the naive SDK loop -------------------------------------------------------
+
+
+def baseline_exchange(client: Any, *, content: str, system_prompt: str,
+                      timeout: float) -> Exchange:
+    """One request with `openai.AsyncOpenAI`, streamed the plain way: one object per chunk."""
+    import openai
+
+    messages = [{"role": "system", "content": system_prompt},
+                {"role": "user", "content": content}]
+
+    async def exchange(seat: int, stats: PhaseStats) -> None:
+        stats.sent += 1
+        t0 = time.perf_counter()
+        first = None
+        try:
+            async with asyncio.timeout(timeout):
+                stream = await client.chat.completions.create(
+                    model=BASELINE_MODEL, messages=messages, stream=True,
+                    stream_options={"include_usage": True}, max_tokens=4000,
+                )
+                async for chunk in stream:
+                    if first is None and chunk.choices and chunk.choices[0].delta.content:
+                        first = time.perf_counter()
+        except TimeoutError:
+            stats.error("timeout")
+            return
+        except openai.APIStatusError as exc:
+            stats.error(f"http_{exc.status_code}")
+            return
+        except openai.APIError as exc:
+            stats.error(type(exc).__name__)
+            return
+        if first is None:
+            stats.error("empty_answer")
+            return
+        stats.record(t0, first, time.perf_counter())
+
+    return exchange
+
+
+async def run_baseline(args: argparse.Namespace, sim_url: str, system_prompt: str,
+                       harness: Any) -> PhaseStats:
+    """The same load shape straight against the simulator with the SDK."""
+    import openai
+
+    client = openai.AsyncOpenAI(api_key="bench-openai-key", base_url=f"{sim_url}/v1",
+                                max_retries=0, timeout=args.message_timeout)
+    try:
+        exchange = baseline_exchange(client, content=args.content, system_prompt=system_prompt,
+                                     timeout=args.message_timeout)
+        await warm_up(exchange, args.warmup, list(range(args.sessions)))
+        stats = PhaseStats()
+        cpu = harness.cpu_times()
+        await run_load(exchange, stats, args)
+        stats.harness_cpu_s = _cpu_delta(harness, cpu)
+        return stats
+    finally:
+        await client.close()
+
+
+# --- the app over WebSockets ------------------------------------------------------------
+
+
+class AppClient:
+    """One WebSocket per session, as a browser or API client holds it."""
+
+    def __init__(self, seats: list[Seat], servers: list[str], *, content: str,
+                 timeout: float) -> None:
+        self.seats = seats
+        self.servers = servers
+        self.content = content
+        self.timeout = timeout
+        self.sockets: list[Any] = [None] * len(seats)
+
+    def _url(self, seat: Seat) -> tuple[str, dict[str, str]]:
+        base = self.servers[seat.server]
+        url = base.replace("http://", "ws://") + f"/ws/ai-chat/{seat.session_id}/"
+        return url, {"Authorization": f"Bearer {seat.token}", "Origin": base}
+
+    async def open(self, index: int) -> None:
+        from websockets.asyncio.client import connect
+
+        url, headers = self._url(self.seats[index])
+        # No client pings: daphne pings every connection itself.
+        self.sockets[index] = await connect(url, additional_headers=headers, open_timeout=60,
+                                            ping_interval=None, close_timeout=5,
+                                            max_queue=None)
+
+    async def open_all(self, concurrency: int = 64) -> dict[str, Any]:
+        """Connect every session (a bounded number at a time); returns failures by kind."""
+        gate = asyncio.Semaphore(concurrency)
+        failures: Counter = Counter()
+
+        async def one(index: int) -> None:
+            async with gate:
+                try:
+                    await self.open(index)
+                except Exception as exc:  # counted and reported; the run goes on without it
+                    failures[type(exc).__name__] += 1
+
+        await asyncio.gather(*(one(i) for i in range(len(self.seats))))
+        return dict(failures)
+
+    async def close_all(self) -> None:
+        async def close(ws: Any) -> None:
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+        await asyncio.gather(*(close(ws) for ws in self.sockets if ws is not None))
+
+    async def _reopen(self, index: int, stats: PhaseStats) -> None:
+        with contextlib.suppress(Exception):
+            await self.sockets[index].close()
+        self.sockets[index] = None
+        try:
+            await self.open(index)
+        except Exception:
+            stats.error("reconnect_failed")
+
+    async def exchange(self, index: int, stats: PhaseStats) -> None:
+        """Send one message and read its frames until `done` or `error`."""
+        from websockets.exceptions import ConnectionClosed
+
+        ws = self.sockets[index]
+        if ws is None:
+            stats.error("not_connected")
+            return
+        stats.sent += 1
+        frame = json.dumps({"type": "message", "content": self.content,
+                            "client_id": str(uuid.uuid4())})
+        t0 = time.perf_counter()
+        first = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                await ws.send(frame)
+                while True:
+                    raw = await ws.recv()
+                    # Token frames are most of the traffic: recognise them without parsing
+                    # (orjson writes "type" first) so the load generator stays light.
+                    if raw.startswith('{"type":"token"'):
+                        if first is None:
+                            first = time.perf_counter()
+                        continue
+                    message = json.loads(raw)
+                    kind = message.get("type")
+                    if kind == "token":
+                        if first is None:
+                            first = time.perf_counter()
+                    elif kind == "ack":
+                        stats.accepted.add(message["message_id"])
+                    elif kind == "reset":
+                        stats.resets += 1
+                        first = None
+                    elif kind == "done":
+                        end = time.perf_counter()
+                        if first is None:
+                            stats.error("empty_answer")
+                        else:
+                            stats.record(t0, first, end)
+                        return
+                    elif kind == "error":
+                        stats.error(f"error:{message.get('code')}")
+                        return
+        except TimeoutError:
+            stats.error("timeout")
+        except ConnectionClosed:
+            stats.error("disconnect")
+        # The socket may still carry the rest of that answer: start over on a fresh one.
+        await self._reopen(index, stats)
+
+
+# --- server resources -------------------------------------------------------------------
+
+
+def _cpu_delta(process: Any, before: Any) -> float:
+    after = process.cpu_times()
+    return (after.user - before.user) + (after.system - before.system)
+
+
+class ResourceWatch:
+    """CPU seconds and peak RSS of the daphne processes while a phase runs."""
+
+    def __init__(self, pids: list[int]) -> None:
+        import psutil
+
+        self.processes = [psutil.Process(pid) for pid in pids]
+        self.peak_rss = [0] * len(pids)
+        self._cpu_before: list[Any] = []
+        self._started = 0.0
+        self._task: asyncio.Task | None = None
+
+    def rss(self) -> list[int]:
+        return [p.memory_info().rss for p in self.processes]
+
+    async def _sample(self) -> None:
+        while True:
+            for i, rss in enumerate(self.rss()):
+                self.peak_rss[i] = max(self.peak_rss[i], rss)
+            await asyncio.sleep(0.5)
+
+    def start(self) -> None:
+        self._cpu_before = [p.cpu_times() for p in self.processes]
+        self._started = time.perf_counter()
+        self._task = asyncio.create_task(self._sample())
+
+    async def stop(self) -> dict[str, Any]:
+        wall = time.perf_counter() - self._started
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        end_rss = self.rss()
+        per_process = []
+        for i, process in enumerate(self.processes):
+            cpu = _cpu_delta(process, self._cpu_before[i])
+            self.peak_rss[i] = max(self.peak_rss[i], end_rss[i])
+            per_process.append({
+                "pid": process.pid,
+                "cpu_s": round(cpu, 2),
+                "cpu_cores": round(cpu / wall, 3) if wall else None,
+                "rss_mib": _mib(end_rss[i]),
+                "peak_rss_mib": _mib(self.peak_rss[i]),
+            })
+        total_cpu = sum(p["cpu_s"] for p in per_process)
+        return {
+            "processes": per_process,
+            "wall_s": round(wall, 2),
+            "cpu_s": round(total_cpu, 2),
+            "cpu_cores": round(total_cpu / wall, 3) if wall else None,
+            "rss_mib": round(sum(end_rss) / 2**20, 1),
+            "peak_rss_mib": round(sum(self.peak_rss) / 2**20, 1),
+        }
+
+
+def _mib(value: int) -> float:
+    return round(value / 2**20, 1)
+
+
+# --- profiling --------------------------------------------------------------------------
+
+
+def _py_spy() -> str:
+    candidate = Path(sys.executable).with_name("py-spy")
+    found = str(candidate) if candidate.exists() else shutil.which("py-spy")
+    if not found:
+        raise SetupError("--profile needs py-spy (pip install py-spy)")
+    return found
+
+
+def start_profilers(procs: Subprocesses, pids: list[int], out_dir: Path) -> list[Any]:
+    """py-spy on each daphne process (non-blocking sampling, so throughput is not taxed)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    recorders = []
+    for index, pid in enumerate(pids):
+        path = out_dir / f"daphne-{index}.speedscope.json"
+        process = procs.start(
+            f"py-spy-{index}",
+            [_py_spy(), "record", "--pid", str(pid), "--format", "speedscope", "--rate", "100",
+             "--nonblocking", "--output", str(path)],
+            env=dict(os.environ),
+        )
+        recorders.append((process, path))
+    return recorders
+
+
+def stop_profilers(procs: Subprocesses, recorders: list[Any]) -> list[dict[str, Any]]:
+    summaries = []
+    for process, path in recorders:
+        procs.stop(process, sig=signal.SIGINT, timeout=60)  # py-spy writes the file on SIGINT
+        if path.exists():
+            summaries.append({"file": str(path), **summarise_speedscope(path)})
+    return summaries
+
+
+def _short_file(path: str) -> str:
+    marker = "site-packages/"
+    if marker in path:
+        return path.split(marker, 1)[1]
+    with contextlib.suppress(ValueError):
+        return str(Path(path).relative_to(ROOT))
+    return Path(path).name if path.startswith("/") else path
+
+
+def _area(path: str) -> str:
+    short = _short_file(path)
+    if short.startswith(("chat/", "compliance/", "monitoring/", "neonpro/")):
+        return short.rsplit("/", 1)[0] if short.count("/") > 1 else short
+    if "/" in short and not short.startswith("/"):
+        return short.split("/", 1)[0]
+    return "python stdlib" if short.endswith(".py") else short
+
+
+def summarise_speedscope(path: Path, top: int = 25) -> dict[str, Any]:
+    """Function-level costs from a py-spy speedscope file: self and inclusive %."""
+    data = json.loads(path.read_text())
+    frames = data["shared"]["frames"]
+    keys = [f"{f['name']} ({_short_file(f.get('file', ''))})" for f in frames]
+    areas = [_area(f.get("file", "")) for f in frames]
+    own: Counter = Counter()
+    inclusive: Counter = Counter()
+    by_area: Counter = Counter()
+    total = 0.0
+    for profile in data["profiles"]:
+        for stack, weight in zip(profile["samples"], profile["weights"], strict=False):
+            if not stack:
+                continue
+            total += weight
+            own[keys[stack[-1]]] += weight
+            by_area[areas[stack[-1]]] += weight
+            for key in {keys[i] for i in stack}:
+                inclusive[key] += weight
+
+    def pct(counter: Counter) -> list[dict[str, Any]]:
+        return [{"function": k, "percent": round(100 * v / total, 1)}
+                for k, v in counter.most_common(top)] if total else []
+
+    return {
+        "samples": int(total),
+        "self": pct(own),
+        "inclusive": pct(inclusive),
+        "self_by_area": [{"area": k, "percent": round(100 * v / total, 1)}
+                         for k, v in by_area.most_common(top)] if total else [],
+    }
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+def phase_json(stats: PhaseStats) -> dict[str, Any]:
+    wall = stats.finished - stats.started
+    return {
+        "sent": stats.sent,
+        "messages": stats.completed,
+        "errors": sum(stats.errors.values()),
+        "errors_by_code": dict(stats.errors),
+        "skipped_busy": stats.skipped_busy,
+        "resets": stats.resets,
+        "wall_s": round(wall, 2),
+        "throughput_msg_s": round(stats.completed / wall, 2) if wall > 0 else None,
+        "ttft_ms": distribution(stats.ttft_ms),
+        "total_ms": distribution(stats.total_ms),
+    }
+
+
+def _difference(app: dict[str, Any], base: dict[str, Any], metric: str, q: str) -> float | None:
+    a, b = app[metric][q], base[metric][q]
+    return None if a is None or b is None else round(a - b, 2)
+
+
+def evaluate_targets(preset: str | None, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The quality bars of BENCHMARKS.md for the presets that have one."""
+    overhead = result.get("overhead_ms") or {}
+    targets: list[dict[str, Any]] = []
+
+    def add(name: str, value: Any, limit: Any, ok: bool | None) -> None:
+        targets.append({"target": name, "value": value, "limit": limit, "met": ok})
+
+    def within(value: float | None, limit: float) -> bool | None:
+        return None if value is None else value <= limit
+
+    if preset == "light":
+        for metric in ("ttft", "total"):
+            for q, limit in (("p50", 10.0), ("p95", 25.0)):
+                value = overhead.get(metric, {}).get(q)
+                add(f"{metric} overhead {q} <= {limit:g} ms", value, limit, within(value, limit))
+    elif preset == "capacity":
+        add("errors == 0", result["errors"], 0, result["errors"] == 0)
+        add("lost == 0", result["lost"], 0, result["lost"] == 0)
+        for metric in ("ttft", "total"):
+            value = overhead.get(metric, {}).get("p95")
+            add(f"{metric} overhead p95 <= 50 ms", value, 50.0, within(value, 50.0))
+        rss = result["app"]["server"]["peak_rss_mib"]
+        add("server RSS <= 1024 MiB", rss, 1024, rss <= 1024)
+    elif preset == "saturation":
+        ratio = result.get("throughput_ratio")
+        add("app throughput >= 2x naive SDK loop", ratio, 2.0,
+            None if ratio is None else ratio >= 2.0)
+    return targets
+
+
+async def run_app(args: argparse.Namespace, seats: list[Seat], servers: list[tuple[str, Any]],
+                  procs: Subprocesses, harness: Any) -> dict[str, Any]:
+    """Connect every session, warm up, measure the load, and watch the servers."""
+    pids = [process.pid for _url, process in servers]
+    client = AppClient(seats, [url for url, _p in servers], content=args.content,
+                       timeout=args.message_timeout)
+    watch = ResourceWatch(pids)
+    rss_before = watch.rss()
+    connect_started = time.perf_counter()
+    connect_failures = await client.open_all()
+    connect_s = time.perf_counter() - connect_started
+    await asyncio.sleep(1.0)  # let the servers settle before reading idle memory
+    rss_connected = watch.rss()
+    connected = sum(ws is not None for ws in client.sockets)
+    warm = list(range(min(len(seats), 2 * len(servers))))
+    warm_stats = await warm_up(client.exchange, args.warmup, warm)
+    recorders = start_profilers(procs, pids, Path(args.profile)) if args.profile else []
+    stats = PhaseStats()
+    cpu = harness.cpu_times()
+    watch.start()
+    try:
+        await run_load(client.exchange, stats, args)
+    finally:
+        server = await watch.stop()
+        stats.harness_cpu_s = _cpu_delta(harness, cpu)
+        profiles = stop_profilers(procs, recorders) if recorders else []
+        await client.close_all()
+    per_connection = ((sum(rss_connected) - sum(rss_before)) / connected) if connected else None
+    return {
+        "stats": stats,
+        "warmup": warm_stats,
+        "server": server,
+        "profiles": profiles,
+        "connections": {
+            "opened": connected,
+            "failed": connect_failures,
+            "connect_s": round(connect_s, 2),
+            "rss_before_mib": round(sum(rss_before) / 2**20, 1),
+            "rss_connected_mib": round(sum(rss_connected) / 2**20, 1),
+            "rss_per_connection_kib": (round(per_connection / 1024, 1)
+                                       if per_connection is not None else None),
+        },
+    }
+
+
+async def measure(args: argparse.Namespace, seats: list[Seat], servers: list[tuple[str, Any]],
+                  procs: Subprocesses, sim_url: str) -> dict[str, Any]:
+    import psutil
+    from django.conf import settings
+
+    harness = psutil.Process()
+    baseline = None
+    if not args.skip_baseline:
+        print(f"baseline: naive openai.AsyncOpenAI loop, {args.sessions} workers", flush=True)
+        baseline = await run_baseline(args, sim_url, settings.AI_SYSTEM_PROMPT, harness)
+    print(f"app: {args.sessions} WebSocket sessions on {len(servers)} daphne process(es)",
+          flush=True)
+    app = await run_app(args, seats, servers, procs, harness)
+    return {"baseline": baseline, **app}
+
+
+def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[str, Any],
+                 setup_s: dict[str, float], sim_stats: dict[str, Any] | None) -> dict[str, Any]:
+    stats: PhaseStats = measured["stats"]
+    warm: PhaseStats = measured["warmup"]
+    app = phase_json(stats)
+    app["server"] = measured["server"]
+    app["connections"] = measured["connections"]
+    app["load_generator_cpu_cores"] = round(
+        stats.harness_cpu_s / max(1e-9, stats.finished - stats.started), 3)
+    accepted = len(stats.accepted | warm.accepted)
+    stored = db["complete_for_accepted"]
+    baseline = None
+    if measured["baseline"] is not None:
+        base_stats: PhaseStats = measured["baseline"]
+        baseline = phase_json(base_stats)
+        baseline["load_generator_cpu_cores"] = round(
+            base_stats.harness_cpu_s / max(1e-9, base_stats.finished - base_stats.started), 3)
+    errors = app["errors"] + sum(warm.errors.values()) + (baseline["errors"] if baseline else 0)
+    result: dict[str, Any] = {
+        "benchmark": "chat_bench",
+        "version": 1,
+        "preset": args.preset,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": {
+            "sessions": args.sessions, "mode": args.mode, "messages": args.messages,
+            "duration_s": args.duration, "rate_msg_s": args.rate, "schedule": args.schedule,
+            "token_delay_ms": args.token_delay_ms, "answer_tokens": args.answer_tokens,
+            "web_processes": args.web_processes, "warmup": args.warmup,
+            "message_timeout_s": args.message_timeout, "seed": args.seed,
+            "content_chars": len(args.content),
+        },
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "setup_s": {k: round(v, 1) for k, v in setup_s.items()},
+        # Summary: app messages measured, every error seen (both phases, warm-up too),
+        # accepted messages without a stored complete answer.
+        "messages": app["messages"],
+        "errors": errors,
+        "accepted": accepted,
+        "stored": stored,
+        "lost": accepted - stored,
+        "app": app,
+        "baseline": baseline,
+        "database": db,
+        "simulator": sim_stats,
+        "overhead_ms": None,
+        "throughput_ratio": None,
+        "profile": measured["profiles"],
+    }
+    if baseline is not None:
+        result["overhead_ms"] = {
+            metric: {q: _difference(app, baseline, f"{metric}_ms", q) for q in ("p50", "p95")}
+            for metric in ("ttft", "total")
+        }
+        if app["throughput_msg_s"] and baseline["throughput_msg_s"]:
+            result["throughput_ratio"] = round(
+                app["throughput_msg_s"] / baseline["throughput_msg_s"], 3)
+    result["targets"] = evaluate_targets(args.preset, result)
+    return result
+
+
+def _fmt(value: Any, width: int = 9, digits: int = 1) -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    if isinstance(value, float):
+        return f"{value:>{width}.{digits}f}"
+    return f"{value:>{width}}"
+
+
+def print_report(result: dict[str, Any]) -> None:
+    """The human-readable table."""
+    c = result["config"]
+    load = ("closed loop" if c["mode"] == "closed"
+            else f"open loop {c['rate_msg_s']:g} msg/s ({c['schedule']})")
+    bound = (f"{c['messages']} messages" if c["messages"] is not None
+             else f"{c['duration_s']:g} s")
+    print()
+    print(f"chat_bench preset={result['preset'] or 'custom'}: {c['sessions']} sessions, {load}, "
+          f"{bound}, {c['token_delay_ms']:g} ms/token, {c['answer_tokens']} filler tokens, "
+          f"{c['web_processes']} web process(es), {result['machine']['cpus']} CPUs")
+    header = (f"{'':24}{'msgs':>7}{'errors':>8}{'msg/s':>9}{'TTFT p50':>10}{'TTFT p95':>10}"
+              f"{'total p50':>11}{'total p95':>11}{'gen CPU':>9}")
+    print(header)
+    print("-" * len(header))
+    rows = [("direct SDK (naive loop)", result["baseline"]), ("app over WebSocket",
+                                                                result["app"])]
+    for label, phase in rows:
+        if phase is None:
+            continue
+        print(f"{label:24}{phase['messages']:>7}{phase['errors']:>8}"
+              f"{_fmt(phase['throughput_msg_s'])}{_fmt(phase['ttft_ms']['p50'], 10)}"
+              f"{_fmt(phase['ttft_ms']['p95'], 10)}{_fmt(phase['total_ms']['p50'], 11)}"
+              f"{_fmt(phase['total_ms']['p95'], 11)}"
+              f"{_fmt(phase['load_generator_cpu_cores'], 9, 2)}")
+    overhead = result["overhead_ms"]
+    if overhead:
+        ratio = result["throughput_ratio"]
+        print(f"{'overhead (app - SDK)':24}{'':15}{_fmt(ratio, 9, 2) if ratio else _fmt(None)}"
+              f"{_fmt(overhead['ttft']['p50'], 10)}{_fmt(overhead['ttft']['p95'], 10)}"
+              f"{_fmt(overhead['total']['p50'], 11)}{_fmt(overhead['total']['p95'], 11)}")
+        print(f"{'':24}{'':15}{'(ratio)':>9}")
+    app = result["app"]
+    server, conn = app["server"], app["connections"]
+    print(f"accepted {result['accepted']}  stored {result['stored']}  lost {result['lost']}  "
+          f"errors {result['errors']} {app['errors_by_code'] or ''}  "
+          f"skipped (busy) {app['skipped_busy']}")
+    print(f"server: CPU {server['cpu_cores']} cores over {server['wall_s']} s, RSS "
+          f"{server['rss_mib']} MiB (peak {server['peak_rss_mib']}); connections "
+          f"{conn['opened']} opened in {conn['connect_s']} s, "
+          f"{conn['rss_per_connection_kib']} KiB each idle, failed {conn['failed'] or 0}")
+    for profile in result["profile"] or []:
+        print(f"profile {profile['file']} ({profile['samples']} samples), top self time:")
+        for row in profile["self"][:12]:
+            print(f"  {row['percent']:5.1f}%  {row['function']}")
+        print("  by area: " + ", ".join(f"{r['area']} {r['percent']}%"
+                                        for r in profile["self_by_area"][:10]))
+    for target in result["targets"]:
+        verdict = {True: "MET", False: "MISSED", None: "n/a"}[target["met"]]
+        print(f"target {target['target']}: {target['value']} -> {verdict}")
+
+
+def default_output(preset: str | None) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return RESULTS_DIR / f"{stamp}-{preset or 'custom'}.json"
+
+
+def raise_open_files_limit() -> int:
+    """Thousands of sockets need more than the usual 1,024 descriptors (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    if soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # unwinds through the finally blocks that stop subprocesses
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one benchmark; see the module docstring."""
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    for url, what in ((args.database_url, "--database-url"), (args.redis_url, "--redis-url")):
+        _require_loopback(url, what)
+    limit = raise_open_files_limit()
+    if limit < 2 * args.sessions + 256:
+        print(f"open-files limit {limit} is too low for {args.sessions} sessions",
+              file=sys.stderr)
+        return 2
+    work_dir = Path(tempfile.mkdtemp(prefix="neonpro-chat-bench-"))
+    procs = Subprocesses(work_dir)
+    ok = False
+    try:
+        setup_s: dict[str, float] = {}
+        started = time.monotonic()
+        sim_url = start_simulator(procs, args)
+        env = app_env(args, sim_url, work_dir)
+        os.environ.clear()
+        os.environ.update(env)
+        setup_s["database"] = prepare_database(args.database_url, env)
+        flush_redis(args.redis_url)
+        import django
+
+        django.setup()
+        mark = time.monotonic()
+        tag = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
+        seats = create_population(args.sessions, tag)
+        setup_s["population"] = time.monotonic() - mark
+        for seat in seats:
+            seat.server = seat.index % args.web_processes
+        mark = time.monotonic()
+        servers = start_web(procs, env, args.web_processes)
+        setup_s["web_start"] = time.monotonic() - mark
+        setup_s["total"] = time.monotonic() - started
+        print(f"set up in {setup_s['total']:.0f} s (database {setup_s['database']:.0f} s, "
+              f"{args.sessions} sessions {setup_s['population']:.0f} s)", flush=True)
+
+        measured = asyncio.run(measure(args, seats, servers, procs, sim_url))
+
+        from django.db import connection
+
+        accepted = measured["stats"].accepted | measured["warmup"].accepted
+        db = stored_answers([s.session_id for s in seats], accepted)
+        connection.close()
+        from chat.simulated_provider.control import SimulatedProviderControl
+
+        sim_stats = SimulatedProviderControl(sim_url).stats()
+        result = build_result(args, measured, db, setup_s, sim_stats)
+        output = Path(args.output) if args.output else default_output(args.preset)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        print_report(result)
+        print(f"results: {output}")
+        ok = result["errors"] == 0 and result["lost"] == 0 and result["messages"] > 0
+        return 0 if ok else 1
+    except SetupError as exc:
+        print(f"benchmark set-up failed: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        procs.stop_all()
+        if ok and not args.keep_logs:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        else:
+            print(f"subprocess logs: {work_dir}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

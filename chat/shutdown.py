@@ -1,0 +1,122 @@
+"""Graceful stop of a web process: in-flight answers finish or are stopped and kept.
+
+daphne answers SIGTERM by stopping its reactor; before that it cancels every
+connection's application and waits for them. An answer being generated for a
+WebSocket runs in a task of its own, so without help it would be dropped half
+way and its row left "streaming". `install_server_hooks()` (called from
+`neonpro.asgi`) adds a "before shutdown" step that daphne waits for:
+
+1. from now on `is_shutting_down()` is true: new WebSockets are refused (1012,
+   `service_unavailable`) and open ones are told to reconnect once their
+   answer is settled (see `chat.ws_auth`);
+2. answers in flight get SHUTDOWN_GRACE_SECONDS to finish;
+3. those still running are cancelled: the pipeline stores what was generated,
+   marked stopped, and sends its `done` frame (`chat.services._generate`).
+
+Answers register themselves with `tracking_current_task()` for the time they
+are generated, whatever the door (WebSocket, REST or SSE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# After cancelling, how long the stopped answers get to be stored.
+STOP_TIMEOUT_S = 5.0
+
+_tracked: set[asyncio.Task] = set()
+_shutting_down = False
+_drain_task: asyncio.Task | None = None
+
+
+def is_shutting_down() -> bool:
+    """Whether this process has started its graceful stop."""
+    return _shutting_down
+
+
+@contextlib.contextmanager
+def tracking_current_task() -> Iterator[None]:
+    """Register the running task as an answer in flight until the block ends."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop
+        task = None
+    if task is None:
+        yield
+        return
+    _tracked.add(task)
+    try:
+        yield
+    finally:
+        _tracked.discard(task)
+
+
+def _in_flight(loop: asyncio.AbstractEventLoop) -> set[asyncio.Task]:
+    return {task for task in _tracked if not task.done() and task.get_loop() is loop}
+
+
+async def drain(*, grace_s: float, stop_timeout_s: float = STOP_TIMEOUT_S) -> dict[str, int]:
+    """Let answers in flight finish for `grace_s`, then stop (and store) the rest."""
+    global _shutting_down
+    _shutting_down = True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    seen: set[asyncio.Task] = set()
+    # Look again after each wait: an answer accepted a moment ago may have just started.
+    while (pending := _in_flight(loop)) and loop.time() < deadline:
+        seen |= pending
+        await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+    stopping = _in_flight(loop)
+    for task in stopping:
+        task.cancel()
+    if stopping:
+        await asyncio.wait(stopping, timeout=stop_timeout_s)
+    report = {"finished": len(seen - stopping), "stopped": len(stopping),
+              "unsettled": len(_in_flight(loop))}
+    logger.info("in-flight answers settled before stopping", extra={
+        "event": "shutdown_drained", "metadata": report})
+    return report
+
+
+async def wait_drained(timeout_s: float) -> None:
+    """Wait (at most `timeout_s`) until the graceful stop has settled every answer."""
+    task = _drain_task
+    if task is not None and not task.done():
+        await asyncio.wait({task}, timeout=timeout_s)
+
+
+def _start_drain():
+    """The reactor's "before shutdown" trigger: a Deferred daphne waits for."""
+    global _drain_task, _shutting_down
+    from twisted.internet.defer import Deferred
+
+    _shutting_down = True
+    _drain_task = asyncio.ensure_future(drain(grace_s=settings.SHUTDOWN_GRACE_SECONDS))
+    deferred = Deferred.fromFuture(_drain_task)
+    deferred.addErrback(lambda failure: logger.error(
+        "graceful stop failed", extra={"event": "shutdown_drain_failed",
+                                       "metadata": {"error": failure.type.__name__}}))
+    return deferred
+
+
+def install_server_hooks() -> bool:
+    """Under daphne (Twisted reactor installed), drain answers before the reactor stops.
+
+    Registered before daphne registers its own step (which cancels every
+    connection), so the shutting-down flag is up by the time connections see
+    their cancellation. Returns whether a hook was installed.
+    """
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is None or getattr(reactor, "_neonpro_drain_hook", False):
+        return False
+    reactor.addSystemEventTrigger("before", "shutdown", _start_drain)
+    reactor._neonpro_drain_hook = True
+    return True
