@@ -128,6 +128,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # the partial answer and produces the final frame.
             with contextlib.suppress(StopAsyncIteration, asyncio.CancelledError):
                 await self._send_frame(await frames.athrow(asyncio.CancelledError()))
+                async for frame in frames:  # the rest of the stopped answer, then done
+                    await self._send_frame(frame)
             await frames.aclose()
         except Exception as exc:
             if outage_dependency(exc):  # database or Redis unreachable: counted and logged

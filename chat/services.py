@@ -10,6 +10,7 @@ the network or the client fails.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -18,10 +19,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from chat import selectors, shutdown
@@ -47,6 +47,23 @@ logger = logging.getLogger(__name__)
 # An answer still marked "streaming" after this long was orphaned by a crashed
 # process: a resend of the same client_id regenerates it instead of waiting.
 _STALE_STREAM_GRACE = timedelta(seconds=15)
+
+
+def _db(function):
+    """Run a database function from async code on a pool thread, instead of the single
+    shared thread that would serialise every session's inserts behind one another."""
+    return sync_to_async(functools.partial(_run_and_release, function), thread_sensitive=False)
+
+
+def _run_and_release(function, /, **kwargs):
+    # Pool threads come and go with event loops: a connection left open in one would
+    # outlive its thread, so each call hands its connection back (PgBouncer makes
+    # reconnecting cheap).
+    close_old_connections()
+    try:
+        return function(**kwargs)
+    finally:
+        connections.close_all()
 _REPLAY_POLL_SECONDS = 0.25
 
 
@@ -274,29 +291,40 @@ def _redact(text: str, mapping: dict[str, str]) -> redaction.RedactionResult:
         raise
 
 
-def _check_before_accept(*, user, session_id, content: Any, client_id: Any):
-    """Cheap checks before a message is accepted; returns a replayable exchange if any."""
+@dataclass
+class _Checked:
+    """A message that passed the cheap checks, redacted with the session's current mapping."""
+
+    content: str
+    client_id: uuid.UUID | None
+    existing: ChatMessage | None = None
+    base_mapping: dict[str, str] = field(default_factory=dict)
+    preview: redaction.RedactionResult | None = None
+
+
+def _check_and_redact(*, user, session_id, content: Any, client_id: Any) -> _Checked:
+    """Validate, find a resend, check session/consent/rate limit, and redact (no lock held
+    while redacting; `_accept_user_message` re-checks the mapping under the lock)."""
     content = _validate_content(content)
     client_uuid = _validate_client_id(client_id)
-    session = selectors.session_get_for_user(user=user, session_id=session_id)
-    existing = _existing_exchange(session=session, client_id=client_uuid)
-    if existing is not None:
-        return content, client_uuid, existing
     with transaction.atomic():
         session = selectors.session_get_for_user(user=user, session_id=session_id,
                                                  for_update=True)
-        _expire_if_idle(session)
+        existing = _existing_exchange(session=session, client_id=client_uuid)
+        if existing is None:
+            _expire_if_idle(session)
+    if existing is not None:
+        return _Checked(content=content, client_id=client_uuid, existing=existing)
     _check_accepting(session=session, user=user)
     _enforce_rate_limit(user=user)
-    return content, client_uuid, None
-
-
-def _redact_preview(
-    *, session_id, content: str
-) -> tuple[dict[str, str], redaction.RedactionResult]:
-    """Redact with the session's current mapping, outside any lock (see _accept_user_message)."""
-    base = dict(ChatSession.objects.only("pii_mapping").get(id=session_id).pii_mapping or {})
-    return base, _redact(content, base)
+    base_mapping = dict(session.pii_mapping or {})
+    try:
+        preview = _redact(content, base_mapping)
+    except redaction.RedactionError:
+        raise _store_redaction_failure(user=user, session_id=session_id, content=content,
+                                       client_id=client_uuid) from None
+    return _Checked(content=content, client_id=client_uuid, base_mapping=base_mapping,
+                    preview=preview)
 
 
 def _store_redaction_failure(*, user, session_id, content: str,
@@ -347,6 +375,10 @@ def _accept_user_message(*, user, session_id, content: str, client_id: uuid.UUID
     metrics.MESSAGES.labels(role="user").inc()
     for entity_type, count in result.counts.items():
         metrics.PII_DETECTIONS.labels(type=entity_type).inc(count)
+    if result.counts:
+        audit.record_event(event_type=audit.Event.PII_DETECTED, subject_user_id=session.user_id,
+                           clinic_id=session.clinic_id, session_id=session.id,
+                           metadata={"message_id": str(user_message.id), "types": result.counts})
     return _Prepared(
         session_id=session.id,
         user_message=user_message,
@@ -434,7 +466,7 @@ async def _replay(prepared: _Prepared) -> AsyncIterator[dict[str, Any]]:
     deadline = time.monotonic() + settings.AI_PROVIDER_TIMEOUT / 1000 * 2 + 5
     while message.status == ChatMessage.Status.STREAMING and time.monotonic() < deadline:
         await asyncio.sleep(_REPLAY_POLL_SECONDS)
-        message = await database_sync_to_async(_reload_message)(message_id=message.id)
+        message = await _db(_reload_message)(message_id=message.id)
     yield _ack_frame(prepared)
     if message.status == ChatMessage.Status.STREAMING:
         yield ChatError("in_progress", "The answer is still being generated; retry shortly.",
@@ -498,14 +530,26 @@ async def _generate(prepared: _Prepared, *, trace_id: str | None) -> AsyncIterat
     attempts: list = []
     first_token_ms: int | None = None
     done: DoneEvent | None = None
+    # Tokens arriving faster than this share one frame; the first is never delayed.
+    coalesce_s = settings.AI_STREAM_COALESCE_MS / 1000
+    pending: list[str] = []
+    last_frame_at = 0.0
 
     def elapsed_ms() -> int:
         return int((time.monotonic() - started) * 1000)
 
+    def take_pending(*, final: bool = False) -> dict | None:
+        if final:  # whatever the re-identifier still holds back is plain text now
+            tail = reidentifier.flush()
+            display_parts.append(tail)
+            pending.append(tail)
+        delta = "".join(pending)
+        pending.clear()
+        return {"type": "token", "delta": delta} if delta else None
+
     async def persist(status: str, error_code: str = "") -> ChatMessage:
-        display_parts.append(reidentifier.flush())
         # Shielded: a cancellation arriving now must not leave a half-written answer.
-        return await asyncio.shield(database_sync_to_async(_finish_answer)(
+        return await asyncio.shield(_db(_finish_answer)(
             prepared=prepared, display_text="".join(display_parts),
             provider_text="".join(provider_parts), status=status, attempts=attempts,
             done=done, error_code=error_code, first_token_ms=first_token_ms,
@@ -520,14 +564,20 @@ async def _generate(prepared: _Prepared, *, trace_id: str | None) -> AsyncIterat
             if isinstance(event, TokenEvent):
                 provider_parts.append(event.delta)
                 visible = reidentifier.feed(event.delta)
-                if visible:
-                    if first_token_ms is None:
-                        first_token_ms = elapsed_ms()
-                    display_parts.append(visible)
-                    yield {"type": "token", "delta": visible}
+                if not visible:
+                    continue
+                display_parts.append(visible)
+                pending.append(visible)
+                now = time.monotonic()
+                if first_token_ms is None:
+                    first_token_ms = int((now - started) * 1000)
+                if now - last_frame_at >= coalesce_s:
+                    last_frame_at = now
+                    yield take_pending()
             elif isinstance(event, ResetEvent):
                 provider_parts.clear()
                 display_parts.clear()
+                pending.clear()
                 reidentifier = redaction.StreamReidentifier(prepared.mapping)
                 yield {"type": "reset", "reason": event.reason}
             elif isinstance(event, AttemptEvent):
@@ -536,7 +586,10 @@ async def _generate(prepared: _Prepared, *, trace_id: str | None) -> AsyncIterat
                 done = event
     except asyncio.CancelledError:
         # `stop` from the clinician (or shutdown): keep what was generated, marked stopped.
+        tail = take_pending(final=True)
         message = await persist(ChatMessage.Status.STOPPED)
+        if tail:
+            yield tail
         yield _done_frame(message)
         return
     except ProviderError as exc:
@@ -554,6 +607,9 @@ async def _generate(prepared: _Prepared, *, trace_id: str | None) -> AsyncIterat
         return
     if first_token_ms is None:
         first_token_ms = elapsed_ms()
+    tail = take_pending(final=True)
+    if tail:
+        yield tail
     message = await persist(ChatMessage.Status.COMPLETE)
     provider = message.provider or "unknown"
     metrics.RESPONSE_TIME.labels(provider=provider).observe(message.latency_ms / 1000)
@@ -566,38 +622,48 @@ async def _generate(prepared: _Prepared, *, trace_id: str | None) -> AsyncIterat
     yield _done_frame(message)
 
 
-def message_accept(*, user, session_id, content: Any, client_id: Any = None) -> _Prepared:
-    """Check and store one clinician message (sync; the first half of every chat path).
+async def message_accept_async(*, user, session_id, content: Any,
+                               client_id: Any = None) -> _Prepared:
+    """Check and store one clinician message (the first half of every chat path).
 
     Raises ChatError with the code the client sees. A resend of a known
     `client_id` returns the stored exchange instead of storing a second message.
+    Database steps run in a thread pool, not on one shared thread, so concurrent
+    sessions don't queue behind each other's inserts.
     """
     try:
-        content, client_uuid, existing = _check_before_accept(
-            user=user, session_id=session_id, content=content, client_id=client_id
-        )
-        if existing is not None:
-            return _prepare_resend(user=user, session_id=session_id, client_id=client_uuid)
+        checked = await _db(_check_and_redact)(user=user, session_id=session_id,
+                                               content=content, client_id=client_id)
+        if checked.existing is not None:
+            return await _db(_prepare_resend)(user=user, session_id=session_id,
+                                              client_id=checked.client_id)
         try:
-            base_mapping, preview = _redact_preview(session_id=session_id, content=content)
-            try:
-                # The filter sees only redacted text: its optional moderation call leaves
-                # the system like any provider call does.
-                async_to_sync(check_content)(preview.text)
-            except ContentBlocked:
-                raise ChatError(
-                    "content_filtered", "This message was blocked by the clinic's content policy."
-                ) from None
-            return _accept_user_message(
-                user=user, session_id=session_id, content=content, client_id=client_uuid,
-                base_mapping=base_mapping, preview=preview,
+            # The filter sees only redacted text: its optional moderation call leaves
+            # the system like any provider call does.
+            await check_content(checked.preview.text)
+        except ContentBlocked:
+            raise ChatError(
+                "content_filtered", "This message was blocked by the clinic's content policy."
+            ) from None
+        try:
+            return await _db(_accept_user_message)(
+                user=user, session_id=session_id, content=checked.content,
+                client_id=checked.client_id, base_mapping=checked.base_mapping,
+                preview=checked.preview,
             )
         except redaction.RedactionError:
-            raise _store_redaction_failure(user=user, session_id=session_id, content=content,
-                                           client_id=client_uuid) from None
+            raise await _db(_store_redaction_failure)(
+                user=user, session_id=session_id, content=checked.content,
+                client_id=checked.client_id) from None
     except ChatError as exc:
         metrics.ERRORS.labels(type=exc.code).inc()
         raise
+
+
+def message_accept(*, user, session_id, content: Any, client_id: Any = None) -> _Prepared:
+    """The synchronous door to `message_accept_async` (REST views)."""
+    return async_to_sync(message_accept_async)(user=user, session_id=session_id,
+                                               content=content, client_id=client_id)
 
 
 async def answer_stream(prepared: _Prepared, *, trace_id: str | None = None
@@ -622,7 +688,7 @@ async def message_stream(
     A refused message yields a single error frame.
     """
     try:
-        prepared = await database_sync_to_async(message_accept)(
+        prepared = await message_accept_async(
             user=user, session_id=session_id, content=content, client_id=client_id
         )
     except ChatError as exc:

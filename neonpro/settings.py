@@ -95,7 +95,8 @@ MIDDLEWARE = [
     "chat.login_protection.LoginLockoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    # auditlog's middleware with the actor of JWT-authenticated API calls too.
+    "compliance.middleware.AuditActorMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -258,6 +259,9 @@ AI_SESSION_IDLE_TIMEOUT = env.int("AI_SESSION_IDLE_TIMEOUT", default=30 * 60)  #
 AI_MAX_INPUT_CHARS = env.int("AI_MAX_INPUT_CHARS", default=8000)
 AI_MAX_FRAME_BYTES = env.int("AI_MAX_FRAME_BYTES", default=64 * 1024)
 AI_HISTORY_MESSAGES = env.int("AI_HISTORY_MESSAGES", default=20)
+# Streamed tokens are coalesced into at most one WebSocket/SSE frame per this many ms
+# (per answer); the first token always goes out at once.
+AI_STREAM_COALESCE_MS = env.int("AI_STREAM_COALESCE_MS", default=30)
 AI_SYSTEM_PROMPT = env.str(
     "AI_SYSTEM_PROMPT",
     default=(
