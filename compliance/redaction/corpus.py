@@ -154,12 +154,12 @@ MONTHS = [
 
 
 def _listed_first_names() -> list[str]:
-    names = lexicon._read("first_names.txt")
+    names = lexicon.read_list("first_names.txt")
     return [n for n in names if lexicon.flags_of(n) & lexicon.FIRST]
 
 
 def _listed_surnames() -> list[str]:
-    return lexicon._read("surnames.txt")
+    return lexicon.read_list("surnames.txt")
 
 
 class Builder:

@@ -19,11 +19,12 @@ from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import ClassVar, NamedTuple
 
-from scrubadub.detectors import Detector
-from scrubadub.filth import Filth
-
 from . import checksums, lexicon
+from ._scrubadub import scrubadub
 from .context import NEGATIVE, lowered, nearest_keyword
+
+Detector = scrubadub.detectors.Detector
+Filth = scrubadub.filth.Filth
 
 CONTEXT_BONUS = 100
 
@@ -473,75 +474,12 @@ class CepDetector(BrazilianDetector):
 
 # Brazilian area codes (DDD) in use.
 _VALID_DDD = frozenset(
-    {
-        11,
-        12,
-        13,
-        14,
-        15,
-        16,
-        17,
-        18,
-        19,
-        21,
-        22,
-        24,
-        27,
-        28,
-        31,
-        32,
-        33,
-        34,
-        35,
-        37,
-        38,
-        41,
-        42,
-        43,
-        44,
-        45,
-        46,
-        47,
-        48,
-        49,
-        51,
-        53,
-        54,
-        55,
-        61,
-        62,
-        63,
-        64,
-        65,
-        66,
-        67,
-        68,
-        69,
-        71,
-        73,
-        74,
-        75,
-        77,
-        79,
-        81,
-        82,
-        83,
-        84,
-        85,
-        86,
-        87,
-        88,
-        89,
-        91,
-        92,
-        93,
-        94,
-        95,
-        96,
-        97,
-        98,
-        99,
-    }
+    int(code)
+    for code in (
+        "11 12 13 14 15 16 17 18 19 21 22 24 27 28 31 32 33 34 35 37 38 41 42 43 44 45 46 47 48"
+        " 49 51 53 54 55 61 62 63 64 65 66 67 68 69 71 73 74 75 77 79 81 82 83 84 85 86 87 88 89"
+        " 91 92 93 94 95 96 97 98 99"
+    ).split()
 )
 
 
@@ -836,55 +774,18 @@ _WORD_SUFFIX_RE = re.compile(
 )
 # Relatives: "Mãe: ..." heads a family-history line more often than a name.
 _FAMILY_WORDS = frozenset(
-    {
-        "mãe",
-        "mae",
-        "pai",
-        "irmã",
-        "irma",
-        "irmão",
-        "irmao",
-        "avó",
-        "avô",
-        "avo",
-        "tia",
-        "tio",
-        "prima",
-        "primo",
-        "filho",
-        "filha",
-        "esposa",
-        "esposo",
-        "marido",
-        "neta",
-        "neto",
-        "sobrinha",
-        "sobrinho",
-        "sogra",
-        "sogro",
-        "genro",
-        "nora",
-        "enteada",
-        "enteado",
-        "madrasta",
-        "padrasto",
-    }
+    """
+    mãe mae pai irmã irma irmão irmao avó avô avo tia tio prima primo filho filha esposa
+    esposo marido neta neto sobrinha sobrinho sogra sogro genro nora enteada enteado
+    madrasta padrasto
+""".split()
 )
 # Labels that head a person's record: "Paciente: Kauane Zambon".
 _PERSON_LABELS = frozenset(
-    {
-        "paciente",
-        "cliente",
-        "responsável",
-        "responsavel",
-        "acompanhante",
-        "titular",
-        "dependente",
-        "beneficiária",
-        "beneficiario",
-        "tutor",
-        "tutora",
-    }
+    """
+    paciente cliente responsável responsavel acompanhante titular dependente beneficiária
+    beneficiario tutor tutora
+""".split()
 )
 # Context words that introduce a name and nothing else.
 _NAMING_WORDS = frozenset({"nome", "chama", "chamada", "chamado", "chamo"})
@@ -902,15 +803,7 @@ _F_PLACE = lexicon.PLACE
 _F_LISTED = _F_FIRST | _F_AMBIG | _F_SUR
 
 _flags = lexicon.flags_of
-# Lower-case words that can introduce a name (context words and honorifics).
-_LOWER_TRIGGERS = frozenset(
-    w
-    for w in (
-        *lexicon._CONTEXT_WORDS,
-        *lexicon._HONORIFICS,
-        *(lexicon.fold(x) for x in (*lexicon._CONTEXT_WORDS, *lexicon._HONORIFICS)),
-    )
-)
+_LOWER_TRIGGERS = lexicon.TRIGGER_WORDS
 
 
 def _gap_is_space(text: str, end: int, beg: int) -> bool:
@@ -927,7 +820,7 @@ class _Chain:
         self.text = text
         self.tokens = tokens
 
-    def _continues(self, word: str, lower_mode: bool, caps_mode: bool) -> bool:
+    def _continues(self, word: str, caps_mode: bool) -> bool:
         flags = _flags(word)
         if flags & (_F_STOP | _F_PARTICLE) or len(word) < 2:
             return False
@@ -935,11 +828,11 @@ class _Chain:
             return word.isupper() and bool(flags & _F_LISTED)
         if word[0].isupper():
             return not word.isupper() or bool(flags & _F_LISTED)
-        if lower_mode:
-            return bool(flags & _F_FIRST) or (bool(flags & _F_SUR) and not flags & _F_SUR_COMMON)
-        return False
+        # Lower case ("Maria silva", "paciente ana paula souza"): only listed names
+        # that are not also everyday words ("Ana dias depois" stops at "Ana").
+        return bool(flags & _F_FIRST) or (bool(flags & _F_SUR) and not flags & _F_SUR_COMMON)
 
-    def extend(self, j: int, lower_mode: bool, caps_mode: bool) -> int:
+    def extend(self, j: int, caps_mode: bool) -> int:
         """Index of the last token of the name starting at token j."""
         tokens, text = self.tokens, self.text
         n = len(tokens)
@@ -954,7 +847,7 @@ class _Chain:
                 nxt = tokens[k + 1][2]
                 if not _gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
                     break
-                if not self._continues(nxt, lower_mode, caps_mode):
+                if not self._continues(nxt, caps_mode):
                     break
                 if word.lower() == "e":
                     # "Silva e Souza" is one surname, "Maria e João" are two people.
@@ -964,7 +857,7 @@ class _Chain:
                 last = k + 1
                 k += 2
                 continue
-            if not self._continues(word, lower_mode, caps_mode):
+            if not self._continues(word, caps_mode):
                 break
             last = k
             k += 1
@@ -1043,16 +936,17 @@ class NameDetector(BrazilianDetector):
             return None
         word = tokens[j][2]
         wflags = _flags(word)
-        lower_mode = not word[0].isupper()
         caps_mode = word.isupper() and len(word) > 1
-        last = chain.extend(j, lower_mode, caps_mode)
-        if len(tokens[i][2]) == 1 and not wflags & _F_LISTED:
-            return None  # "Vitamina D. Suplementar": only "D. Rosa" with a listed name
+        last = chain.extend(j, caps_mode)
+        trigger = tokens[i][2].lower()
+        if (len(trigger) == 1 or trigger == "seu") and not wflags & _F_LISTED:
+            # "Vitamina D. Suplementar", "seu Dermatologista": these triggers are
+            # everyday words too, so only a listed name follows them ("D. Rosa").
+            return None
         if wflags & _F_LISTED or flags & _F_HONORIFIC or tokens[i][2].lower() in _NAMING_WORDS:
             return j, last
         if _WORD_SUFFIX_RE.search(word):
             return None  # "Esposa Grávida", "Mãe: Hipotireoidismo": a word, not a name
-        trigger = tokens[i][2].lower()
         if trigger in _FAMILY_WORDS and not colonless:
             # "Pai: Câncer de Próstata" - family history lists use these labels; after
             # "Mãe:" an unknown phrase counts only with a listed name in it, or as two
@@ -1086,7 +980,7 @@ class NameDetector(BrazilianDetector):
             if previous.lower() == "em" and not text[tokens[i - 1][0]].isupper():
                 return None  # "mora em Mariana", "nasceu em Vitória": a town
         caps_mode = word.isupper()
-        last = chain.extend(i, lower_mode=False, caps_mode=caps_mode)
+        last = chain.extend(i, caps_mode=caps_mode)
         flags = _flags(word)
         if last == i:
             if caps_mode or flags & _F_AMBIG or not flags & _F_FIRST:

@@ -10,10 +10,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import scrubadub
-from scrubadub.filth import Filth
-
 from . import detectors as _detectors
+from ._scrubadub import scrubadub
 from .normalise import normalise_value
 
 ENTITY_TYPES: tuple[str, ...] = (
@@ -34,6 +32,7 @@ ENTITY_TYPES: tuple[str, ...] = (
     "NOME",
 )
 _ENTITY_SET = frozenset(ENTITY_TYPES)
+Filth = scrubadub.filth.Filth
 
 # A placeholder this engine writes: [CPF_1], [DATA_NASCIMENTO_12].
 _PLACEHOLDER_RE = re.compile(r"\[([A-Z][A-Z_]*?)_(\d+)\]")

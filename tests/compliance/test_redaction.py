@@ -105,6 +105,22 @@ def test_it_gives_the_same_value_the_same_placeholder_in_one_text():
     assert result.counts == {"CPF": 3}
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CNPJ 12.abc.345/01de-35, ou seja 12ABC34501DE35.",
+        "DN 12/03/1985; nascida em 12 de março de 1985.",
+        "Tel (11) 98765-4321 ou +55 11 98765 4321.",
+        "E-mail Ana.Souza@Gmail.com ou ana.souza@gmail.com.",
+        "Mora na Av. Paulista, 1000 (Avenida Paulista 1000).",
+    ],
+)
+def test_it_normalises_spellings_of_the_same_value(text):
+    result = redact(text)
+    assert len(result.mapping) == 1, result.text
+    assert sum(result.counts.values()) == 2
+
+
 def test_it_keeps_placeholders_stable_across_messages_of_a_session():
     first = redact("Paciente Maria da Silva, tel (11) 98765-4321.")
     second = redact(
@@ -131,6 +147,14 @@ def test_it_recognises_a_known_name_again_without_context():
     assert first.text == "A paciente [NOME_1] quer toxina."
     second = redact("Thayná Zambon confirmou. Thayná pediu recibo.", mapping=first.mapping)
     assert second.text == "[NOME_1] confirmou. [NOME_1] pediu recibo."
+
+
+def test_it_maps_a_first_name_to_the_only_known_person_with_it():
+    mapping = {"[NOME_1]": "Maria Silva", "[NOME_2]": "Joana Souza", "[NOME_3]": "Joana Lima"}
+    result = redact("Maria ligou; Joana também.", mapping=mapping)
+    # One known Maria: same person. Two known Joanas: a new placeholder.
+    assert result.text == "[NOME_1] ligou; [NOME_4] também."
+    assert result.mapping["[NOME_4]"] == "Joana"
 
 
 def test_it_does_not_modify_the_mapping_it_is_given():
@@ -237,3 +261,11 @@ def test_it_detects_with_a_custom_detector_through_scrubadub():
 
     scrubber = engine.BrazilianScrubber(detector_list=[LotDetector()])
     assert [(f.entity, f.text) for f in scrubber.find("lote 23A145")] == [("PRONTUARIO", "23A145")]
+
+
+def test_it_leaves_no_placeholder_nlp_modules_behind():
+    import sys
+
+    for name in ("nltk", "textblob"):
+        module = sys.modules.get(name)
+        assert module is None or getattr(module, "__file__", None), name

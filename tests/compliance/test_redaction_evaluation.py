@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from compliance.redaction import checksums
 from compliance.redaction.corpus import build_corpus, load_corpus
@@ -99,3 +104,29 @@ def test_it_reports_missed_targets():
     assert result.clean_altered == 1
     assert any(failure.startswith("NOME") for failure in result.failures)
     assert any("clean sentences" in failure for failure in result.failures)
+
+
+def test_it_prints_the_report_from_the_management_command():
+    out = StringIO()
+    call_command("evaluate_redaction", stdout=out)
+    text = out.getvalue()
+    assert "NOME" in text and "precision" in text and "clean sentences" in text
+    assert "all redaction targets met" in text
+
+
+def test_it_fails_the_management_command_when_targets_are_missed(tmp_path):
+    corpus_file = tmp_path / "corpus.jsonl"
+    corpus_file.write_text(
+        json.dumps(
+            {
+                "id": "miss",
+                "kind": "positive",
+                "text": "o paciente xyz abc",
+                "entities": [{"type": "NOME", "start": 12, "end": 18, "value": "xyz abc"}],
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(CommandError, match="NOME"):
+        call_command("evaluate_redaction", corpus=corpus_file, stdout=StringIO())
