@@ -29,5 +29,11 @@ fi
 
 echo
 echo "NeonPro AI Chat: http://127.0.0.1:$PORT/   (admin: http://127.0.0.1:$PORT/admin/)"
+if [ -n "${DEMO_PASSWORD:-}" ]; then
+  echo "Log in as clinician, officer or ops with the password in DEMO_PASSWORD."
+else
+  echo "Log in as clinician, officer or ops with the passwords printed above on the first run"
+  echo "(set DEMO_PASSWORD and run again to choose them)."
+fi
 echo
 "$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" neonpro.asgi:application
