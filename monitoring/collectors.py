@@ -291,7 +291,13 @@ def _start_worker_exporter(**_: Any) -> None:
     if not port:
         return
     address = os.environ.get("CELERY_METRICS_ADDRESS", "0.0.0.0")  # noqa: S104 - private network
-    start_http_server(port, addr=address, registry=_worker_registry())
+    try:
+        start_http_server(port, addr=address, registry=_worker_registry())
+    except OSError:
+        # Another worker in this container already exports on this port.
+        logger.warning("worker metrics exporter not started", exc_info=True, extra={
+            "event": "worker_metrics_exporter_failed", "metadata": {"port": port}})
+        return
     logger.info("worker metrics exporter listening", extra={
         "event": "worker_metrics_exporter_started", "metadata": {"port": port}})
 

@@ -131,6 +131,8 @@ def _submit(name: str, function: Callable[[], Any], *, fingerprint: str = "") ->
     with _inflight_lock:
         future = _inflight.get(key)
         if future is None or future.done():
+            for stale in [k for k, f in _inflight.items() if f.done()]:
+                del _inflight[stale]
             future = _executor.submit(_run_in_thread, function)
             _inflight[key] = future
         return future

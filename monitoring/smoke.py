@@ -149,7 +149,7 @@ def _ws_url(base_url: str, path: str) -> str:
 
 def _describe_error(exc: BaseException) -> str:
     # Types and the short message of connection errors only: never request bodies.
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+    if isinstance(exc, TimeoutError):
         return "timed out"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect ({exc.os_error.__class__.__name__}: {exc.os_error.strerror})"
@@ -179,7 +179,7 @@ class _Runner:
             status, reason = FAIL, str(exc)
         except CheckSkipped as exc:
             status, reason = SKIP, str(exc)
-        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             status, reason = FAIL, _describe_error(exc)
         result = CheckResult(name, status, round((time.perf_counter() - started) * 1000, 1),
                              reason)

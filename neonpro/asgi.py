@@ -12,11 +12,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from chat import shutdown  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.ws_auth import chat_auth_stack  # noqa: E402
+from monitoring.middleware import TraceContextASGIMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": chat_auth_stack(URLRouter(websocket_urlpatterns)),
+        "websocket": TraceContextASGIMiddleware(chat_auth_stack(URLRouter(websocket_urlpatterns))),
     }
 )
 

@@ -149,7 +149,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "neonpro"},
+            "CONFIG": {
+                # Each consumer waits on BZPOPMIN for up to 5 s; redis-py's default 5 s
+                # socket timeout would race it and kill idle sockets under load. Connect
+                # quickly, so an outage is reported at once rather than hanging.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15,
+                           "socket_connect_timeout": 2}],
+                "prefix": "neonpro",
+            },
         }
     }
     CACHES = {
@@ -389,6 +396,9 @@ LOGGING = {
         "openai": {"level": "WARNING"},
         "anthropic": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # Replaces Django's own plain-text console handler, which would bypass the
+        # PII filter in DEBUG runs.
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "daphne": {"level": "WARNING"},
         "asyncio": {"level": "WARNING"},
     },

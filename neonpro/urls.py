@@ -16,3 +16,8 @@ urlpatterns = [
     path("", include("monitoring.urls")),
     path("", include("chat.web_urls")),
 ]
+
+handler400 = "chat.api_errors.bad_request"
+handler403 = "chat.api_errors.permission_denied"
+handler404 = "chat.api_errors.page_not_found"
+handler500 = "chat.api_errors.server_error"

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from monitoring.tracing import outgoing_headers
+
 from .base import ChatTurn
 from .clients import get_client
 from .config import ProviderConfig
@@ -58,7 +60,9 @@ async def stream_text(
     """Yield the answer's text deltas; raise ProviderError on any failure."""
     client = get_client(cfg)
     manager = client.chat.completions.with_streaming_response.create(
-        **_request_params(cfg, system_prompt, history)
+        **_request_params(cfg, system_prompt, history),
+        # The clinician's trace continues at the provider (W3C traceparent).
+        extra_headers=outgoing_headers(),
     )
     response = await open_stream(manager, state)
     try:

@@ -247,3 +247,15 @@ def test_it_serves_the_openapi_schema(clinician):
     response = api_client(clinician).get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert "/api/v1/ai-chat/sessions/{session_id}/messages/" in response.content.decode()
+
+
+def test_it_carries_the_incoming_trace_to_the_provider(clinician, ai_settings, simulator):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    client = api_client(clinician)
+    session_id = _create_session(client)["id"]
+    response = client.post(f"{SESSIONS}{session_id}/messages/", {"content": "Rastreio?"},
+                           format="json", HTTP_TRACEPARENT=f"00-{trace_id}-00f067aa0ba902b7-01")
+    assert response.status_code == 201
+    assert trace_id in response["traceparent"]
+    sent = simulator.requests(path="/v1/chat/completions")[-1]["headers"]
+    assert {k.lower(): v for k, v in sent.items()}["traceparent"].split("-")[1] == trace_id

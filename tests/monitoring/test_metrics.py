@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "metrics-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SESSIONS = "/api/v1/ai-chat/sessions/"
+# Sessions are signed in with the password backend (the first backend only refuses).
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 # The names the alert rules and dashboards expect from the scrape-time collector.
 SCRAPE_TIME_FAMILIES = {
@@ -79,13 +81,13 @@ def test_it_refuses_metrics_without_the_token_or_a_staff_session(monitoring, mak
     assert Client().get("/api/metrics",
                         headers={"Authorization": "Bearer nope"}).status_code == 401
     clinician = Client()
-    clinician.force_login(make_user(username="metrics-clinician"))
+    clinician.force_login(make_user(username="metrics-clinician"), backend=MODEL_BACKEND)
     assert clinician.get("/api/metrics").status_code == 401
     staff_user = make_user(username="metrics-staff")
     staff_user.is_staff = True
     staff_user.save()
     staff = Client()
-    staff.force_login(staff_user)
+    staff.force_login(staff_user, backend=MODEL_BACKEND)
     assert "ai_chat_db_up" in scrape(staff, Accept="text/plain")
     assert "ai_chat_db_up" in scrape()
 
