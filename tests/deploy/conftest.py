@@ -7,32 +7,23 @@ PostgreSQL directly, as the runbook says.
 
 from __future__ import annotations
 
-import os
+import types
 
 import pytest
 
 from tests.deploy import support
 
-# Secrets of the processes under test: long enough for production settings (DEBUG off).
-SECRET_KEY = "deploy-tests-secret-key-" + "k" * 40
-JWT_SECRET = "deploy-tests-jwt-secret-" + "j" * 40
-ENCRYPTION_KEY = "deploy-tests-encryption-key-A-" + "e" * 30
-OTHER_ENCRYPTION_KEY = "deploy-tests-encryption-key-B-" + "x" * 30
-MONITORING_TOKEN = "deploy-tests-monitoring-token"
-SMOKE_USERNAME = "smoke-test"
-SMOKE_PASSWORD = "smoke-test-password-for-deploy-tests"
 
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def pgbouncer():
     bouncer = support.start_pgbouncer()
     yield bouncer
     support.stop_pgbouncer(bouncer)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def migrated_template(pgbouncer):
-    """A database migrated to head with `manage.py migrate` through PgBouncer (as the
+    """A database migrated to head by `manage.py migrate` through PgBouncer (as the
     compose `migrate` service does); tests clone it instead of migrating again."""
     name = support.unique_database_name("template")
     support.create_database(name)
@@ -60,19 +51,22 @@ def clone_database(migrated_template):
         support.drop_database(name)
 
 
-def production_env(*, database_url: str, simulator_url: str, **overrides: str) -> dict[str, str]:
-    """Environment of a production-like process (DEBUG off) against the simulated provider."""
-    redis_url = os.environ.get("REDIS_URL", "")
-    if not redis_url:
-        pytest.fail("the deployment tests need REDIS_URL (the app shares its cache with "
-                    "the tests, which clear it between tests)")
-    return support.subprocess_env(
-        DEBUG="false", ENVIRONMENT="production", SECRET_KEY=SECRET_KEY, JWT_SECRET=JWT_SECRET,
-        ENCRYPTION_KEY=ENCRYPTION_KEY, ALLOWED_HOSTS="127.0.0.1,localhost",
-        SECURE_SSL_REDIRECT="false", MONITORING_TOKEN=MONITORING_TOKEN,
-        DATABASE_URL=database_url, REDIS_URL=redis_url, CELERY_TASK_ALWAYS_EAGER="true",
-        OPENAI_API_KEY="test-openai-key", ANTHROPIC_API_KEY="test-anthropic-key",
-        OPENAI_BASE_URL=f"{simulator_url}/v1", ANTHROPIC_BASE_URL=simulator_url,
-        AI_PROVIDER_TIMEOUT="5000", RATE_LIMIT_MAX="100000", LOG_LEVEL="warning",
-        **overrides,
-    )
+@pytest.fixture(scope="package")
+def deployment(pgbouncer, migrated_template, simulator, tmp_path_factory):
+    """A production-like instance: daphne with DEBUG off, PostgreSQL through PgBouncer,
+    Redis, both providers on the simulator, and the smoke-test account seeded."""
+    name = support.unique_database_name("deployment")
+    support.create_database(name, template=migrated_template)
+    workdir = tmp_path_factory.mktemp("deployment")
+    env = support.production_env(database_url=pgbouncer.url(name),
+                                 simulator_url=simulator.url, NEONPRO_VAR_DIR=str(workdir))
+    try:
+        support.manage("seed_smoke_account", "--username", support.SMOKE_USERNAME,
+                       env={**env, "SMOKE_TEST_PASSWORD": support.SMOKE_PASSWORD})
+        server = support.start_daphne(env, workdir / "daphne.log")
+        try:
+            yield types.SimpleNamespace(url=server.url, database=name, server=server, env=env)
+        finally:
+            support.stop_daphne(server)
+    finally:
+        support.drop_database(name)

@@ -28,6 +28,15 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 
+# Secrets of the processes under test: long enough for production settings (DEBUG off).
+SECRET_KEY = "deploy-tests-secret-key-" + "k" * 40
+JWT_SECRET = "deploy-tests-jwt-secret-" + "j" * 40
+ENCRYPTION_KEY = "deploy-tests-encryption-key-A-" + "e" * 30
+OTHER_ENCRYPTION_KEY = "deploy-tests-encryption-key-B-" + "x" * 30
+MONITORING_TOKEN = "deploy-tests-monitoring-token"
+SMOKE_USERNAME = "smoke-test"
+SMOKE_PASSWORD = "smoke-test-password-for-deploy-tests"
+
 # Subprocesses must not inherit what belongs to this test process or a developer's .env.
 _PRIVATE_ENV = (
     "TEST_DATABASE_NAME", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL",
@@ -110,7 +119,8 @@ def free_port() -> int:
 
 
 def tool(name: str, package: str) -> str:
-    path = shutil.which(name)
+    # pgbouncer lives in /usr/sbin, which is not on an unprivileged user's PATH.
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if path is None:
         pytest.fail(f"{name} is not installed. It is part of the test toolchain: install "
                     f"Debian's '{package}' package.")
@@ -164,14 +174,17 @@ class PgBouncer:
     def url(self, name: str) -> str:
         return database_url(name, host="127.0.0.1", port=self.port)
 
-    def admin(self, command: str) -> list[list[str]]:
-        """A SHOW command on PgBouncer's admin console (simple query protocol, via psql)."""
+    def admin(self, command: str) -> list[dict[str, str]]:
+        """Rows of a SHOW command on PgBouncer's admin console (simple query protocol,
+        hence psql), as dicts by column name."""
         result = subprocess.run(  # noqa: S603
             [tool("psql", "postgresql-client"), "-h", "127.0.0.1", "-p", str(self.port),
-             "-U", "postgres", "-d", "pgbouncer", "-AtF", "\t", "-c", command],
+             "-U", "postgres", "-d", "pgbouncer", "--no-psqlrc", "-A", "-F", "\t",
+             "-P", "footer=off", "-c", command],
             capture_output=True, text=True, timeout=30, check=True,
         )
-        return [line.split("\t") for line in result.stdout.splitlines()]
+        header, *rows = [line.split("\t") for line in result.stdout.splitlines()]
+        return [dict(zip(header, row, strict=True)) for row in rows]
 
     def log(self) -> str:
         path = self.workdir / "pgbouncer.log"
@@ -295,3 +308,21 @@ def stop_daphne(server: Daphne) -> None:
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait(timeout=10)
+
+
+def production_env(*, database_url: str, simulator_url: str, **overrides: str) -> dict[str, str]:
+    """Environment of a production-like process (DEBUG off) against the simulated provider."""
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not redis_url:
+        pytest.fail("the deployment tests need REDIS_URL (the app shares its cache with "
+                    "the tests, which clear it between tests)")
+    return subprocess_env(
+        DEBUG="false", ENVIRONMENT="production", SECRET_KEY=SECRET_KEY, JWT_SECRET=JWT_SECRET,
+        ENCRYPTION_KEY=ENCRYPTION_KEY, ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="false", MONITORING_TOKEN=MONITORING_TOKEN,
+        DATABASE_URL=database_url, REDIS_URL=redis_url, CELERY_TASK_ALWAYS_EAGER="true",
+        OPENAI_API_KEY="test-openai-key", ANTHROPIC_API_KEY="test-anthropic-key",
+        OPENAI_BASE_URL=f"{simulator_url}/v1", ANTHROPIC_BASE_URL=simulator_url,
+        AI_PROVIDER_TIMEOUT="20000", RATE_LIMIT_MAX="100000", LOG_LEVEL="warning",
+        **overrides,
+    )

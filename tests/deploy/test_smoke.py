@@ -4,43 +4,23 @@ provider reached by the real SDKs."""
 
 from __future__ import annotations
 
+import io
+import re
 import subprocess
 import sys
-import types
 
 import httpx
 import pytest
+from django.core.management import call_command
 
 from monitoring import smoke
 from tests.deploy import support
-from tests.deploy.conftest import (
-    MONITORING_TOKEN,
-    SMOKE_PASSWORD,
-    SMOKE_USERNAME,
-    production_env,
-)
+from tests.deploy.support import MONITORING_TOKEN, SMOKE_PASSWORD, SMOKE_USERNAME
 
 COMPLETIONS = ("/v1/chat/completions", "/v1/messages")
 HEALTH_CHECKS = ["health_live", "health_ready", "health_system", "health_ai_chat", "database",
                  "ai_providers", "auth_token", "auth_refresh"]
 CHAT_CHECKS = ["chat_consent", "chat_session", "chat_message", "chat_history", "chat_close"]
-
-
-@pytest.fixture(scope="module")
-def deployment(pgbouncer, migrated_template, simulator, tmp_path_factory):
-    name = support.unique_database_name("smoke")
-    support.create_database(name, template=migrated_template)
-    workdir = tmp_path_factory.mktemp("smoke")
-    env = production_env(database_url=pgbouncer.url(name), simulator_url=simulator.url,
-                         NEONPRO_VAR_DIR=str(workdir))
-    support.manage("seed_smoke_account", "--username", SMOKE_USERNAME,
-                   env={**env, "SMOKE_TEST_PASSWORD": SMOKE_PASSWORD})
-    server = support.start_daphne(env, workdir / "daphne.log")
-    try:
-        yield types.SimpleNamespace(url=server.url, database=name, server=server)
-    finally:
-        support.stop_daphne(server)
-        support.drop_database(name)
 
 
 def _config(deployment, **overrides) -> smoke.SmokeConfig:
@@ -124,6 +104,12 @@ def test_it_fails_when_a_provider_rejects_our_credentials(deployment, simulator)
     assert "anthropic failed the light probe" in providers.reason
     assert "openai healthy" in providers.reason
     assert [r.name for r in report.failed] == ["ai_providers"]
+    # What the rollback trigger AIChatRollbackProviderAuthFailure watches.
+    metrics = httpx.get(f"{deployment.url}/api/metrics", timeout=20,
+                        headers={"Authorization": f"Bearer {MONITORING_TOKEN}"}).text
+    counted = re.search(r'^ai_chat_provider_auth_failures_total\{provider="anthropic"\} (\S+)$',
+                        metrics, re.MULTILINE)
+    assert counted and float(counted.group(1)) >= 1
 
 
 def test_it_fails_the_chat_and_still_closes_the_session_when_no_provider_answers(
@@ -185,3 +171,29 @@ def test_it_runs_from_manage_py_with_the_environment_and_exits_non_zero_on_failu
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert any(line.startswith("FAIL  auth_token") and " ms  " in line
                for line in failed.stdout.splitlines()), failed.stdout
+
+
+@pytest.mark.django_db
+def test_it_seeds_the_smoke_account_idempotently(monkeypatch):
+    from django.contrib.auth import get_user_model
+
+    from chat.models import ClinicMembership
+    from compliance.models import AuditEvent, ConsentRecord
+
+    for name in ("SMOKE_TEST_USERNAME", "SMOKE_TEST_PASSWORD", "SMOKE_TEST_PASSWORD_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    first, second, third = io.StringIO(), io.StringIO(), io.StringIO()
+
+    call_command("seed_smoke_account", stdout=first)
+    call_command("seed_smoke_account", stdout=second)
+    call_command("seed_smoke_account", "--password", "a-new-smoke-password-42", stdout=third)
+
+    user = get_user_model().objects.get(username="smoke-test")
+    assert "password" in first.getvalue() and "password" not in second.getvalue()
+    assert user.check_password("a-new-smoke-password-42")
+    assert not user.is_staff and not user.is_superuser
+    membership = ClinicMembership.objects.get(user=user)
+    assert membership.clinic.name == "NeonPro Smoke Test" and membership.role == "clinician"
+    assert ConsentRecord.objects.filter(user=user, revoked_at__isnull=True).count() == 1
+    granted = AuditEvent.objects.filter(event_type="consent_granted", subject_user_id=user.pk)
+    assert granted.count() == 1
