@@ -83,8 +83,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(frame, dict):
             await self._send_frame(ChatError("invalid", "Frame must be a JSON object.").as_frame())
             return
+        frame_type = frame.get("type")
+        # Only strings name a handler (a list or object here must not crash the socket).
         handler = {"message": self._on_message, "stop": self._on_stop,
-                   "ping": self._on_ping}.get(frame.get("type"))
+                   "ping": self._on_ping}.get(frame_type) if isinstance(frame_type, str) \
+            else None
         if handler is None:
             await self._send_frame(ChatError(
                 "invalid", "Unknown frame type; expected message, stop or ping."
@@ -106,6 +109,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         task = self.answer_task
         if task is None or task.done():
             return
+        # A task cancelled before its first step never runs its own clean-up: let a
+        # just-created answer start (reach its first await) before stopping it.
+        await asyncio.sleep(0)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -124,10 +130,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 acked = acked or frame.get("type") == "ack"
                 await self._send_frame(frame)
         except asyncio.CancelledError:
-            # The stop landed between frames: hand it to the pipeline so it stores
-            # the partial answer and produces the final frame.
-            with contextlib.suppress(StopAsyncIteration, asyncio.CancelledError):
-                await self._send_frame(await frames.athrow(asyncio.CancelledError()))
+            # The stop landed between frames (while one was being sent). Thrown into
+            # `frames` it would stop at the outermost generator and leave the answer
+            # "streaming" (and an exhausted generator answers athrow() with None).
+            # Re-armed on this task it lands at the pipeline's next wait instead (the
+            # provider stream), which stores the partial answer as stopped.
+            asyncio.current_task().cancel()
+            with contextlib.suppress(asyncio.CancelledError):
                 async for frame in frames:  # the rest of the stopped answer, then done
                     await self._send_frame(frame)
             await frames.aclose()

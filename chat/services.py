@@ -687,12 +687,29 @@ async def message_stream(
 
     A refused message yields a single error frame.
     """
+    accepting = asyncio.ensure_future(message_accept_async(
+        user=user, session_id=session_id, content=content, client_id=client_id
+    ))
+    stopped_early = False
     try:
-        prepared = await message_accept_async(
-            user=user, session_id=session_id, content=content, client_id=client_id
-        )
+        try:
+            # Shielded: storing the message runs on a pool thread that a cancellation
+            # cannot interrupt, so a `stop` now waits for it and then ends the answer.
+            prepared = await asyncio.shield(accepting)
+        except asyncio.CancelledError:
+            stopped_early = True
+            prepared = await accepting
     except ChatError as exc:
         yield exc.as_frame()
+        return
+    if stopped_early and not prepared.replay:
+        yield _ack_frame(prepared)
+        message = await _db(_finish_answer)(
+            prepared=prepared, display_text="", provider_text="",
+            status=ChatMessage.Status.STOPPED, attempts=[], done=None,
+            first_token_ms=None, latency_ms=0,
+        )
+        yield _done_frame(message)
         return
     async for frame in answer_stream(prepared, trace_id=trace_id):
         yield frame

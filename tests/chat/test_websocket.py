@@ -193,3 +193,19 @@ async def test_it_closes_the_socket_when_the_session_is_closed_elsewhere(
     error = await ws.receive_json_from(timeout=5)
     assert error["code"] == "session_expired"
     assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4409}
+
+
+async def test_it_ends_an_answer_stopped_before_it_started(clinician, ai_settings, simulator):
+    session = await _session_for(clinician)
+    ws = await _open(clinician, session.id)
+    # The stop arrives while the message is still being stored: the answer must still
+    # end with a final frame and nothing may be left half-written.
+    await ws.send_json_to({"type": "message", "content": "Pare já."})
+    await ws.send_json_to({"type": "stop"})
+    frames = await _frames_until_final(ws)
+    assert frames[-1]["type"] == "done"
+    answer = await ChatMessage.objects.aget(id=frames[-1]["message_id"])
+    assert answer.status in ("stopped", "complete")
+    assert await ChatMessage.objects.filter(session_id=session.id,
+                                            status="streaming").acount() == 0
+    await ws.disconnect()
