@@ -7,8 +7,13 @@ from django.views.generic import RedirectView
 from chat import web_views
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True),
-         name="login"),
+    path(
+        "login/",
+        web_views.content_security_policy(
+            auth_views.LoginView.as_view(redirect_authenticated_user=True)
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", RedirectView.as_view(url="/chat/", permanent=False), name="root"),
     path("chat/", web_views.chat_home, name="chat-home"),

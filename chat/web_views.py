@@ -7,6 +7,8 @@ membership and a current consent, and record consent with its evidence.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,6 +31,31 @@ from compliance.api import client_ip
 from compliance.models import ConsentRecord
 
 _PURPOSE = ConsentRecord.Purpose.AI_CHAT
+
+# The pages carry no inline script, style or event handler, so they can run
+# under a strict policy: a message that smuggled markup in could not run it.
+_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self' {websockets}; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def content_security_policy(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Send the UI's Content-Security-Policy with the view's response (unless one is set)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        host = request.get_host()
+        # Older browsers do not count ws:/wss: as 'self'; name the page's own host.
+        websockets = f"ws://{host} wss://{host}"
+        response.headers.setdefault(
+            "Content-Security-Policy", _CONTENT_SECURITY_POLICY.format(websockets=websockets)
+        )
+        return response
+
+    return wrapped
 
 
 def _clinic_of(user):
@@ -60,10 +87,12 @@ def _with_next(url: str, next_url: str) -> str:
 
 def _ui_strings() -> dict[str, str]:
     """Every text the script shows, translated here so the script carries no language."""
-    pii_one = ngettext("%(count)s personal data item protected",
-                       "%(count)s personal data items protected", 1)
-    pii_many = ngettext("%(count)s personal data item protected",
-                        "%(count)s personal data items protected", 2)
+    pii_one = ngettext(
+        "%(count)s personal data item protected", "%(count)s personal data items protected", 1
+    )
+    pii_many = ngettext(
+        "%(count)s personal data item protected", "%(count)s personal data items protected", 2
+    )
     return {
         "you": _("You"),
         "assistant": _("Assistant"),
@@ -90,27 +119,39 @@ def _ui_strings() -> dict[str, str]:
         "loadFailed": _("Could not load this session. Check your connection and try again."),
         "charCount": _("%(count)s of %(max)s characters"),
         "sessionNotFound": _("This session was not found."),
-        "err_rate_limited": _("You sent too many messages in a short time. "
-                              "You can try again in %(seconds)s s."),
+        "err_rate_limited": _(
+            "You sent too many messages in a short time. You can try again in %(seconds)s s."
+        ),
         "err_rate_limited_ready": _("You can send again now."),
-        "err_session_expired": _("This session has expired or was closed. "
-                                 "Start a new session to continue."),
-        "err_provider_unavailable": _("The AI service is unavailable right now. "
-                                      "Your message was kept; you can retry it."),
-        "err_provider_error": _("The AI service refused this request. "
-                                "Your message was kept; the team has been notified."),
-        "err_consent_required": _("Your consent for the AI assistant is needed "
-                                  "(it may have been revoked or the terms changed)."),
+        "err_session_expired": _(
+            "This session has expired or was closed. Start a new session to continue."
+        ),
+        "err_provider_unavailable": _(
+            "The AI service is unavailable right now. Your message was kept; you can retry it."
+        ),
+        "err_provider_error": _(
+            "The AI service refused this request. "
+            "Your message was kept; the team has been notified."
+        ),
+        "err_consent_required": _(
+            "Your consent for the AI assistant is needed "
+            "(it may have been revoked or the terms changed)."
+        ),
         "err_message_too_long": _("The message is too long: the limit is %(max)s characters."),
-        "err_content_filtered": _("This message was blocked by the clinic's content policy "
-                                  "and was not sent."),
-        "err_pii_redaction_failed": _("For your patients' safety the message was not sent: "
-                                      "its personal data could not be verified. "
-                                      "Rephrase it and try again."),
-        "err_capacity_exceeded": _("The assistant is at full capacity. "
-                                   "Try again in %(seconds)s s."),
-        "err_in_progress": _("The previous answer is still being generated. "
-                             "Wait a moment and retry."),
+        "err_content_filtered": _(
+            "This message was blocked by the clinic's content policy and was not sent."
+        ),
+        "err_pii_redaction_failed": _(
+            "For your patients' safety the message was not sent: "
+            "its personal data could not be verified. "
+            "Rephrase it and try again."
+        ),
+        "err_capacity_exceeded": _(
+            "The assistant is at full capacity. Try again in %(seconds)s s."
+        ),
+        "err_in_progress": _(
+            "The previous answer is still being generated. Wait a moment and retry."
+        ),
         "err_invalid": _("The message could not be understood. Please try again."),
         "err_not_found": _("This session was not found."),
         "err_no_clinic": _("Your account is not linked to a clinic."),
@@ -148,12 +189,14 @@ def _chat_page(request: HttpRequest, *, session_id: str | None) -> HttpResponse:
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 
+@content_security_policy
 @login_required
 def chat_home(request: HttpRequest) -> HttpResponse:
     """The chat page: the clinician's sessions and the conversation pane."""
     return _chat_page(request, session_id=None)
 
 
+@content_security_policy
 @login_required
 def chat_session_page(request: HttpRequest, session_id) -> HttpResponse:
     """The chat page opened on one of the clinician's own sessions (404 for anyone else's)."""
@@ -164,6 +207,7 @@ def chat_session_page(request: HttpRequest, session_id) -> HttpResponse:
     return _chat_page(request, session_id=str(session.id))
 
 
+@content_security_policy
 @login_required
 @require_http_methods(["GET", "POST"])
 def consent(request: HttpRequest) -> HttpResponse:
@@ -182,13 +226,17 @@ def consent(request: HttpRequest) -> HttpResponse:
         messages.success(request, _("Thank you. Your consent was recorded."))
         return redirect(next_url)
     active = compliance_services.consent_get_active(user=request.user, purpose=_PURPOSE)
-    return render(request, "chat/consent.html", {
-        "active_consent": active,
-        "terms_version": compliance_services.current_terms_version(),
-        "retention_days": settings.DATA_RETENTION_DAYS,
-        "next_url": next_url,
-        "has_clinic": _clinic_of(request.user) is not None,
-    })
+    return render(
+        request,
+        "chat/consent.html",
+        {
+            "active_consent": active,
+            "terms_version": compliance_services.current_terms_version(),
+            "retention_days": settings.DATA_RETENTION_DAYS,
+            "next_url": next_url,
+            "has_clinic": _clinic_of(request.user) is not None,
+        },
+    )
 
 
 @login_required
@@ -197,23 +245,34 @@ def consent_revoke(request: HttpRequest) -> HttpResponse:
     """Withdraw consent; the clinician's open sessions are closed by the service."""
     revoked = compliance_services.consent_revoke(user=request.user, purpose=_PURPOSE)
     if revoked:
-        messages.success(request, _("Your consent was revoked and your open sessions were "
-                                    "closed. The assistant stays unavailable until you "
-                                    "accept the terms again."))
+        messages.success(
+            request,
+            _(
+                "Your consent was revoked and your open sessions were "
+                "closed. The assistant stays unavailable until you "
+                "accept the terms again."
+            ),
+        )
     else:
         messages.info(request, _("There was no active consent to revoke."))
     return redirect("chat-privacy")
 
 
+@content_security_policy
 @login_required
 def privacy(request: HttpRequest) -> HttpResponse:
     """The clinician's privacy settings: consent status, history, revocation, own data."""
     records = ConsentRecord.objects.filter(user=request.user, purpose=_PURPOSE)[:20]
-    return render(request, "chat/privacy.html", {
-        "active_consent": compliance_services.consent_get_active(user=request.user,
-                                                                 purpose=_PURPOSE),
-        "records": records,
-        "terms_version": compliance_services.current_terms_version(),
-        "retention_days": settings.DATA_RETENTION_DAYS,
-        "has_clinic": _clinic_of(request.user) is not None,
-    })
+    return render(
+        request,
+        "chat/privacy.html",
+        {
+            "active_consent": compliance_services.consent_get_active(
+                user=request.user, purpose=_PURPOSE
+            ),
+            "records": records,
+            "terms_version": compliance_services.current_terms_version(),
+            "retention_days": settings.DATA_RETENTION_DAYS,
+            "has_clinic": _clinic_of(request.user) is not None,
+        },
+    )

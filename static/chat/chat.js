@@ -490,6 +490,9 @@
   }
 
   function showPii(view, counts) {
+    if (!view) {
+      return;
+    }
     var total = 0;
     Object.keys(counts || {}).forEach(function (key) { total += Number(counts[key]) || 0; });
     var existing = view.notes.querySelector(".msg-pii");
@@ -505,6 +508,9 @@
   }
 
   function markNotSent(view, label) {
+    if (!view) {
+      return;
+    }
     view.article.classList.add("msg-not-sent");
     view.article.setAttribute("data-status", "not-sent");
     view.notes.append(node("span", "msg-flag", label || S.notSent));
@@ -626,6 +632,9 @@
   }
 
   function retry(pending) {
+    if (state.streaming || !sessionIsOpen() || state.composerLocked) {
+      return; // one answer at a time; an ended session takes no resend
+    }
     clearBanner();
     if (pending.userView) {
       pending.userView.article.classList.remove("msg-not-sent");
