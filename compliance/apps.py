@@ -8,7 +8,7 @@ def _ensure_groups(sender, using: str = "default", **kwargs) -> None:
     # Runs after every migrate (and test-database flush), once the permissions exist.
     from compliance.roles import roles_ensure_groups
 
-    roles_ensure_groups()
+    roles_ensure_groups(using=using)
 
 
 class ComplianceConfig(AppConfig):
@@ -16,6 +16,7 @@ class ComplianceConfig(AppConfig):
     verbose_name = "Compliance (LGPD)"
 
     def ready(self) -> None:
+        from compliance import checks  # noqa: F401  (registers the system checks)
         from compliance.audit import register_auditlog
 
         register_auditlog()

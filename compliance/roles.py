@@ -49,29 +49,30 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
 }
 
 
-def _message_content_permission() -> Permission:
+def _message_content_permission(using: str) -> Permission:
     from chat.models import ChatMessage
 
-    permission, _ = Permission.objects.get_or_create(
+    permission, _ = Permission.objects.using(using).get_or_create(
         codename=VIEW_MESSAGE_CONTENT,
-        content_type=ContentType.objects.get_for_model(ChatMessage),
+        content_type=ContentType.objects.db_manager(using).get_for_model(ChatMessage),
         defaults={"name": "Can read decrypted chat message text"},
     )
     return permission
 
 
-def _permission(dotted: str) -> Permission:
+def _permission(dotted: str, using: str) -> Permission:
     app_label, codename = dotted.split(".", 1)
-    return Permission.objects.get(content_type__app_label=app_label, codename=codename)
+    return Permission.objects.using(using).get(content_type__app_label=app_label,
+                                               codename=codename)
 
 
-def roles_ensure_groups() -> dict[str, Group]:
+def roles_ensure_groups(*, using: str = "default") -> dict[str, Group]:
     """Create or update the staff groups with exactly their permissions (idempotent)."""
-    _message_content_permission()
+    _message_content_permission(using)
     groups = {}
     for name, dotted_names in GROUP_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.set([_permission(dotted) for dotted in dotted_names])
+        group, _ = Group.objects.using(using).get_or_create(name=name)
+        group.permissions.set([_permission(dotted, using) for dotted in dotted_names])
         groups[name] = group
     return groups
 

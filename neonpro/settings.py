@@ -152,9 +152,11 @@ if REDIS_URL:
             "CONFIG": {
                 # Each consumer waits on BZPOPMIN for up to 5 s; redis-py's default 5 s
                 # socket timeout would race it and kill idle sockets under load. Connect
-                # quickly, so an outage is reported at once rather than hanging.
+                # quickly, so an outage is reported at once rather than hanging, and ping
+                # pooled connections idle for 2 s before use, so ones left over from
+                # before a Redis restart reconnect instead of failing a request.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 15,
-                           "socket_connect_timeout": 2}],
+                           "socket_connect_timeout": 2, "health_check_interval": 2}],
                 "prefix": "neonpro",
             },
         }
@@ -190,10 +192,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
-    # First: refuses a locked-out username or address before any password is checked,
-    # for every door that signs in (web form, admin, API token).
+    # Django's ModelBackend that first refuses a locked-out username or address, for
+    # every door that signs in (web form, admin, API token).
     "chat.login_protection.LockoutBackend",
-    "django.contrib.auth.backends.ModelBackend",
 ]
 # Brute-force protection: failed sign-ins counted per username and per client address
 # in the cache (shared by every process); the window starts at the first failure.

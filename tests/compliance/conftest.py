@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
 from django.utils import timezone
 
 from chat.models import ChatMessage, ChatSession, ProviderAttempt
@@ -28,8 +29,6 @@ def _staff(username: str, group: str | None = None, **flags):
 @pytest.fixture
 def client():
     """The Django test client, in English (the admin follows Accept-Language)."""
-    from django.test import Client
-
     return Client(headers={"accept-language": "en"})
 
 

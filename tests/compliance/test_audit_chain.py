@@ -167,8 +167,8 @@ def test_concurrent_writers_keep_one_valid_chain():
     assert AuditEvent.objects.count() == writers * per_writer
     report = audit.audit_chain_verify(chunk_size=37)
     assert report.ok and report.checked == writers * per_writer
-    assert sorted(AuditEvent.objects.order_by().values_list("subject_user_id", flat=True).distinct()) \
-        == list(range(writers))
+    subjects = AuditEvent.objects.order_by().values_list("subject_user_id", flat=True)
+    assert sorted(subjects.distinct()) == list(range(writers))
 
 
 @pytest.mark.django_db

@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group
 
 from chat.models import ChatMessage, ChatSession, Clinic, ClinicMembership
 from compliance import audit, dsr, services
+from compliance.checks import ACTOR_MIDDLEWARE, check_audit_actor_middleware
 from compliance.models import ConsentRecord, DataSubjectRequest, TermsVersion
 from tests.chat.helpers import api_client
 
@@ -73,15 +74,45 @@ def test_group_changes_are_logged(make_user):
     assert "groups" in entry.changes
 
 
+@pytest.fixture
+def actor_middleware(settings):
+    """MIDDLEWARE with the DRF-aware actor middleware (see compliance.checks W001)."""
+    settings.MIDDLEWARE = [ACTOR_MIDDLEWARE if m == "auditlog.middleware.AuditlogMiddleware"
+                           else m for m in settings.MIDDLEWARE]
+    assert ACTOR_MIDDLEWARE in settings.MIDDLEWARE
+
+
 @pytest.mark.django_db
-def test_web_and_api_changes_record_their_actor(make_user):
+@pytest.mark.parametrize("auth", ["jwt", "session"])
+def test_api_changes_record_their_actor(auth, actor_middleware, make_user, client):
     user = make_user(consent=False)
-    response = api_client(user).post("/api/v1/compliance/consents/",
-                                     {"purpose": "ai_chat", "accepted": True}, format="json")
+    if auth == "jwt":
+        caller = api_client(user)
+    else:
+        caller = client
+        caller.force_login(user)
+    response = caller.post("/api/v1/compliance/consents/",
+                           {"purpose": "ai_chat", "accepted": True},
+                           content_type="application/json")
     assert response.status_code == 201
     record = ConsentRecord.objects.get(user=user)
     entry = LogEntry.objects.get_for_object(record).get()
     assert entry.actor == user
+
+
+@pytest.mark.django_db
+def test_anonymous_requests_record_no_actor(actor_middleware, client):
+    response = client.post("/login/", {"username": "nobody", "password": "wrong"})
+    assert response.status_code == 200
+    clinic = Clinic.objects.create(name="Sem ator")
+    assert LogEntry.objects.get_for_object(clinic).get().actor is None
+
+
+def test_the_system_check_asks_for_the_actor_middleware(settings):
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != ACTOR_MIDDLEWARE]
+    assert [w.id for w in check_audit_actor_middleware(None)] == ["compliance.W001"]
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, ACTOR_MIDDLEWARE]
+    assert check_audit_actor_middleware(None) == []
 
 
 @pytest.mark.django_db

@@ -130,3 +130,16 @@ def test_concurrent_runs_share_the_work_without_colliding(make_user, make_sessio
     events = _purge_events()
     assert sum(e.metadata["sessions"] for e in events) == 40
     assert audit.audit_chain_verify().ok
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["set_based", "collector"])
+def test_both_deletion_paths_delete_the_same_rows(path, aged, monkeypatch):
+    # A relation the purge does not know about switches it to Django's collector.
+    assert retention._only_known_relations()
+    if path == "collector":
+        monkeypatch.setattr(retention, "_KNOWN_RELATIONS", set())
+        assert not retention._only_known_relations()
+    result = retention.purge_expired_data(batch_size=2)
+    assert (result.sessions, result.messages, result.provider_attempts) == (5, 20, 10)
+    assert set(ChatSession.objects.values_list("id", flat=True)) == {s.id for s in aged["kept"]}

@@ -23,6 +23,33 @@ from compliance.roles import (
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# seed_demo, consent, a chat exchange past retention, export, purge, erasure and the
+# chain check, on SQLite.
+SQLITE_SCENARIO = """
+from datetime import timedelta
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.utils import timezone
+from chat.models import ChatMessage, ChatSession, ProviderAttempt
+from compliance import dsr, retention, services
+call_command("seed_demo")
+user = get_user_model().objects.get(username="clinician")
+services.consent_grant(user=user, purpose="ai_chat", ip_address=None, user_agent="")
+old = timezone.now() - timedelta(days=400)
+session = ChatSession.objects.create(user=user, clinic=user.clinic_membership.clinic,
+    last_activity_at=old, expires_at=old)
+question = ChatMessage.objects.create(session=session, role="user", content="Olá")
+answer = ChatMessage.objects.create(session=session, role="assistant", reply_to=question,
+    content="Oi")
+ProviderAttempt.objects.create(message=answer, provider="openai", model="m", outcome="success")
+assert len(dsr.dsr_export_subject(user=user)["sessions"]) == 1
+result = retention.purge_expired_data()
+assert (result.sessions, result.messages, result.provider_attempts) == (1, 2, 1), result
+dsr.dsr_erase_subject(user=user, actor=None)
+call_command("verify_audit_chain")
+call_command("purge_expired_data", "--dry-run")
+"""
+
 
 @pytest.mark.django_db
 def test_it_creates_the_demo_clinic_and_users_with_random_passwords_shown_once(
@@ -83,9 +110,9 @@ def test_the_groups_hold_exactly_their_permissions():
 def test_migrations_seed_and_verify_work_on_the_embedded_sqlite_default(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "REDIS_URL", "TEST_DATABASE_NAME")}
-    env.update(DEBUG="true", NEONPRO_VAR_DIR=str(tmp_path), DEMO_PASSWORD="sqlite-demo-pass")
-    for command in (["migrate", "--noinput"], ["seed_demo"], ["verify_audit_chain"],
-                    ["purge_expired_data", "--dry-run"]):
+    env.update(DEBUG="true", NEONPRO_VAR_DIR=str(tmp_path), DEMO_PASSWORD="sqlite-demo-pass",
+               NEONPRO_ENV_FILE=str(tmp_path / "no.env"))  # no local .env either
+    for command in (["migrate", "--noinput"], ["shell", "-c", SQLITE_SCENARIO]):
         done = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, (command, done.stderr[-2000:])
