@@ -21,7 +21,6 @@ TOKEN = "monitoring-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SESSIONS = "/api/v1/ai-chat/sessions/"
 # Sessions are signed in with the password backend (the first backend only refuses).
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 SYSTEM_KEYS = {"status", "timestamp", "version", "environment", "services", "metrics"}
 CHAT_KEYS = {"status", "sessionCapacity", "providerStatus", "compliance", "performance"}
@@ -380,7 +379,7 @@ def test_it_shows_details_to_staff_and_operations_sessions(monitoring, make_user
     for user, keys in ((staff, SYSTEM_KEYS), (operator, SYSTEM_KEYS),
                        (clinician, SUMMARY_KEYS)):
         client = Client()
-        client.force_login(user, backend=MODEL_BACKEND)
+        client.force_login(user)
         assert set(client.get("/api/health").json()) == keys, user.username
 
 
@@ -393,7 +392,7 @@ def test_without_a_token_it_is_open_only_in_debug(monitoring, make_user):
     staff.is_staff = True
     staff.save()
     client = Client()
-    client.force_login(staff, backend=MODEL_BACKEND)
+    client.force_login(staff)
     assert set(client.get("/api/v1/ai-chat/health").json()) == CHAT_KEYS
     monitoring.DEBUG = True
     assert set(get("/api/health").json()) == SYSTEM_KEYS

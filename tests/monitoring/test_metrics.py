@@ -21,7 +21,6 @@ TOKEN = "metrics-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SESSIONS = "/api/v1/ai-chat/sessions/"
 # Sessions are signed in with the password backend (the first backend only refuses).
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 # The names the alert rules and dashboards expect from the scrape-time collector.
 SCRAPE_TIME_FAMILIES = {
@@ -81,13 +80,13 @@ def test_it_refuses_metrics_without_the_token_or_a_staff_session(monitoring, mak
     assert Client().get("/api/metrics",
                         headers={"Authorization": "Bearer nope"}).status_code == 401
     clinician = Client()
-    clinician.force_login(make_user(username="metrics-clinician"), backend=MODEL_BACKEND)
+    clinician.force_login(make_user(username="metrics-clinician"))
     assert clinician.get("/api/metrics").status_code == 401
     staff_user = make_user(username="metrics-staff")
     staff_user.is_staff = True
     staff_user.save()
     staff = Client()
-    staff.force_login(staff_user, backend=MODEL_BACKEND)
+    staff.force_login(staff_user)
     assert "ai_chat_db_up" in scrape(staff, Accept="text/plain")
     assert "ai_chat_db_up" in scrape()
 
