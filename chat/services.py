@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from chat import selectors, shutdown
+from chat.db import run_db
 from chat.errors import ChatError
 from chat.models import ChatMessage, ChatSession, ClinicMembership, ProviderAttempt
 from chat.providers import router
@@ -50,20 +51,8 @@ _STALE_STREAM_GRACE = timedelta(seconds=15)
 
 
 def _db(function):
-    """Run a database function from async code on a pool thread, instead of the single
-    shared thread that would serialise every session's inserts behind one another."""
-    return sync_to_async(functools.partial(_run_and_release, function), thread_sensitive=False)
-
-
-def _run_and_release(function, /, **kwargs):
-    # Pool threads come and go with event loops: a connection left open in one would
-    # outlive its thread, so each call hands its connection back (PgBouncer makes
-    # reconnecting cheap).
-    close_old_connections()
-    try:
-        return function(**kwargs)
-    finally:
-        connections.close_all()
+    """`await _db(fn)(**kwargs)`: run a database step on the pool (see chat.db)."""
+    return functools.partial(run_db, function)
 _REPLAY_POLL_SECONDS = 0.25
 
 
@@ -245,12 +234,17 @@ def _expire_if_idle(session: ChatSession) -> None:
         _finish_session(session, status=ChatSession.Status.EXPIRED, reason="idle", now=now)
 
 
-def _check_accepting(*, session: ChatSession, user) -> None:
-    """Refuse messages to ended sessions or without consent (no writes: callers may roll back)."""
+def _check_session_open(session: ChatSession) -> None:
+    """Refuse messages to ended sessions (no writes: callers may roll back)."""
     if session.status == ChatSession.Status.EXPIRED:
         raise ChatError("session_expired", "This session expired; start a new one.")
     if session.status == ChatSession.Status.CLOSED:
         raise ChatError("session_expired", "This session is closed; start a new one.")
+
+
+def _check_accepting(*, session: ChatSession, user) -> None:
+    """Refuse messages to ended sessions or without consent (no writes)."""
+    _check_session_open(session)
     if not compliance_services.consent_is_valid(user=user):
         raise ChatError("consent_required", "Consent for the AI chat is required first.")
 
@@ -307,14 +301,15 @@ def _check_and_redact(*, user, session_id, content: Any, client_id: Any) -> _Che
     while redacting; `_accept_user_message` re-checks the mapping under the lock)."""
     content = _validate_content(content)
     client_uuid = _validate_client_id(client_id)
-    with transaction.atomic():
-        session = selectors.session_get_for_user(user=user, session_id=session_id,
-                                                 for_update=True)
-        existing = _existing_exchange(session=session, client_id=client_uuid)
-        if existing is None:
-            _expire_if_idle(session)
+    session = selectors.session_get_for_user(user=user, session_id=session_id)
+    existing = _existing_exchange(session=session, client_id=client_uuid)
     if existing is not None:
         return _Checked(content=content, client_id=client_uuid, existing=existing)
+    if session.is_expired():
+        with transaction.atomic():
+            session = selectors.session_get_for_user(user=user, session_id=session_id,
+                                                     for_update=True)
+            _expire_if_idle(session)
     _check_accepting(session=session, user=user)
     _enforce_rate_limit(user=user)
     base_mapping = dict(session.pii_mapping or {})
@@ -349,7 +344,9 @@ def _accept_user_message(*, user, session_id, content: str, client_id: uuid.UUID
     with transaction.atomic():
         session = selectors.session_get_for_user(user=user, session_id=session_id,
                                                  for_update=True)
-        _check_accepting(session=session, user=user)
+        # Consent was checked just before; a revocation since then closed this session
+        # under the same lock, which the status check sees.
+        _check_session_open(session)
         existing = _existing_exchange(session=session, client_id=client_id)
         if existing is not None:  # a concurrent resend won the race
             return _prepare_existing(user=user, session=session, user_message=existing)
@@ -371,7 +368,12 @@ def _accept_user_message(*, user, session_id, content: str, client_id: uuid.UUID
         session.pii_mapping = result.mapping
         session.last_activity_at = now
         session.expires_at = _new_expiry(now)
-        session.save(update_fields=["pii_mapping", "last_activity_at", "expires_at"])
+        # A queryset update: activity bookkeeping on every message is not a change worth a
+        # change-log entry (and the mapping must never reach one); the audit trail records
+        # the message itself.
+        ChatSession.objects.filter(id=session.id).update(
+            pii_mapping=result.mapping, last_activity_at=now, expires_at=session.expires_at
+        )
     metrics.MESSAGES.labels(role="user").inc()
     for entity_type, count in result.counts.items():
         metrics.PII_DETECTIONS.labels(type=entity_type).inc(count)

@@ -122,7 +122,7 @@ TEMPLATES = [
 ]
 
 # --- Database ----------------------------------------------------------------
-# Unset DATABASE_URL = embedded SQLite. CONN_MAX_AGE stays 0 and server-side
+# Unset DATABASE_URL = embedded SQLite. Server-side
 # cursors are off because production goes through PgBouncer in transaction
 # pooling mode, where a connection is not ours between transactions.
 _default_sqlite = f"sqlite:///{VAR_DIR / 'neonpro.sqlite3'}"
@@ -137,7 +137,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 else:
     DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.sqlite3"
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Kept open for a minute: through PgBouncer (transaction pooling) an idle client
+# connection costs nothing on the server, and reconnecting per call costs latency.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int(
+    "DATABASE_CONN_MAX_AGE", default=60 if DATABASES["default"]["ENGINE"].endswith("postgresql")
+    else 0
+)
 # Lets parallel test runs (or CI jobs) on one server use separate test databases.
 if env.str("TEST_DATABASE_NAME", default=""):
     DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME")
@@ -267,6 +272,9 @@ AI_SESSION_IDLE_TIMEOUT = env.int("AI_SESSION_IDLE_TIMEOUT", default=30 * 60)  #
 AI_MAX_INPUT_CHARS = env.int("AI_MAX_INPUT_CHARS", default=8000)
 AI_MAX_FRAME_BYTES = env.int("AI_MAX_FRAME_BYTES", default=64 * 1024)
 AI_HISTORY_MESSAGES = env.int("AI_HISTORY_MESSAGES", default=20)
+# Threads (and so database connections) per web process for the chat pipeline's
+# database steps (see chat.db).
+AI_DB_THREADS = env.int("AI_DB_THREADS", default=8)
 # Streamed tokens are coalesced into at most one WebSocket/SSE frame per this many ms
 # (per answer); the first token always goes out at once.
 AI_STREAM_COALESCE_MS = env.int("AI_STREAM_COALESCE_MS", default=30)

@@ -49,6 +49,16 @@ def _network_guard():
     socket.socket.connect_ex = _real_connect_ex
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _release_pool_connections(django_db_setup):
+    """The chat's database pool keeps connections (CONN_MAX_AGE): close them before the
+    test database is dropped (this fixture is torn down before django_db_setup)."""
+    yield
+    from chat.db import close_pool_connections
+
+    close_pool_connections()
+
+
 @pytest.fixture(scope="session")
 def simulator():
     handle = start_in_thread(host="127.0.0.1", port=0, token_delay_ms=0)
