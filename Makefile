@@ -30,8 +30,18 @@ run: $(VENV)/.run-installed
 test: $(VENV)/.test-installed
 	scripts/install-test-tools.sh
 	$(VENV)/bin/ruff check .
+# Static analysis (medium and high findings fail; justified ones carry `# nosec <id>`).
+	$(VENV)/bin/bandit -q -r neonpro chat compliance monitoring -ll
+# Known vulnerabilities in the installed dependencies (pip-audit, PyPI's service).
+	$(PY) scripts/dependency_audit.py $(VENV)/bin/pip-audit
+# Connections are not kept between calls in tests, so every test database can be dropped.
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DEBUG=true \
-		$(VENV)/bin/pytest $(PYTEST_ARGS)
+		DATABASE_CONN_MAX_AGE=0 $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## Benchmark the chat pipeline against the provider called directly (see BENCHMARKS.md),
+## e.g. make bench BENCH_ARGS="--preset light". Needs PostgreSQL and Redis like the tests.
+bench: $(VENV)/.test-installed
+	$(PY) benchmarks/chat_bench.py $(BENCH_ARGS)
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .

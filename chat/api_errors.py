@@ -14,6 +14,8 @@ import sys
 
 import redis.exceptions
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -178,6 +180,10 @@ def exception_handler(exc, context):
         return chat_error_response(exc)
     if outage_dependency(exc):
         return chat_error_response(outage_error(exc))
+    if isinstance(exc, RequestDataTooBig):
+        return chat_error_response(ChatError(
+            "message_too_long",
+            f"Request bodies are limited to {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
@@ -190,3 +196,51 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         response["Retry-After"] = str(max(1, int(exc.wait)))
     return response
+
+
+# --- Error pages (URLconf handlers) -------------------------------------------------
+
+
+def _page_handler(status_code: int, code: str, detail: str, default_view):
+    def handler(request: HttpRequest, exception: BaseException | None = None) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            return JsonResponse({"code": code, "detail": detail}, status=status_code)
+        if exception is None:
+            return default_view(request)
+        return default_view(request, exception)
+
+    return handler
+
+
+def _default_404(request, exception=None):
+    from django.views import defaults
+
+    return defaults.page_not_found(request, exception)
+
+
+def _default_500(request):
+    from django.views import defaults
+
+    return defaults.server_error(request)
+
+
+def _default_400(request, exception=None):
+    from django.views import defaults
+
+    return defaults.bad_request(request, exception)
+
+
+def _default_403(request, exception=None):
+    from django.views import defaults
+
+    return defaults.permission_denied(request, exception)
+
+
+# API clients get the JSON error shape even for URLs no view matched, and for
+# failures no handler caught; browsers keep the HTML pages.
+bad_request = _page_handler(400, "invalid", "Bad request.", _default_400)
+permission_denied = _page_handler(403, "permission_denied", "Permission denied.",
+                                  _default_403)
+page_not_found = _page_handler(404, "not_found", "Not found.", _default_404)
+server_error = _page_handler(500, "error", "Internal error; the team has been notified.",
+                             _default_500)

@@ -3,8 +3,9 @@
 The web login form, the admin login and `POST /api/v1/auth/token/` all go
 through `django.contrib.auth.authenticate()`, so the protection hooks in there:
 
-- `LockoutBackend` (first in AUTHENTICATION_BACKENDS) refuses a locked-out
-  username or client address before any password is checked;
+- `LockoutBackend` (Django's ModelBackend, the only authentication backend)
+  refuses a locked-out username or client address before any password is
+  checked;
 - the `user_login_failed` receiver counts each failure per username and per
   address in the cache (Redis: shared by every web process), in a window that
   opens at the first failure (LOGIN_FAILURE_WINDOW);
@@ -32,7 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.backends import BaseBackend
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.dispatch import receiver
@@ -201,12 +202,13 @@ def lockout_message(lockout: Lockout) -> str:
 # --- authenticate() hooks ---------------------------------------------------------------
 
 
-class LockoutBackend(BaseBackend):
-    """Refuses every sign-in of a locked-out username or address (no password checked).
+class LockoutBackend(ModelBackend):
+    """Django's ModelBackend that refuses a locked-out username or address first.
 
-    Raising PermissionDenied makes `authenticate()` stop at once and send
-    `user_login_failed`; the flag on the request tells the receiver not to count
-    it again and tells the views to answer 429.
+    No password is checked while locked out. Raising PermissionDenied makes
+    `authenticate()` stop at once and send `user_login_failed`; the flag on the
+    request tells the receiver not to count it again and tells the views to
+    answer 429. Everything else (sessions, permissions) is ModelBackend's.
     """
 
     def authenticate(self, request, username=None, password=None, **kwargs):
@@ -214,11 +216,11 @@ class LockoutBackend(BaseBackend):
             username = kwargs.get(get_user_model().USERNAME_FIELD)
         lockout = lockout_status(username=username if isinstance(username, str) else None,
                                  ip=client_ip(request))
-        if lockout is None:
-            return None
-        _flag(request, lockout)
-        metrics.LOGIN_FAILURES.labels(door=_door(request), reason="locked_out").inc()
-        raise PermissionDenied("sign-in locked out")
+        if lockout is not None:
+            _flag(request, lockout)
+            metrics.LOGIN_FAILURES.labels(door=_door(request), reason="locked_out").inc()
+            raise PermissionDenied("sign-in locked out")
+        return super().authenticate(request, username=username, password=password, **kwargs)
 
 
 @receiver(user_login_failed, dispatch_uid="chat-login-failed")

@@ -6,12 +6,13 @@ WebSocket runs in a task of its own, so without help it would be dropped half
 way and its row left "streaming". `install_server_hooks()` (called from
 `neonpro.asgi`) adds a "before shutdown" step that daphne waits for:
 
-1. from now on `is_shutting_down()` is true: new WebSockets are refused (1012,
-   `service_unavailable`) and open ones are told to reconnect once their
-   answer is settled (see `chat.ws_auth`);
+1. from now on `is_shutting_down()` is true: new WebSockets are refused (4503,
+   `service_unavailable`, see `chat.ws_auth`);
 2. answers in flight get SHUTDOWN_GRACE_SECONDS to finish;
 3. those still running are cancelled: the pipeline stores what was generated,
-   marked stopped, and sends its `done` frame (`chat.services._generate`).
+   marked stopped, and sends its `done` frame (`chat.services._generate`);
+4. every open WebSocket gets an `error` frame `service_unavailable` and close
+   code 4503: reconnect (to another process), nothing was lost.
 
 Answers register themselves with `tracking_current_task()` for the time they
 are generated, whatever the door (WebSocket, REST or SSE).
@@ -23,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 from django.conf import settings
 
@@ -33,7 +34,9 @@ logger = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
 
 _tracked: set[asyncio.Task] = set()
+_sockets: dict[int, Callable[[], Awaitable[None]]] = {}
 _shutting_down = False
+# A strong reference: the event loop keeps only weak ones to running tasks.
 _drain_task: asyncio.Task | None = None
 
 
@@ -59,6 +62,25 @@ def tracking_current_task() -> Iterator[None]:
         _tracked.discard(task)
 
 
+def register_socket(close: Callable[[], Awaitable[None]]) -> int:
+    """Remember how to close an open WebSocket when the process stops; returns a handle."""
+    handle = id(close)
+    _sockets[handle] = close
+    return handle
+
+
+def unregister_socket(handle: int) -> None:
+    _sockets.pop(handle, None)
+
+
+async def _close_sockets(timeout_s: float) -> None:
+    """Tell every open socket why it closes; each closer waits for its close handshake,
+    so the reactor does not drop the connection before the frames reach the client."""
+    closers = [asyncio.ensure_future(close()) for close in list(_sockets.values())]
+    if closers:
+        await asyncio.wait(closers, timeout=timeout_s)
+
+
 def _in_flight(loop: asyncio.AbstractEventLoop) -> set[asyncio.Task]:
     return {task for task in _tracked if not task.done() and task.get_loop() is loop}
 
@@ -80,17 +102,12 @@ async def drain(*, grace_s: float, stop_timeout_s: float = STOP_TIMEOUT_S) -> di
     if stopping:
         await asyncio.wait(stopping, timeout=stop_timeout_s)
     report = {"finished": len(seen - stopping), "stopped": len(stopping),
-              "unsettled": len(_in_flight(loop))}
+              "unsettled": len(_in_flight(loop)), "sockets": len(_sockets)}
+    # Every answer is settled (its final frame sent): now tell the sockets why they close.
+    await _close_sockets(stop_timeout_s)
     logger.info("in-flight answers settled before stopping", extra={
         "event": "shutdown_drained", "metadata": report})
     return report
-
-
-async def wait_drained(timeout_s: float) -> None:
-    """Wait (at most `timeout_s`) until the graceful stop has settled every answer."""
-    task = _drain_task
-    if task is not None and not task.done():
-        await asyncio.wait({task}, timeout=timeout_s)
 
 
 def _start_drain():

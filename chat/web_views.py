@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from chat import selectors
 from chat.errors import ChatError
@@ -191,6 +191,7 @@ _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 @content_security_policy
 @login_required
+@require_safe
 def chat_home(request: HttpRequest) -> HttpResponse:
     """The chat page: the clinician's sessions and the conversation pane."""
     return _chat_page(request, session_id=None)
@@ -198,6 +199,7 @@ def chat_home(request: HttpRequest) -> HttpResponse:
 
 @content_security_policy
 @login_required
+@require_safe
 def chat_session_page(request: HttpRequest, session_id) -> HttpResponse:
     """The chat page opened on one of the clinician's own sessions (404 for anyone else's)."""
     try:
@@ -260,6 +262,7 @@ def consent_revoke(request: HttpRequest) -> HttpResponse:
 
 @content_security_policy
 @login_required
+@require_safe
 def privacy(request: HttpRequest) -> HttpResponse:
     """The clinician's privacy settings: consent status, history, revocation, own data."""
     records = ConsentRecord.objects.filter(user=request.user, purpose=_PURPOSE)[:20]

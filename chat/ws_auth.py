@@ -9,7 +9,8 @@ The stack, outermost first (`chat_auth_stack`):
 - `ServiceGuard`: a database or Redis outage anywhere inside ends the socket
   with an `error` frame `service_unavailable` and close code 4503 (never a bare
   1011 or a failed handshake); while the process is stopping, new sockets are
-  refused and open ones are closed with 1012 once their answer is settled;
+  refused and open ones get the same frame and code once their answer is
+  settled (daphne sends only 1000 or 3000-4999, so not RFC 6455's 1012);
 - `ChatOriginValidator`: the Origin must match ALLOWED_HOSTS or CORS_ORIGIN;
 - connection attempts per client address (WS_CONNECT_RATE_PER_IP per minute),
   counted before authentication so floods never reach the database;
@@ -48,7 +49,6 @@ from chat.ratelimit import rate_limit_hit
 
 CLOSE_RATE_LIMITED = 4429
 CLOSE_SERVICE_UNAVAILABLE = 4503
-CLOSE_SERVICE_RESTART = 1012  # RFC 6455: the server is restarting; reconnect
 
 
 @database_sync_to_async
@@ -183,7 +183,7 @@ def _restarting() -> ChatError:
 
 
 class ServiceGuard:
-    """Outages end a socket cleanly; a stopping process settles its sockets first."""
+    """Outages end a socket cleanly; a stopping process closes its sockets with a reason."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -193,23 +193,44 @@ class ServiceGuard:
             return await self.app(scope, receive, send)
         state = _SendState(send)
         if shutdown.is_shutting_down():
-            await state.finish(error=_restarting(), code=CLOSE_SERVICE_RESTART)
+            await state.finish(error=_restarting(), code=CLOSE_SERVICE_UNAVAILABLE)
             return None
+        consumer_gone = False
+        disconnected = asyncio.Event()
+
+        async def watched_receive() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                disconnected.set()
+            return message
+
+        async def close_for_shutdown() -> None:
+            await state.finish(error=_restarting(), code=CLOSE_SERVICE_UNAVAILABLE)
+            # Wait for the client's close reply, so the reactor does not drop the
+            # connection before the frames are out (the caller bounds the wait).
+            with contextlib.suppress(Exception):
+                while consumer_gone and not disconnected.is_set():
+                    await watched_receive()  # nobody else reads any more
+                await disconnected.wait()
+
+        # When the process stops, once answers in flight are settled, this socket is
+        # told why it closes (and to reconnect), whatever became of its consumer.
+        registration = shutdown.register_socket(close_for_shutdown)
         try:
-            return await self.app(scope, receive, state)
+            return await self.app(scope, watched_receive, state)
         except asyncio.CancelledError:
-            if shutdown.is_shutting_down() and state.accepted:
-                # daphne cancels every connection when it stops: first let the answer
-                # in flight be finished or stored as stopped, then say why we close.
-                await shutdown.wait_drained(settings.SHUTDOWN_GRACE_SECONDS
-                                            + shutdown.STOP_TIMEOUT_S)
-                await state.finish(error=_restarting(), code=CLOSE_SERVICE_RESTART)
+            # daphne cancels every connection's consumer when it stops; the socket
+            # itself stays open until the graceful stop closes it.
+            consumer_gone = True
             raise
         except Exception as exc:
             if not outage_dependency(exc):
                 raise
             await state.finish(error=outage_error(exc), code=CLOSE_SERVICE_UNAVAILABLE)
             return None
+        finally:
+            if not (consumer_gone and shutdown.is_shutting_down()):
+                shutdown.unregister_socket(registration)
 
 
 def chat_auth_stack(inner):

@@ -290,7 +290,7 @@ def _start_worker_exporter(**_: Any) -> None:
     port = int(os.environ.get("CELERY_METRICS_PORT", "9808") or 0)
     if not port:
         return
-    address = os.environ.get("CELERY_METRICS_ADDRESS", "0.0.0.0")  # noqa: S104 - private network
+    address = os.environ.get("CELERY_METRICS_ADDRESS", "0.0.0.0")  # noqa: S104 (private network)  # nosec B104
     try:
         start_http_server(port, addr=address, registry=_worker_registry())
     except OSError:

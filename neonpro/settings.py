@@ -143,6 +143,9 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int(
     "DATABASE_CONN_MAX_AGE", default=60 if DATABASES["default"]["ENGINE"].endswith("postgresql")
     else 0
 )
+# A kept connection is checked before its first use in each request or pool call, so
+# one broken by a database restart or outage is replaced instead of failing a request.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Lets parallel test runs (or CI jobs) on one server use separate test databases.
 if env.str("TEST_DATABASE_NAME", default=""):
     DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME")
