@@ -93,11 +93,11 @@ DEFAULTS: dict[str, Any] = {
 
 # Project settings that must not leak from the caller's environment into the run.
 _PROJECT_ENV_PREFIXES = (
-    "AI_", "ALLOWED_HOSTS", "ANTHROPIC_", "AUDIT_", "CELERY_", "CONSENT_", "CORS_",
+    "AI_", "ALLOWED_HOSTS", "ANTHROPIC_", "AUDIT_", "AUTH_", "CELERY_", "CONSENT_", "CORS_",
     "DATABASE_", "DATA_RETENTION", "DEBUG", "DEMO_", "DJANGO_SETTINGS_MODULE", "ENCRYPTION_KEY",
     "ENVIRONMENT", "JWT_", "LOG_LEVEL", "MONITORING_", "NEONPRO_", "OPENAI_", "PII_",
     "PROMETHEUS_", "RATE_LIMIT_", "REDIS_URL", "SECRET_KEY", "SECURE_", "SESSION_COOKIE",
-    "SIMULATED_PROVIDER", "TEST_DATABASE",
+    "SIMULATED_PROVIDER", "TEST_DATABASE", "WS_",
 )
 
 
@@ -135,10 +135,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis-url",
                         default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
                         help="dedicated Redis db: FLUSHED at start")
+    parser.add_argument("--db-pooler", choices=("pgbouncer", "none"),
+                        help="put PgBouncer (transaction pooling, as deployed) between the app "
+                        "and PostgreSQL; default: pgbouncer when installed")
     parser.add_argument("--skip-baseline", action="store_true",
                         help="only measure the app (no overhead figures)")
     parser.add_argument("--profile", metavar="DIR",
                         help="record the daphne processes with py-spy during the app phase")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="with --profile: only samples holding the GIL (Python CPU time)")
     parser.add_argument("--seed", type=int, default=20260101, help="load schedule seed")
     parser.add_argument("--output", help="JSON results file")
     parser.add_argument("--keep-logs", action="store_true", help="keep the subprocess logs")
@@ -147,6 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, default in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, preset.get(name, default))
+    if args.db_pooler is None:
+        args.db_pooler = "pgbouncer" if _pgbouncer_binary() else "none"
     if args.mode == "open" and not args.rate:
         parser.error("--mode open needs --rate")
     if args.messages is None and args.duration is None:
@@ -173,6 +180,7 @@ class Subprocesses:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.running: list[tuple[str, subprocess.Popen]] = []
+        self.temp_dirs: list[Path] = []
 
     def start(self, name: str, argv: list[str], env: dict[str, str],
               stdout: int | None = None) -> subprocess.Popen:
@@ -202,6 +210,8 @@ class Subprocesses:
     def stop_all(self) -> None:
         for _name, process in reversed(list(self.running)):
             self.stop(process)
+        for path in self.temp_dirs:
+            shutil.rmtree(path, ignore_errors=True)
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.log_dir / f"{name}.log"
@@ -278,6 +288,8 @@ def app_env(args: argparse.Namespace, sim_url: str, var_dir: Path) -> dict[str, 
         DATABASE_URL=args.database_url,
         REDIS_URL=args.redis_url,
         RATE_LIMIT_MAX="100000000",
+        # Every benchmark socket comes from 127.0.0.1: no per-address connection limit.
+        WS_CONNECT_RATE_PER_IP="0",
         AI_SESSION_CAPACITY=str(max(2500, args.sessions + 100)),
         OPENAI_API_KEY="bench-openai-key",
         ANTHROPIC_API_KEY="bench-anthropic-key",
@@ -332,6 +344,58 @@ def flush_redis(redis_url: str) -> None:
         redis.Redis.from_url(redis_url, socket_timeout=5).flushdb()
     except redis.RedisError as exc:
         raise SetupError(f"Redis is not reachable: {exc}") from None
+
+
+def _pgbouncer_binary() -> str | None:
+    return shutil.which("pgbouncer") or next(
+        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.path.exists(p)), None)
+
+
+def start_pgbouncer(procs: Subprocesses, database_url: str) -> str:
+    """PgBouncer in transaction pooling, configured like the deployment; returns the app's URL.
+
+    The app keeps CONN_MAX_AGE=0 for this mode, so without a pooler every database
+    step would pay for a new PostgreSQL backend, which production never does.
+    """
+    binary = _pgbouncer_binary()
+    if binary is None:
+        raise SetupError("--db-pooler pgbouncer: pgbouncer is not installed")
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    user = parts.username or "postgres"
+    port = _free_port()
+    # Its own directory: PgBouncer (another OS user when we are root) must read it.
+    conf_dir = Path(tempfile.mkdtemp(prefix="neonpro-bench-pgbouncer-"))
+    procs.temp_dirs.append(conf_dir)
+    (conf_dir / "userlist.txt").write_text(f'"{user}" ""\n')
+    (conf_dir / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"{name} = host={parts.hostname} port={parts.port or 5432} dbname={name}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {conf_dir / 'userlist.txt'}\n"
+        # The deployment's pool (docker-compose.yml).
+        "pool_mode = transaction\ndefault_pool_size = 20\nreserve_pool_size = 5\n"
+        "reserve_pool_timeout = 3\nmax_client_conn = 1000\n"
+        "ignore_startup_parameters = extra_float_digits,options\n"
+    )
+    argv = [binary, str(conf_dir / "pgbouncer.ini")]
+    if os.geteuid() == 0:
+        # PgBouncer refuses to run as root; it switches to the database's OS user.
+        # Only the pooler's configuration is in there (no password: trust on loopback).
+        os.chmod(conf_dir, 0o755)  # noqa: S103
+        argv[1:1] = ["-u", "postgres"]
+    process = procs.start("pgbouncer", argv, env=dict(os.environ))
+    deadline = time.monotonic() + 15
+    import socket
+
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SetupError(f"pgbouncer exited: {procs.log_tail('pgbouncer')}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{port}"))
+        time.sleep(0.1)
+    raise SetupError("pgbouncer did not start in 15 s")
 
 
 @dataclass
@@ -430,6 +494,24 @@ def stored_answers(session_ids: list[str], accepted_ids: set[str],
     }
 
 
+_PG_COUNTERS = ("xact_commit", "xact_rollback", "sessions", "tup_inserted", "tup_updated",
+                "tup_deleted", "tup_returned", "tup_fetched")
+
+
+def pg_activity(database_url: str) -> dict[str, int]:
+    """PostgreSQL's cumulative counters for the bench database (flushed by backends
+    at most once a second, so differences over a phase are approximate)."""
+    import psycopg
+
+    conninfo = urlunsplit(urlsplit(database_url)._replace(scheme="postgresql"))
+    name = urlsplit(database_url).path.lstrip("/")
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute(
+            f"SELECT {', '.join(_PG_COUNTERS)} FROM pg_stat_database "  # noqa: S608 - constants
+            "WHERE datname = %s", [name]).fetchone()
+    return dict(zip(_PG_COUNTERS, row or [0] * len(_PG_COUNTERS), strict=True))
+
+
 # --- daphne -----------------------------------------------------------------------------
 
 
@@ -440,11 +522,12 @@ def start_web(procs: Subprocesses, env: dict[str, str], count: int) -> list[tupl
     servers = []
     for index in range(count):
         port = _free_port()
-        # The production command (Dockerfile), bound to loopback.
+        # The production command (Dockerfile), bound to loopback: behind the load
+        # balancer, the client address comes from X-Forwarded-For.
         process = procs.start(
             f"daphne-{index}",
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-             "neonpro.asgi:application"],
+            [sys.executable, "-m", "daphne", "--proxy-headers", "-b", "127.0.0.1",
+             "-p", str(port), "neonpro.asgi:application"],
             env=env,
         )
         servers.append((f"http://127.0.0.1:{port}", process))
@@ -482,6 +565,11 @@ class PhaseStats:
     started: float = 0.0
     finished: float = 0.0
     harness_cpu_s: float = 0.0
+    context: dict[str, Any] = field(default_factory=dict)
+    # From the app's `done` frames: where the time before the first token went.
+    ack_ms: list[float] = field(default_factory=list)  # send -> ack: the message is stored
+    server_first_token_ms: list[float] = field(default_factory=list)
+    before_generation_ms: list[float] = field(default_factory=list)
     measuring: bool = True
 
     def record(self, t0: float, first: float | None, end: float) -> None:
@@ -491,6 +579,17 @@ class PhaseStats:
         self.total_ms.append((end - t0) * 1000)
         if first is not None:
             self.ttft_ms.append((first - t0) * 1000)
+
+    def split(self, t0: float, first: float, server_first_token_ms: Any) -> None:
+        """Split the client's time to first token at the server's own first-token figure.
+
+        The server counts from the start of generation (after the message was
+        accepted and stored), so the rest is acceptance plus transport.
+        """
+        if not self.measuring or not isinstance(server_first_token_ms, int | float):
+            return
+        self.server_first_token_ms.append(float(server_first_token_ms))
+        self.before_generation_ms.append((first - t0) * 1000 - server_first_token_ms)
 
     def error(self, code: str) -> None:
         self.errors[code] += 1
@@ -526,12 +625,21 @@ Exchange = Callable[[int, PhaseStats], Awaitable[None]]
 
 
 async def closed_loop(exchange: Exchange, stats: PhaseStats, *, workers: int,
-                      messages: int | None, duration: float | None) -> None:
-    """Each worker sends, waits for the end of the answer, and sends again."""
+                      messages: int | None, duration: float | None, spread: float,
+                      seed: int) -> None:
+    """Each worker sends, waits for the end of the answer, and sends again.
+
+    Workers start at random moments within `spread` seconds (about one answer's
+    length): started together, sessions whose answers all take as long would stay
+    in lock-step and every message would arrive in a burst with all the others.
+    """
     budget = [messages if messages is not None else float("inf")]
     deadline = (time.perf_counter() + duration) if duration else float("inf")
+    rng = random.Random(seed)
+    offsets = [rng.uniform(0, spread) for _ in range(workers)]
 
     async def worker(seat: int) -> None:
+        await asyncio.sleep(offsets[seat])
         while budget[0] > 0 and time.perf_counter() < deadline:
             budget[0] -= 1
             await exchange(seat, stats)
@@ -581,8 +689,10 @@ async def run_load(exchange: Exchange, stats: PhaseStats, args: argparse.Namespa
     """Drive `exchange` with the load shape of the arguments; fills stats' timings."""
     stats.started = time.perf_counter()
     if args.mode == "closed":
+        # About one answer: the echo of the question plus the filler, paced by the simulator.
+        spread = min(5.0, (args.answer_tokens + 25) * args.token_delay_ms / 1000)
         await closed_loop(exchange, stats, workers=args.sessions, messages=args.messages,
-                          duration=args.duration)
+                          duration=args.duration, spread=spread, seed=args.seed)
     else:
         await open_loop(exchange, stats, workers=args.sessions, rate=args.rate,
                         messages=args.messages, duration=args.duration,
@@ -640,9 +750,13 @@ def baseline_exchange(client: Any, *, content: str, system_prompt: str,
 
 
 async def run_baseline(args: argparse.Namespace, sim_url: str, system_prompt: str,
-                       harness: Any) -> PhaseStats:
+                       harness: Any, procs: Subprocesses) -> PhaseStats:
     """The same load shape straight against the simulator with the SDK."""
     import openai
+
+    watch = ResourceWatch([], others={
+        "simulator": [p.pid for n, p in procs.running if n == "simulator"],
+        "load_generator": [os.getpid()]})
 
     client = openai.AsyncOpenAI(api_key="bench-openai-key", base_url=f"{sim_url}/v1",
                                 max_retries=0, timeout=args.message_timeout)
@@ -652,8 +766,12 @@ async def run_baseline(args: argparse.Namespace, sim_url: str, system_prompt: st
         await warm_up(exchange, args.warmup, list(range(args.sessions)))
         stats = PhaseStats()
         cpu = harness.cpu_times()
+        watch.start()
         await run_load(exchange, stats, args)
         stats.harness_cpu_s = _cpu_delta(harness, cpu)
+        resources = await watch.stop()
+        stats.context = {"machine_busy_cores": resources["machine_busy_cores"],
+                         "other_cpu_cores": resources["other_cpu_cores"]}
         return stats
     finally:
         await client.close()
@@ -676,7 +794,13 @@ class AppClient:
     def _url(self, seat: Seat) -> tuple[str, dict[str, str]]:
         base = self.servers[seat.server]
         url = base.replace("http://", "ws://") + f"/ws/ai-chat/{seat.session_id}/"
-        return url, {"Authorization": f"Bearer {seat.token}", "Origin": base}
+        # Every clinician has an address of their own, as the load balancer reports it
+        # (a header only: every connection goes to 127.0.0.1). Per-address limits on
+        # connection attempts then apply as in production, not to the harness's one address.
+        i = seat.index
+        address = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+        return url, {"Authorization": f"Bearer {seat.token}", "Origin": base,
+                     "X-Forwarded-For": address}
 
     async def open(self, index: int) -> None:
         from websockets.asyncio.client import connect
@@ -749,6 +873,8 @@ class AppClient:
                             first = time.perf_counter()
                     elif kind == "ack":
                         stats.accepted.add(message["message_id"])
+                        if stats.measuring:
+                            stats.ack_ms.append((time.perf_counter() - t0) * 1000)
                     elif kind == "reset":
                         stats.resets += 1
                         first = None
@@ -758,14 +884,18 @@ class AppClient:
                             stats.error("empty_answer")
                         else:
                             stats.record(t0, first, end)
+                            stats.split(t0, first, message.get("first_token_ms"))
                         return
                     elif kind == "error":
                         stats.error(f"error:{message.get('code')}")
                         return
         except TimeoutError:
             stats.error("timeout")
-        except ConnectionClosed:
-            stats.error("disconnect")
+        except ConnectionClosed as exc:
+            # Who closed, with which code: 1006 is a connection lost without a close frame.
+            closer = "server" if exc.rcvd is not None else "lost"
+            code = exc.rcvd.code if exc.rcvd is not None else (exc.sent.code if exc.sent else 1006)
+            stats.error(f"disconnect:{closer}:{code}")
         # The socket may still carry the rest of that answer: start over on a fresh one.
         await self._reopen(index, stats)
 
@@ -778,10 +908,33 @@ def _cpu_delta(process: Any, before: Any) -> float:
     return (after.user - before.user) + (after.system - before.system)
 
 
-class ResourceWatch:
-    """CPU seconds and peak RSS of the daphne processes while a phase runs."""
+def _machine_busy_s() -> float:
+    import psutil
 
-    def __init__(self, pids: list[int]) -> None:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _cpu_by_pid(processes: list[Any]) -> dict[int, float]:
+    found = {}
+    for process in processes:
+        with contextlib.suppress(Exception):  # a backend that ended meanwhile
+            times = process.cpu_times()
+            found[process.pid] = times.user + times.system
+    return found
+
+
+def _named(name: str) -> list[Any]:
+    import psutil
+
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == name]
+
+
+class ResourceWatch:
+    """CPU seconds and peak RSS of the daphne processes while a phase runs, and, for
+    context, the CPU of the rest of the stack and of the whole machine."""
+
+    def __init__(self, pids: list[int], others: dict[str, list[int]] | None = None) -> None:
         import psutil
 
         self.processes = [psutil.Process(pid) for pid in pids]
@@ -789,6 +942,16 @@ class ResourceWatch:
         self._cpu_before: list[Any] = []
         self._started = 0.0
         self._task: asyncio.Task | None = None
+        self.others = {name: [psutil.Process(pid) for pid in group if psutil.pid_exists(pid)]
+                       for name, group in (others or {}).items()}
+        # Shared services, found by name when read (backends come and go); other work
+        # on the machine shows up here too.
+        self.shared = ("postgres", "redis-server")
+        self._others_before: dict[str, dict[int, float]] = {}
+        self._machine_before = 0.0
+
+    def _group(self, name: str) -> list[Any]:
+        return _named(name) if name in self.shared else self.others[name]
 
     def rss(self) -> list[int]:
         return [p.memory_info().rss for p in self.processes]
@@ -801,6 +964,9 @@ class ResourceWatch:
 
     def start(self) -> None:
         self._cpu_before = [p.cpu_times() for p in self.processes]
+        self._others_before = {name: _cpu_by_pid(self._group(name))
+                               for name in (*self.others, *self.shared)}
+        self._machine_before = _machine_busy_s()
         self._started = time.perf_counter()
         self._task = asyncio.create_task(self._sample())
 
@@ -823,7 +989,16 @@ class ResourceWatch:
                 "peak_rss_mib": _mib(self.peak_rss[i]),
             })
         total_cpu = sum(p["cpu_s"] for p in per_process)
+        others = {}
+        for name, before in self._others_before.items():
+            # A process that started during the phase counts whole.
+            spent = sum(cpu - before.get(pid, 0.0)
+                        for pid, cpu in _cpu_by_pid(self._group(name)).items())
+            others[name] = round(spent / wall, 3) if wall else None
+        machine = round((_machine_busy_s() - self._machine_before) / wall, 3) if wall else None
         return {
+            "other_cpu_cores": others,
+            "machine_busy_cores": machine,
             "processes": per_process,
             "wall_s": round(wall, 2),
             "cpu_s": round(total_cpu, 2),
@@ -831,6 +1006,15 @@ class ResourceWatch:
             "rss_mib": round(sum(end_rss) / 2**20, 1),
             "peak_rss_mib": round(sum(self.peak_rss) / 2**20, 1),
         }
+
+
+def _per_message(before: dict[str, int], after: dict[str, int], sent: int) -> dict[str, Any]:
+    delta = {key: after[key] - before[key] for key in before}
+    return {
+        "totals": delta,
+        "per_message": {key: round(value / sent, 2) for key, value in delta.items()}
+        if sent else None,
+    }
 
 
 def _mib(value: int) -> float:
@@ -848,7 +1032,8 @@ def _py_spy() -> str:
     return found
 
 
-def start_profilers(procs: Subprocesses, pids: list[int], out_dir: Path) -> list[Any]:
+def start_profilers(procs: Subprocesses, pids: list[int], out_dir: Path,
+                    gil_only: bool = False) -> list[Any]:
     """py-spy on each daphne process (non-blocking sampling, so throughput is not taxed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     recorders = []
@@ -857,7 +1042,7 @@ def start_profilers(procs: Subprocesses, pids: list[int], out_dir: Path) -> list
         process = procs.start(
             f"py-spy-{index}",
             [_py_spy(), "record", "--pid", str(pid), "--format", "speedscope", "--rate", "100",
-             "--nonblocking", "--output", str(path)],
+             "--nonblocking", "--output", str(path), *(["--gil"] if gil_only else [])],
             env=dict(os.environ),
         )
         recorders.append((process, path))
@@ -891,36 +1076,57 @@ def _area(path: str) -> str:
     return "python stdlib" if short.endswith(".py") else short
 
 
+# Leaf frames of a thread with nothing to do: the event loop waiting in epoll, a pool
+# thread waiting for work. py-spy's non-blocking mode cannot always tell them apart.
+_IDLE_LEAVES = {"EpollSelector.select", "select", "_worker", "Condition.wait", "Event.wait"}
+
+
 def summarise_speedscope(path: Path, top: int = 25) -> dict[str, Any]:
-    """Function-level costs from a py-spy speedscope file: self and inclusive %."""
+    """Function-level costs from a py-spy speedscope file, idle waits left out.
+
+    Two views: the event loop thread (it runs every coroutine: a busy loop delays
+    every session) and the worker threads (database and Redis calls made from
+    sync code; their time is mostly waiting on sockets). Percentages are of the
+    busy samples of that view: self = the function itself, inclusive = with what
+    it calls.
+    """
     data = json.loads(path.read_text())
     frames = data["shared"]["frames"]
     keys = [f"{f['name']} ({_short_file(f.get('file', ''))})" for f in frames]
+    names = [f["name"] for f in frames]
     areas = [_area(f.get("file", "")) for f in frames]
-    own: Counter = Counter()
-    inclusive: Counter = Counter()
-    by_area: Counter = Counter()
-    total = 0.0
+    views: dict[str, dict[str, Any]] = {}
     for profile in data["profiles"]:
+        view = "event_loop" if "MainThread" in profile.get("name", "") else "worker_threads"
+        acc = views.setdefault(view, {"own": Counter(), "incl": Counter(), "area": Counter(),
+                                      "busy": 0.0, "idle": 0.0, "samples": 0})
         for stack, weight in zip(profile["samples"], profile["weights"], strict=False):
             if not stack:
                 continue
-            total += weight
-            own[keys[stack[-1]]] += weight
-            by_area[areas[stack[-1]]] += weight
+            if names[stack[-1]] in _IDLE_LEAVES:
+                acc["idle"] += weight
+                continue
+            acc["busy"] += weight
+            acc["samples"] += 1
+            acc["own"][keys[stack[-1]]] += weight
+            acc["area"][areas[stack[-1]]] += weight
             for key in {keys[i] for i in stack}:
-                inclusive[key] += weight
+                acc["incl"][key] += weight
 
-    def pct(counter: Counter) -> list[dict[str, Any]]:
-        return [{"function": k, "percent": round(100 * v / total, 1)}
+    def pct(counter: Counter, total: float, label: str) -> list[dict[str, Any]]:
+        return [{label: k, "percent": round(100 * v / total, 1)}
                 for k, v in counter.most_common(top)] if total else []
 
     return {
-        "samples": int(total),
-        "self": pct(own),
-        "inclusive": pct(inclusive),
-        "self_by_area": [{"area": k, "percent": round(100 * v / total, 1)}
-                         for k, v in by_area.most_common(top)] if total else [],
+        view: {
+            "busy_s": round(acc["busy"], 2),
+            "idle_s": round(acc["idle"], 2),
+            "samples": acc["samples"],
+            "self": pct(acc["own"], acc["busy"], "function"),
+            "inclusive": pct(acc["incl"], acc["busy"], "function"),
+            "self_by_area": pct(acc["area"], acc["busy"], "area"),
+        }
+        for view, acc in views.items()
     }
 
 
@@ -929,7 +1135,7 @@ def summarise_speedscope(path: Path, top: int = 25) -> dict[str, Any]:
 
 def phase_json(stats: PhaseStats) -> dict[str, Any]:
     wall = stats.finished - stats.started
-    return {
+    result = {
         "sent": stats.sent,
         "messages": stats.completed,
         "errors": sum(stats.errors.values()),
@@ -941,6 +1147,15 @@ def phase_json(stats: PhaseStats) -> dict[str, Any]:
         "ttft_ms": distribution(stats.ttft_ms),
         "total_ms": distribution(stats.total_ms),
     }
+    if stats.server_first_token_ms:
+        result["ttft_split_ms"] = {
+            # send -> ack frame: checks, redaction, user message stored (plus transport).
+            "ack": distribution(stats.ack_ms),
+            "accept_and_transport": distribution(stats.before_generation_ms),
+            # From the start of generation to the first token, as the server measured it.
+            "server_first_token": distribution(stats.server_first_token_ms),
+        }
+    return result
 
 
 def _difference(app: dict[str, Any], base: dict[str, Any], metric: str, q: str) -> float | None:
@@ -983,9 +1198,12 @@ async def run_app(args: argparse.Namespace, seats: list[Seat], servers: list[tup
                   procs: Subprocesses, harness: Any) -> dict[str, Any]:
     """Connect every session, warm up, measure the load, and watch the servers."""
     pids = [process.pid for _url, process in servers]
+    others = {name: [p.pid for n, p in procs.running if n == name]
+              for name in ("simulator", "pgbouncer")}
+    others["load_generator"] = [os.getpid()]
     client = AppClient(seats, [url for url, _p in servers], content=args.content,
                        timeout=args.message_timeout)
-    watch = ResourceWatch(pids)
+    watch = ResourceWatch(pids, others=others)
     rss_before = watch.rss()
     connect_started = time.perf_counter()
     connect_failures = await client.open_all()
@@ -993,16 +1211,22 @@ async def run_app(args: argparse.Namespace, seats: list[Seat], servers: list[tup
     await asyncio.sleep(1.0)  # let the servers settle before reading idle memory
     rss_connected = watch.rss()
     connected = sum(ws is not None for ws in client.sockets)
-    warm = list(range(min(len(seats), 2 * len(servers))))
+    # Warm-up messages go to distinct sessions, at least two per web process.
+    warm = list(range(min(len(seats), max(args.warmup, 2 * len(servers)))))
     warm_stats = await warm_up(client.exchange, args.warmup, warm)
-    recorders = start_profilers(procs, pids, Path(args.profile)) if args.profile else []
+    recorders = (start_profilers(procs, pids, Path(args.profile), gil_only=args.profile_gil)
+                 if args.profile else [])
     stats = PhaseStats()
+    db_before = pg_activity(args.database_url)
     cpu = harness.cpu_times()
     watch.start()
     try:
         await run_load(client.exchange, stats, args)
     finally:
         server = await watch.stop()
+        await asyncio.sleep(2.0)  # backends publish their statistics about once a second
+        db_after = pg_activity(args.database_url)
+        server["database"] = _per_message(db_before, db_after, stats.sent)
         stats.harness_cpu_s = _cpu_delta(harness, cpu)
         profiles = stop_profilers(procs, recorders) if recorders else []
         await client.close_all()
@@ -1030,14 +1254,15 @@ async def measure(args: argparse.Namespace, seats: list[Seat], servers: list[tup
     from django.conf import settings
 
     harness = psutil.Process()
+    load_start = [round(x, 2) for x in os.getloadavg()]
     baseline = None
     if not args.skip_baseline:
         print(f"baseline: naive openai.AsyncOpenAI loop, {args.sessions} workers", flush=True)
-        baseline = await run_baseline(args, sim_url, settings.AI_SYSTEM_PROMPT, harness)
+        baseline = await run_baseline(args, sim_url, settings.AI_SYSTEM_PROMPT, harness, procs)
     print(f"app: {args.sessions} WebSocket sessions on {len(servers)} daphne process(es)",
           flush=True)
     app = await run_app(args, seats, servers, procs, harness)
-    return {"baseline": baseline, **app}
+    return {"baseline": baseline, "load_start": load_start, **app}
 
 
 def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[str, Any],
@@ -1049,30 +1274,44 @@ def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[st
     app["connections"] = measured["connections"]
     app["load_generator_cpu_cores"] = round(
         stats.harness_cpu_s / max(1e-9, stats.finished - stats.started), 3)
+    # CPU the web processes spent per answered message: what capacity planning needs,
+    # and much less sensitive to other work on the machine than latencies are.
+    app["server_cpu_ms_per_message"] = (round(1000 * measured["server"]["cpu_s"]
+                                              / stats.completed, 1) if stats.completed else None)
     accepted = len(stats.accepted | warm.accepted)
     stored = db["complete_for_accepted"]
     baseline = None
     if measured["baseline"] is not None:
         base_stats: PhaseStats = measured["baseline"]
         baseline = phase_json(base_stats)
+        baseline["resources"] = base_stats.context
         baseline["load_generator_cpu_cores"] = round(
             base_stats.harness_cpu_s / max(1e-9, base_stats.finished - base_stats.started), 3)
+        # The naive loop runs in this process: its CPU per message is the SDK's cost.
+        baseline["sdk_cpu_ms_per_message"] = (round(1000 * base_stats.harness_cpu_s
+                                                    / base_stats.completed, 1)
+                                              if base_stats.completed else None)
     errors = app["errors"] + sum(warm.errors.values()) + (baseline["errors"] if baseline else 0)
     result: dict[str, Any] = {
         "benchmark": "chat_bench",
         "version": 1,
         "preset": args.preset,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code_version": code_version(),
         "config": {
             "sessions": args.sessions, "mode": args.mode, "messages": args.messages,
             "duration_s": args.duration, "rate_msg_s": args.rate, "schedule": args.schedule,
             "token_delay_ms": args.token_delay_ms, "answer_tokens": args.answer_tokens,
-            "web_processes": args.web_processes, "warmup": args.warmup,
+            "web_processes": args.web_processes, "db_pooler": args.db_pooler,
+            "warmup": args.warmup,
             "message_timeout_s": args.message_timeout, "seed": args.seed,
             "content_chars": len(args.content),
         },
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    # Other work on the machine distorts every figure: recorded for context.
+                    "load_average_start": measured["load_start"],
+                    "load_average_end": [round(x, 2) for x in os.getloadavg()]},
         "setup_s": {k: round(v, 1) for k, v in setup_s.items()},
         # Summary: app messages measured, every error seen (both phases, warm-up too),
         # accepted messages without a stored complete answer.
@@ -1119,7 +1358,8 @@ def print_report(result: dict[str, Any]) -> None:
     print()
     print(f"chat_bench preset={result['preset'] or 'custom'}: {c['sessions']} sessions, {load}, "
           f"{bound}, {c['token_delay_ms']:g} ms/token, {c['answer_tokens']} filler tokens, "
-          f"{c['web_processes']} web process(es), {result['machine']['cpus']} CPUs")
+          f"{c['web_processes']} web process(es), db pooler {c['db_pooler']}, "
+          f"{result['machine']['cpus']} CPUs")
     header = (f"{'':24}{'msgs':>7}{'errors':>8}{'msg/s':>9}{'TTFT p50':>10}{'TTFT p95':>10}"
               f"{'total p50':>11}{'total p95':>11}{'gen CPU':>9}")
     print(header)
@@ -1146,19 +1386,56 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"accepted {result['accepted']}  stored {result['stored']}  lost {result['lost']}  "
           f"errors {result['errors']} {app['errors_by_code'] or ''}  "
           f"skipped (busy) {app['skipped_busy']}")
+    if result["baseline"] and result["baseline"].get("resources"):
+        res = result["baseline"]["resources"]
+        print(f"baseline phase: machine busy {res['machine_busy_cores']} cores; "
+              + ", ".join(f"{k} {v}" for k, v in res["other_cpu_cores"].items()))
+    print(f"app phase: machine busy {server['machine_busy_cores']} cores; other processes (cores): "
+          + ", ".join(f"{k} {v}" for k, v in server["other_cpu_cores"].items()))
+    if result["baseline"]:
+        print(f"CPU per message: app (web processes) {app['server_cpu_ms_per_message']} ms, "
+              f"naive SDK loop {result['baseline']['sdk_cpu_ms_per_message']} ms")
     print(f"server: CPU {server['cpu_cores']} cores over {server['wall_s']} s, RSS "
           f"{server['rss_mib']} MiB (peak {server['peak_rss_mib']}); connections "
           f"{conn['opened']} opened in {conn['connect_s']} s, "
           f"{conn['rss_per_connection_kib']} KiB each idle, failed {conn['failed'] or 0}")
+    split = app.get("ttft_split_ms")
+    if split:
+        print(f"app TTFT split p50/p95: ack {split['ack']['p50']}/{split['ack']['p95']} ms, "
+              f"accept+transport "
+              f"{split['accept_and_transport']['p50']}/{split['accept_and_transport']['p95']} ms, "
+              f"server first token {split['server_first_token']['p50']}/"
+              f"{split['server_first_token']['p95']} ms")
+    db_load = server.get("database", {}).get("per_message")
+    if db_load:
+        print("database per message: " + ", ".join(f"{k} {v}" for k, v in db_load.items()))
     for profile in result["profile"] or []:
-        print(f"profile {profile['file']} ({profile['samples']} samples), top self time:")
-        for row in profile["self"][:12]:
-            print(f"  {row['percent']:5.1f}%  {row['function']}")
-        print("  by area: " + ", ".join(f"{r['area']} {r['percent']}%"
-                                        for r in profile["self_by_area"][:10]))
+        print(f"profile {profile['file']}:")
+        for view in ("event_loop", "worker_threads"):
+            part = profile.get(view)
+            if not part:
+                continue
+            print(f" {view}: busy {part['busy_s']} s, idle {part['idle_s']} s; top self time:")
+            for row in part["self"][:12]:
+                print(f"  {row['percent']:5.1f}%  {row['function']}")
+            print("  by area: " + ", ".join(f"{r['area']} {r['percent']}%"
+                                            for r in part["self_by_area"][:10]))
     for target in result["targets"]:
         verdict = {True: "MET", False: "MISSED", None: "n/a"}[target["met"]]
         print(f"target {target['target']}: {target['value']} -> {verdict}")
+
+
+def code_version() -> str | None:
+    """The commit measured, "+modified" when the app's code differs from it (None without git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+                              cwd=ROOT, capture_output=True, text=True, timeout=10, check=True)
+        paths = ["chat", "compliance", "monitoring", "neonpro"]
+        changed = subprocess.run(["git", "status", "--porcelain", "--", *paths],  # noqa: S603,S607
+                                 cwd=ROOT, capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+modified" if changed.stdout.strip() else "")
 
 
 def default_output(preset: str | None) -> Path:
@@ -1184,6 +1461,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one benchmark; see the module docstring."""
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C stops the run even when started from a shell that ignores it for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for url, what in ((args.database_url, "--database-url"), (args.redis_url, "--redis-url")):
         _require_loopback(url, what)
     limit = raise_open_files_limit()
@@ -1212,8 +1491,11 @@ def main(argv: list[str] | None = None) -> int:
         setup_s["population"] = time.monotonic() - mark
         for seat in seats:
             seat.server = seat.index % args.web_processes
+        web_env = dict(env)
+        if args.db_pooler == "pgbouncer":
+            web_env["DATABASE_URL"] = start_pgbouncer(procs, args.database_url)
         mark = time.monotonic()
-        servers = start_web(procs, env, args.web_processes)
+        servers = start_web(procs, web_env, args.web_processes)
         setup_s["web_start"] = time.monotonic() - mark
         setup_s["total"] = time.monotonic() - started
         print(f"set up in {setup_s['total']:.0f} s (database {setup_s['database']:.0f} s, "

@@ -72,8 +72,9 @@ def _env(simulator) -> dict[str, str]:
         "AI_SECONDARY_PROVIDER": "anthropic",
         "AI_PROVIDER_TIMEOUT": "5000",
         "RATE_LIMIT_MAX": str(RATE_LIMIT_MAX),
-        # An hour-long fixed window: a test never straddles two windows.
-        "RATE_LIMIT_WINDOW": "3600000",
+        # Ten years: windows are fixed, aligned on the epoch, and a boundary falling
+        # inside a test would restart the count; with this one it cannot.
+        "RATE_LIMIT_WINDOW": str(10 * 365 * 24 * 3600 * 1000),
         "AI_SESSION_CAPACITY": str(CAPACITY),
         "AI_CIRCUIT_FAILURE_THRESHOLD": str(CIRCUIT_THRESHOLD),
         "AI_CIRCUIT_WINDOW": "600",
