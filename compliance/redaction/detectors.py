@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import re
+from abc import ABCMeta, abstractmethod
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import ClassVar, NamedTuple
@@ -189,7 +190,7 @@ class NomeFilth(BrazilianFilth):
 
 
 # --- Detector base -------------------------------------------------------------
-class BrazilianDetector(Detector):
+class BrazilianDetector(Detector, metaclass=ABCMeta):
     """Base: subclasses implement `candidates(text)`; this turns them into Filth."""
 
     filth_cls: ClassVar[type[BrazilianFilth]] = BrazilianFilth
@@ -199,8 +200,9 @@ class BrazilianDetector(Detector):
     def __init__(self, name: str | None = None, locale: str = "pt_BR") -> None:
         super().__init__(name=name, locale=locale)
 
+    @abstractmethod
     def candidates(self, text: str) -> Iterable[Candidate]:
-        raise NotImplementedError
+        """(start, end, priority) of each candidate entity in `text`."""
 
     def iter_filth(self, text: str, document_name: str | None = None) -> Iterator[Filth]:
         if self.needs_digit and not _DIGIT_RE.search(text):
