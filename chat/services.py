@@ -205,7 +205,6 @@ class _Prepared:
     mapping: dict[str, str]
     pii_counts: dict[str, int]
     replay: bool = False
-    accepted_at: float = field(default_factory=time.monotonic)
 
 
 def _validate_content(content: Any) -> str:
