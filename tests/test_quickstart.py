@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,14 +16,11 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.support import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "demo-password-for-the-quickstart-test"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_until_serving(base_url: str, process: subprocess.Popen, deadline_s: float) -> None:
@@ -52,7 +48,7 @@ def embedded_server(tmp_path, simulator):
                                 capture_output=True, text=True, timeout=180)
         assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "neonpro.sqlite3").exists()
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
          "neonpro.asgi:application"], cwd=ROOT, env=env,

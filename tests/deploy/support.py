@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
+
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
@@ -112,10 +113,6 @@ def query(name: str, statement: str, params: list | None = None) -> list[tuple]:
         return conn.execute(statement, params or []).fetchall()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tool(name: str, package: str) -> str:

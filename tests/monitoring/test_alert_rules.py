@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "monitoring"
@@ -384,11 +385,6 @@ def test_it_notifies_critical_alerts_fast_and_repeats_them_often():
 # must hide the warning of a family whose critical alert fires, and only that.
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _http(url: str, payload: Any = None) -> Any:
     data = None if payload is None else json.dumps(payload).encode()
@@ -414,7 +410,7 @@ def alertmanager(tmp_path):
     config["global"].pop("smtp_auth_password_file", None)
     config["global"]["smtp_require_tls"] = False
     (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(  # noqa: S603
         [

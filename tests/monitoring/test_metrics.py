@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chat.helpers import api_client
+from tests.support import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "metrics-token-for-tests-0123456789"
@@ -225,7 +226,7 @@ print(generate_latest(collectors.scrape_registry()).decode())
 def test_it_sums_counters_of_several_processes_in_multiprocess_mode(tmp_path):
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
            "DJANGO_SETTINGS_MODULE": "neonpro.settings", "LOG_LEVEL": "warning",
-           "DATABASE_URL": _database_url()}
+           "DATABASE_URL": subprocess_database_url()}
     env.pop("TEST_DATABASE_NAME", None)
 
     def run(script: str, *args: str) -> str:
@@ -243,8 +244,3 @@ def test_it_sums_counters_of_several_processes_in_multiprocess_mode(tmp_path):
     assert text.count("# TYPE ai_chat_db_up gauge") == 1
     assert value(text, "ai_chat_db_up") == 1
 
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
-            f"{db['NAME']}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,6 @@ import httpx
 import orjson
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -25,6 +23,7 @@ from chat import services
 from chat.models import ChatSession
 from chat.tasks import expire_idle_sessions
 from monitoring import tracing
+from tests.support import free_port, subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -32,16 +31,6 @@ TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
-            f"{db['NAME']}")
 
 
 def _metric(text: str, name: str) -> float | None:
@@ -67,11 +56,12 @@ def worker(tmp_path):
     if not settings.REDIS_URL:
         pytest.skip("a Celery worker needs the Redis broker (REDIS_URL)")
     queue = f"monitoring-test-{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     multiproc = tmp_path / "prometheus"
     multiproc.mkdir()
     log_path = tmp_path / "worker.log"
-    env = {**os.environ, "DATABASE_URL": _database_url(), "CELERY_METRICS_PORT": str(port),
+    env = {**os.environ, "DATABASE_URL": subprocess_database_url(),
+           "CELERY_METRICS_PORT": str(port),
            "CELERY_METRICS_ADDRESS": "127.0.0.1", "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
            "LOG_LEVEL": "info", "DEBUG": "true"}
     env.pop("TEST_DATABASE_NAME", None)

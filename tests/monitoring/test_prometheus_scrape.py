@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,9 +15,9 @@ import httpx
 import orjson
 import pytest
 import yaml
-from django.db import connection
 
 from tests.chat.helpers import bearer
+from tests.support import free_port, subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "monitoring" / "prometheus" / "ai-chat-rules.yml"
@@ -31,16 +30,6 @@ DAPHNE_ACCESS_LOG = re.compile(r'^\S+ - - \[[^\]]+\] "[A-Z]+ \S+" \d{3} \d+$')
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
-            f"{db['NAME']}")
 
 
 def _poll(what, deadline_s: float, interval_s: float = 0.2):
@@ -70,11 +59,11 @@ def _stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture
 def app_server(tmp_path, simulator):
-    port = _free_port()
+    port = free_port()
     multiproc = tmp_path / "prometheus-multiproc"
     multiproc.mkdir()
     log_path = tmp_path / "daphne.log"
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DEBUG": "true",
+    env = {**os.environ, "DATABASE_URL": subprocess_database_url(), "DEBUG": "true",
            "MONITORING_TOKEN": TOKEN, "MONITORING_ENABLED": "true",
            "PROMETHEUS_MULTIPROC_DIR": str(multiproc), "SECURE_SSL_REDIRECT": "false",
            "LOG_LEVEL": "info", "OPENAI_API_KEY": "test-openai-key",
@@ -119,7 +108,7 @@ def prometheus(tmp_path, app_server):
     }
     config_path = tmp_path / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "prometheus.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

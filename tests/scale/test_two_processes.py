@@ -30,6 +30,7 @@ from websockets.asyncio.client import connect
 from chat.models import ChatMessage, ProviderAttempt
 from chat.providers import circuit
 from tests.chat.helpers import bearer
+from tests.support import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 90
@@ -40,12 +41,6 @@ CIRCUIT_THRESHOLD = 2
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return (f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}")
-
 
 def _env(simulator) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
@@ -53,7 +48,7 @@ def _env(simulator) -> dict[str, str]:
     env.update({
         "DJANGO_SETTINGS_MODULE": "neonpro.settings",
         "NEONPRO_ENV_FILE": os.devnull,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "DEBUG": "true",
         # The same secrets as this process: it mints the JWTs and reads what they store.

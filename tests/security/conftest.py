@@ -28,6 +28,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60
 
@@ -50,10 +52,6 @@ def poll(condition: Callable[[], object], *, timeout: float, interval: float = 0
         time.sleep(interval)  # polling a real process, not synchronising test code
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- Redis of our own -----------------------------------------------------------------------
@@ -239,15 +237,6 @@ class DaphneServer:
                 self.process.wait(10)
 
 
-def database_url(*, port: int | None = None) -> str:
-    """The test database as a URL for a subprocess (optionally through a proxy port)."""
-    from django.db import connection
-
-    db = connection.settings_dict
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    host = "127.0.0.1" if port else (db.get("HOST") or "127.0.0.1")
-    return f"postgres://{user}{password}@{host}:{port or db.get('PORT') or 5432}/{db['NAME']}"
 
 
 def server_env(*, database: str, redis: str, simulator_url: str, **overrides: str) -> dict:

@@ -27,10 +27,10 @@ from tests.security.conftest import (
     DaphneServer,
     RedisServer,
     bearer,
-    database_url,
     make_clinician,
     server_env,
 )
+from tests.support import subprocess_database_url as database_url
 
 # The known codes of `error` frames (SPEC §5 and the service's own).
 ERROR_CODES = {"invalid", "message_too_long", "in_progress", "rate_limited", "session_expired",

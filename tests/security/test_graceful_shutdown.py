@@ -13,7 +13,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.security.conftest import bearer, database_url, make_clinician, server_env
+from tests.security.conftest import bearer, make_clinician, server_env
+from tests.support import subprocess_database_url as database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgres_only")]
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.security.conftest import ROOT, database_url, server_env
+from tests.security.conftest import ROOT, server_env
+from tests.support import subprocess_database_url as database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgres_only")]
 

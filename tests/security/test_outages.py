@@ -22,10 +22,10 @@ from websockets.exceptions import ConnectionClosed
 from tests.security.conftest import (
     CuttableProxy,
     bearer,
-    database_url,
     make_clinician,
     server_env,
 )
+from tests.support import subprocess_database_url as database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgres_only")]
 
