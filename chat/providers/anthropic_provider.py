@@ -28,15 +28,20 @@ NAME = "anthropic"
 def _request_params(
     cfg: ProviderConfig, system_prompt: str, history: Sequence[ChatTurn]
 ) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "model": cfg.model,
-        "max_tokens": cfg.max_tokens,
+    """Keyword arguments for `messages.create`; the turns travel untransformed in
+    `extra_body` (see the OpenAI adapter)."""
+    body: dict[str, Any] = {
         "messages": [{"role": turn.role, "content": turn.content} for turn in history],
-        "stream": True,
     }
     if system_prompt:
-        params["system"] = system_prompt
-    return params
+        body["system"] = system_prompt
+    return {
+        "model": cfg.model,
+        "max_tokens": cfg.max_tokens,
+        "messages": [],
+        "stream": True,
+        "extra_body": body,
+    }
 
 
 async def stream_text(

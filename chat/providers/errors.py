@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import anthropic
 import anyio
 import httpx2
@@ -54,10 +55,27 @@ def stream_error(provider: str, code: str, detail: str) -> ProviderError:
     return ProviderError(f"{provider}: {detail}", provider=provider, code=code, retryable=True)
 
 
+def _aiohttp_cause(exc: BaseException) -> aiohttp.ClientError | None:
+    """The aiohttp error behind an SDK/transport exception, if the transport raised one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, aiohttp.ClientError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
 def from_exception(provider: str, exc: BaseException) -> ProviderError | None:
     """Our error for an SDK/network exception, or None when `exc` is not one of those."""
     if isinstance(exc, ProviderError):
         return exc
+    cause = _aiohttp_cause(exc)
+    if cause is not None and not isinstance(cause, TimeoutError):
+        # The aiohttp transport reports a refused or dropped connection as a connect
+        # *timeout*; what happened is told by the aiohttp error it wraps.
+        return ProviderError(
+            f"{provider}: connection failed", provider=provider, code="connection", retryable=True
+        )
     if isinstance(exc, _TIMEOUTS):
         return timeout_error(provider, "transport")
     if isinstance(exc, _SDK_STATUS):
