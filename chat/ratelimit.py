@@ -6,7 +6,8 @@ import math
 import time
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 
 def rate_limit_hit(*, scope: str, key: str, limit: int | None = None,
@@ -21,15 +22,38 @@ def rate_limit_hit(*, scope: str, key: str, limit: int | None = None,
     now = time.time()
     window_index = int(now // window_s)
     cache_key = f"ratelimit:{scope}:{key}:{window_index}"
-    cache.add(cache_key, 0, timeout=math.ceil(window_s) + 1)
-    try:
-        count = cache.incr(cache_key)
-    except ValueError:
-        # The key expired between add() and incr(): we are the first of a new window.
-        cache.add(cache_key, 1, timeout=math.ceil(window_s) + 1)
-        count = 1
+    count = _count_hit(cache_key, timeout=math.ceil(window_s) + 1)
     if count > limit:
         return max(1, math.ceil((window_index + 1) * window_s - now))
+    return None
+
+
+def _count_hit(cache_key: str, *, timeout: int) -> int:
+    """Increment a counter that expires `timeout` s after its first hit; the new count."""
+    redis_client = _redis_client()
+    if redis_client is not None:
+        # One round trip (this runs on every chat message): INCR creates the key at 1,
+        # EXPIRE NX starts its clock only on the first hit.
+        pipeline = redis_client.pipeline(transaction=True)
+        name = cache.make_and_validate_key(cache_key)
+        pipeline.incr(name)
+        pipeline.expire(name, timeout, nx=True)
+        count, _ = pipeline.execute()
+        return int(count)
+    cache.add(cache_key, 0, timeout=timeout)
+    try:
+        return cache.incr(cache_key)
+    except ValueError:
+        # The key expired between add() and incr(): we are the first of a new window.
+        cache.add(cache_key, 1, timeout=timeout)
+        return 1
+
+
+def _redis_client():
+    """The Redis client behind the cache, or None for other cache backends."""
+    backend = caches["default"]  # `cache` is a proxy; isinstance needs the backend
+    if isinstance(backend, RedisCache):
+        return backend._cache.get_client(None, write=True)
     return None
 
 

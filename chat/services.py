@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -37,7 +37,12 @@ from chat.providers.base import (
     ResetEvent,
     TokenEvent,
 )
-from chat.providers.content_filter import ContentBlocked, check_content
+from chat.providers.content_filter import (
+    ContentBlocked,
+    check_content,
+    check_local_rules,
+    moderation_enabled,
+)
 from chat.ratelimit import rate_limit_hit
 from compliance import audit, redaction
 from compliance import services as compliance_services
@@ -199,6 +204,8 @@ class _Prepared:
     """What the accept step hands to the streaming step."""
 
     session_id: uuid.UUID
+    user_id: int
+    clinic_id: int
     user_message: ChatMessage
     assistant_message: ChatMessage
     history: list[ChatTurn]
@@ -228,24 +235,28 @@ def _validate_client_id(client_id: Any) -> uuid.UUID | None:
 
 
 def _expire_if_idle(session: ChatSession) -> None:
+    """Mark the (locked) session expired if it has been idle too long."""
     now = timezone.now()
     if session.status == ChatSession.Status.ACTIVE and session.expires_at <= now:
         _finish_session(session, status=ChatSession.Status.EXPIRED, reason="idle", now=now)
 
 
-def _check_session_open(session: ChatSession) -> None:
-    """Refuse messages to ended sessions (no writes: callers may roll back)."""
+def _session_ended(session: ChatSession) -> ChatError:
     if session.status == ChatSession.Status.EXPIRED:
-        raise ChatError("session_expired", "This session expired; start a new one.")
-    if session.status == ChatSession.Status.CLOSED:
-        raise ChatError("session_expired", "This session is closed; start a new one.")
+        return ChatError("session_expired", "This session expired; start a new one.")
+    return ChatError("session_expired", "This session is closed; start a new one.")
+
+
+def _check_consent(*, user) -> None:
+    if not compliance_services.consent_is_valid(user=user):
+        raise ChatError("consent_required", "Consent for the AI chat is required first.")
 
 
 def _check_accepting(*, session: ChatSession, user) -> None:
     """Refuse messages to ended sessions or without consent (no writes)."""
-    _check_session_open(session)
-    if not compliance_services.consent_is_valid(user=user):
-        raise ChatError("consent_required", "Consent for the AI chat is required first.")
+    if session.status != ChatSession.Status.ACTIVE:
+        raise _session_ended(session)
+    _check_consent(user=user)
 
 
 def _existing_exchange(*, session: ChatSession, client_id: uuid.UUID | None):
@@ -285,46 +296,24 @@ def _redact(text: str, mapping: dict[str, str]) -> redaction.RedactionResult:
 
 
 @dataclass
-class _Checked:
-    """A message that passed the cheap checks, redacted with the session's current mapping."""
+class _Screened:
+    """A message redacted ahead of the accept step and passed by the moderation endpoint."""
 
-    content: str
-    client_id: uuid.UUID | None
-    existing: ChatMessage | None = None
-    base_mapping: dict[str, str] = field(default_factory=dict)
-    preview: redaction.RedactionResult | None = None
+    base_mapping: dict[str, str]
+    preview: redaction.RedactionResult
 
 
-def _check_and_redact(*, user, session_id, content: Any, client_id: Any) -> _Checked:
-    """Validate, find a resend, check session/consent/rate limit, and redact (no lock held
-    while redacting; `_accept_user_message` re-checks the mapping under the lock)."""
-    content = _validate_content(content)
-    client_uuid = _validate_client_id(client_id)
+def _redact_for_screening(*, user, session_id, content: str) -> _Screened:
+    """Redact with the session's current mapping, no lock held, for the moderation call
+    (`_accept_user_message` re-redacts under the lock if the mapping changed meanwhile)."""
     session = selectors.session_get_for_user(user=user, session_id=session_id)
-    existing = _existing_exchange(session=session, client_id=client_uuid)
-    if existing is not None:
-        return _Checked(content=content, client_id=client_uuid, existing=existing)
-    if session.is_expired():
-        with transaction.atomic():
-            session = selectors.session_get_for_user(user=user, session_id=session_id,
-                                                     for_update=True)
-            _expire_if_idle(session)
-    _check_accepting(session=session, user=user)
-    _enforce_rate_limit(user=user)
     base_mapping = dict(session.pii_mapping or {})
-    try:
-        preview = _redact(content, base_mapping)
-    except redaction.RedactionError:
-        raise _store_redaction_failure(user=user, session_id=session_id, content=content,
-                                       client_id=client_uuid) from None
-    return _Checked(content=content, client_id=client_uuid, base_mapping=base_mapping,
-                    preview=preview)
+    return _Screened(base_mapping=base_mapping, preview=_redact(content, base_mapping))
 
 
-def _store_redaction_failure(*, user, session_id, content: str,
+def _store_redaction_failure(*, session: ChatSession, content: str,
                              client_id: uuid.UUID | None) -> ChatError:
     """Keep the refused message (encrypted) as evidence; it never reaches a provider."""
-    session = selectors.session_get_for_user(user=user, session_id=session_id)
     message = ChatMessage.objects.create(
         session=session, role=ChatMessage.Role.USER, content=content, client_id=client_id,
         status=ChatMessage.Status.FAILED, error_code="pii_redaction_failed",
@@ -337,51 +326,90 @@ def _store_redaction_failure(*, user, session_id, content: str,
 
 
 def _accept_user_message(*, user, session_id, content: str, client_id: uuid.UUID | None,
-                         base_mapping: dict[str, str],
-                         preview: redaction.RedactionResult) -> _Prepared:
-    """Persist the user message (with its redacted text) and an empty answer atomically."""
+                         screened: _Screened | None) -> _Prepared:
+    """Check one user message and persist it, redacted, with an empty answer.
+
+    One transaction under the session's row lock: a resend of a known client_id,
+    a consent revoked (which closes the session under the same lock) and the
+    session's placeholder mapping are all seen consistently, and the message
+    costs one round of statements. Refusals that must leave a record (an idle
+    session expired, a redaction failure kept as evidence) are raised after
+    their record commits.
+    """
+    refusal: ChatError | None = None
     with transaction.atomic():
         session = selectors.session_get_for_user(user=user, session_id=session_id,
                                                  for_update=True)
-        # Consent was checked just before; a revocation since then closed this session
-        # under the same lock, which the status check sees.
-        _check_session_open(session)
         existing = _existing_exchange(session=session, client_id=client_id)
-        if existing is not None:  # a concurrent resend won the race
+        if existing is not None:
             return _prepare_existing(user=user, session=session, user_message=existing)
-        result = preview
-        if dict(session.pii_mapping or {}) != base_mapping:
-            # Another message of this session added placeholders meanwhile: redo the
-            # redaction under the lock so one value never gets two placeholders.
-            result = _redact(content, dict(session.pii_mapping or {}))
-        now = timezone.now()
-        user_message = ChatMessage.objects.create(
-            session=session, role=ChatMessage.Role.USER, content=content,
-            redacted_content=result.text, client_id=client_id,
-            pii_counts=result.counts, created_at=now,
-        )
-        assistant_message = ChatMessage.objects.create(
-            session=session, role=ChatMessage.Role.ASSISTANT, reply_to=user_message,
-            status=ChatMessage.Status.STREAMING, created_at=now + timedelta(microseconds=1),
-        )
-        session.pii_mapping = result.mapping
-        session.last_activity_at = now
-        session.expires_at = _new_expiry(now)
-        # A queryset update: activity bookkeeping on every message is not a change worth a
-        # change-log entry (and the mapping must never reach one); the audit trail records
-        # the message itself.
-        ChatSession.objects.filter(id=session.id).update(
-            pii_mapping=result.mapping, last_activity_at=now, expires_at=session.expires_at
-        )
+        _expire_if_idle(session)
+        if session.status != ChatSession.Status.ACTIVE:
+            refusal = _session_ended(session)
+        else:
+            _check_consent(user=user)
+            _enforce_rate_limit(user=user)
+            mapping = dict(session.pii_mapping or {})
+            try:
+                if screened is not None and screened.base_mapping == mapping:
+                    result = screened.preview
+                else:
+                    # Redacted here, under the lock, so one value never gets two placeholders.
+                    result = _redact(content, mapping)
+            except redaction.RedactionError:
+                refusal = _store_redaction_failure(session=session, content=content,
+                                                   client_id=client_id)
+            else:
+                if screened is None:  # the filter sees only redacted text
+                    _check_local_content_rules(result.text)
+                prepared = _store_exchange(session=session, content=content,
+                                           client_id=client_id, result=result)
+    if refusal is not None:
+        raise refusal
     metrics.MESSAGES.labels(role="user").inc()
     for entity_type, count in result.counts.items():
         metrics.PII_DETECTIONS.labels(type=entity_type).inc(count)
     if result.counts:
         audit.record_event(event_type=audit.Event.PII_DETECTED, subject_user_id=session.user_id,
                            clinic_id=session.clinic_id, session_id=session.id,
-                           metadata={"message_id": str(user_message.id), "types": result.counts})
+                           metadata={"message_id": str(prepared.user_message.id),
+                                     "types": result.counts})
+    return prepared
+
+
+def _check_local_content_rules(text: str) -> None:
+    try:
+        check_local_rules(text)
+    except ContentBlocked:
+        raise ChatError(
+            "content_filtered", "This message was blocked by the clinic's content policy."
+        ) from None
+
+
+def _store_exchange(*, session: ChatSession, content: str, client_id: uuid.UUID | None,
+                    result: redaction.RedactionResult) -> _Prepared:
+    """Insert the user message and its empty answer (one statement), bump the session."""
+    now = timezone.now()
+    user_message = ChatMessage(
+        session=session, role=ChatMessage.Role.USER, content=content,
+        redacted_content=result.text, client_id=client_id,
+        pii_counts=result.counts, created_at=now,
+    )
+    assistant_message = ChatMessage(
+        session=session, role=ChatMessage.Role.ASSISTANT, reply_to=user_message,
+        status=ChatMessage.Status.STREAMING, created_at=now + timedelta(microseconds=1),
+    )
+    ChatMessage.objects.bulk_create([user_message, assistant_message])
+    # A queryset update: activity bookkeeping on every message is not a change worth a
+    # change-log entry (and the mapping must never reach one); the audit trail records
+    # the message itself.
+    ChatSession.objects.filter(id=session.id).update(
+        pii_mapping=result.mapping, last_activity_at=now, expires_at=_new_expiry(now)
+    )
     return _Prepared(
         session_id=session.id,
+        user_id=session.user_id,
+        clinic_id=session.clinic_id,
         user_message=user_message,
         assistant_message=assistant_message,
         history=_history(session=session, before=user_message),
@@ -423,6 +451,8 @@ def _prepare_existing(*, user, session: ChatSession, user_message: ChatMessage) 
                                       "updated_at"])
     return _Prepared(
         session_id=session.id,
+        user_id=session.user_id,
+        clinic_id=session.clinic_id,
         user_message=user_message,
         assistant_message=reply,
         history=[] if replayable else _history(session=session, before=user_message),
@@ -514,11 +544,11 @@ def _finish_answer(
             )
             for a in attempts
         )
-        ChatSession.objects.filter(id=prepared.session_id).update(
-            last_activity_at=timezone.now(), expires_at=_new_expiry()
-        )
+    # The session's idle clock runs from the clinician's messages (set on accept).
     metrics.MESSAGES.labels(role="assistant").inc()
     audit.record_message_processed(message=message, session_id=prepared.session_id,
+                                   subject_user_id=prepared.user_id,
+                                   clinic_id=prepared.clinic_id,
                                    pii_counts=prepared.pii_counts, attempts=attempts)
     return message
 
@@ -633,29 +663,27 @@ async def message_accept_async(*, user, session_id, content: Any,
     sessions don't queue behind each other's inserts.
     """
     try:
-        checked = await _db(_check_and_redact)(user=user, session_id=session_id,
-                                               content=content, client_id=client_id)
-        if checked.existing is not None:
-            return await _db(_prepare_resend)(user=user, session_id=session_id,
-                                              client_id=checked.client_id)
-        try:
-            # The filter sees only redacted text: its optional moderation call leaves
-            # the system like any provider call does.
-            await check_content(checked.preview.text)
-        except ContentBlocked:
-            raise ChatError(
-                "content_filtered", "This message was blocked by the clinic's content policy."
-            ) from None
-        try:
-            return await _db(_accept_user_message)(
-                user=user, session_id=session_id, content=checked.content,
-                client_id=checked.client_id, base_mapping=checked.base_mapping,
-                preview=checked.preview,
-            )
-        except redaction.RedactionError:
-            raise await _db(_store_redaction_failure)(
-                user=user, session_id=session_id, content=checked.content,
-                client_id=checked.client_id) from None
+        content = _validate_content(content)
+        client_uuid = _validate_client_id(client_id)
+        screened = None
+        if moderation_enabled():
+            # The moderation call leaves the system like any provider call, so it sees
+            # redacted text, and it is awaited before anything is stored.
+            try:
+                screened = await _db(_redact_for_screening)(user=user, session_id=session_id,
+                                                            content=content)
+                await check_content(screened.preview.text)
+            except ContentBlocked:
+                raise ChatError(
+                    "content_filtered",
+                    "This message was blocked by the clinic's content policy.",
+                ) from None
+            except redaction.RedactionError:
+                screened = None  # redacted again under the lock; a failure is stored there
+        return await _db(_accept_user_message)(
+            user=user, session_id=session_id, content=content, client_id=client_uuid,
+            screened=screened,
+        )
     except ChatError as exc:
         metrics.ERRORS.labels(type=exc.code).inc()
         raise
@@ -714,11 +742,3 @@ async def message_stream(
         return
     async for frame in answer_stream(prepared, trace_id=trace_id):
         yield frame
-
-
-def _prepare_resend(*, user, session_id, client_id: uuid.UUID) -> _Prepared:
-    with transaction.atomic():
-        session = selectors.session_get_for_user(user=user, session_id=session_id,
-                                                 for_update=True)
-        existing = _existing_exchange(session=session, client_id=client_id)
-        return _prepare_existing(user=user, session=session, user_message=existing)

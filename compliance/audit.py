@@ -30,7 +30,7 @@ from datetime import UTC
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from compliance.models import AuditEvent
@@ -228,20 +228,12 @@ def _failover_metadata(attempts: list) -> dict[str, Any] | None:
     }
 
 
-def record_message_processed(*, message, session_id, pii_counts: dict[str, int],
-                             attempts: list) -> None:
+def record_message_processed(*, message, session_id, subject_user_id: int, clinic_id: int,
+                             pii_counts: dict[str, int], attempts: list) -> None:
     """message_processed (counts only) for a stored answer, and provider_failover if any."""
     if not settings.AUDIT_LOGGING_ENABLED:
         return
-    from chat.models import ChatSession
-
-    try:
-        owner = ChatSession.objects.filter(id=session_id).values("user_id", "clinic_id").first()
-    except DatabaseError as exc:
-        _count_failure(Event.MESSAGE_PROCESSED, False, exc)
-        return
-    ids = {"subject_user_id": (owner or {}).get("user_id"),
-           "clinic_id": (owner or {}).get("clinic_id"), "session_id": session_id}
+    ids = {"subject_user_id": subject_user_id, "clinic_id": clinic_id, "session_id": session_id}
     record_event(event_type=Event.MESSAGE_PROCESSED, **ids, metadata={
         "message_id": str(message.id),
         "status": message.status,

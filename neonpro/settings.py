@@ -163,8 +163,11 @@ if REDIS_URL:
                 # quickly, so an outage is reported at once rather than hanging, and ping
                 # pooled connections idle for 2 s before use, so ones left over from
                 # before a Redis restart reconnect instead of failing a request.
+                # The pool cap (redis-py's default is 100) must cover a mass reconnect:
+                # every socket joining or leaving its group at once takes a connection.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 15,
-                           "socket_connect_timeout": 2, "health_check_interval": 2}],
+                           "socket_connect_timeout": 2, "health_check_interval": 2,
+                           "max_connections": 2000}],
                 "prefix": "neonpro",
             },
         }

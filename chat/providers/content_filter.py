@@ -90,11 +90,25 @@ def local_violation(text: str) -> str | None:
     return None
 
 
+def moderation_enabled() -> bool:
+    """Whether messages also go to the moderation endpoint (a network call)."""
+    return bool(getattr(settings, "AI_CONTENT_FILTER_MODERATION", False))
+
+
+def check_local_rules(text: str) -> None:
+    """Raise ContentBlocked when `text` breaks a local rule (no network; any thread)."""
+    _raise_if_blocked(local_violation(text))
+
+
 async def check_content(text: str) -> None:
     """Raise ContentBlocked when `text` breaks the content policy; count it in CONTENT_FILTERED."""
     reason = local_violation(text)
-    if reason is None and getattr(settings, "AI_CONTENT_FILTER_MODERATION", False):
+    if reason is None and moderation_enabled():
         reason = await _moderation_violation(text)
+    _raise_if_blocked(reason)
+
+
+def _raise_if_blocked(reason: str | None) -> None:
     if reason is not None:
         CONTENT_FILTERED.inc()
         logger.info(

@@ -54,6 +54,31 @@ def test_new_terms_require_fresh_consent_and_keep_the_old_record(
 
 
 @pytest.mark.django_db
+def test_a_valid_consent_is_answered_from_the_cache_until_it_is_revoked(
+        make_user, django_assert_num_queries, django_capture_on_commit_callbacks):
+    user = make_user()
+    assert services.consent_is_valid(user=user)
+    with django_assert_num_queries(0):  # every chat message asks; the answer is cached
+        assert services.consent_is_valid(user=user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.consent_revoke(user=user, purpose="ai_chat")
+    assert not services.consent_is_valid(user=user)
+    with django_assert_num_queries(1):  # a missing consent is never cached
+        assert not services.consent_is_valid(user=user)
+
+
+@pytest.mark.django_db
+def test_cached_consents_lapse_when_new_terms_are_published(
+        make_user, django_capture_on_commit_callbacks):
+    user = make_user()
+    assert services.consent_is_valid(user=user)  # cached under the fallback version
+    with django_capture_on_commit_callbacks(execute=True):
+        services.terms_version_publish(version="2027-02")
+    assert not services.consent_is_valid(user=user)
+
+
+@pytest.mark.django_db
 def test_granting_twice_under_the_same_terms_is_idempotent(make_user):
     user = make_user()
     again = services.consent_grant(user=user, purpose="ai_chat", ip_address=None,
