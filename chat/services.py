@@ -212,6 +212,8 @@ class _Prepared:
     mapping: dict[str, str]
     pii_counts: dict[str, int]
     replay: bool = False
+    # The question was stored by this request (not a resend): its pii_detected event is due.
+    new_question: bool = False
 
 
 def _validate_content(content: Any) -> str:
@@ -262,22 +264,26 @@ def _check_accepting(*, session: ChatSession, user) -> None:
 def _existing_exchange(*, session: ChatSession, client_id: uuid.UUID | None):
     if client_id is None:
         return None
-    return (
-        ChatMessage.objects.filter(session=session, role=ChatMessage.Role.USER, client_id=client_id)
-        .select_related("reply")
-        .first()
-    )
+    # Almost every client_id is new: ask for the id alone, load the exchange only if found.
+    found = (ChatMessage.objects.filter(session=session, client_id=client_id,
+                                        role=ChatMessage.Role.USER)
+             .values_list("id", flat=True)[:1])
+    if not found:
+        return None
+    return ChatMessage.objects.select_related("reply").get(id=found[0])
 
 
 def _history(*, session: ChatSession, before: ChatMessage) -> list[ChatTurn]:
     """The last AI_HISTORY_MESSAGES turns as the provider saw them (redacted)."""
+    # Only the two columns sent: each encrypted column loaded is a decryption per row.
     rows = list(
         ChatMessage.objects.filter(session=session, created_at__lt=before.created_at)
         .exclude(status=ChatMessage.Status.FAILED)
         .exclude(redacted_content="")
-        .order_by("-created_at")[: settings.AI_HISTORY_MESSAGES]
+        .order_by("-created_at")
+        .values_list("role", "redacted_content")[: settings.AI_HISTORY_MESSAGES]
     )
-    turns = [ChatTurn(role=m.role, content=m.redacted_content) for m in reversed(rows)]
+    turns = [ChatTurn(role=role, content=content) for role, content in reversed(rows)]
     turns.append(ChatTurn(role="user", content=before.redacted_content))
     return turns
 
@@ -369,11 +375,7 @@ def _accept_user_message(*, user, session_id, content: str, client_id: uuid.UUID
     metrics.MESSAGES.labels(role="user").inc()
     for entity_type, count in result.counts.items():
         metrics.PII_DETECTIONS.labels(type=entity_type).inc(count)
-    if result.counts:
-        audit.record_event(event_type=audit.Event.PII_DETECTED, subject_user_id=session.user_id,
-                           clinic_id=session.clinic_id, session_id=session.id,
-                           metadata={"message_id": str(prepared.user_message.id),
-                                     "types": result.counts})
+    # Its pii_detected audit event is appended with the answer's (see _finish_answer).
     return prepared
 
 
@@ -415,6 +417,7 @@ def _store_exchange(*, session: ChatSession, content: str, client_id: uuid.UUID 
         history=_history(session=session, before=user_message),
         mapping=result.mapping,
         pii_counts=result.counts,
+        new_question=True,
     )
 
 
@@ -549,7 +552,9 @@ def _finish_answer(
     audit.record_message_processed(message=message, session_id=prepared.session_id,
                                    subject_user_id=prepared.user_id,
                                    clinic_id=prepared.clinic_id,
-                                   pii_counts=prepared.pii_counts, attempts=attempts)
+                                   pii_counts=prepared.pii_counts, attempts=attempts,
+                                   pii_detected_in=(str(prepared.user_message.id)
+                                                    if prepared.new_question else None))
     return message
 
 

@@ -127,20 +127,21 @@ def lock_chain() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
 
 
-def _append(*, event_type: str, actor_id, subject_user_id, clinic_id, session_id,
-            metadata: dict[str, Any]) -> AuditEvent:
+def _append(entries: list[dict[str, Any]]) -> list[AuditEvent]:
+    """Chain `entries` (AuditEvent field values) onto the trail: one lock, one insert."""
     with transaction.atomic():
         lock_chain()
         last = AuditEvent.objects.order_by("-id").values_list("id", "hash").first()
         prev_id, prev_hash = last if last is not None else (0, GENESIS_HASH)
-        event = AuditEvent(
-            id=prev_id + 1, created_at=timezone.now(), event_type=event_type,
-            actor_id=actor_id, subject_user_id=subject_user_id, clinic_id=clinic_id,
-            session_id=session_id, metadata=metadata, prev_hash=prev_hash,
-        )
-        event.hash = event_hash(event)
-        event.save(force_insert=True)
-        return event
+        now = timezone.now()
+        events = []
+        for entry in entries:
+            event = AuditEvent(id=prev_id + 1, created_at=now, prev_hash=prev_hash, **entry)
+            event.hash = event_hash(event)
+            events.append(event)
+            prev_id, prev_hash = event.id, event.hash
+        AuditEvent.objects.bulk_create(events)
+        return events
 
 
 def _count_failure(event_type: str, required: bool, exc: BaseException) -> None:
@@ -162,22 +163,34 @@ def _clinic_of(user_id: int | None) -> int | None:
             .values_list("clinic_id", flat=True).first())
 
 
+def _entry(event_type: str, fields: dict[str, Any]) -> dict[str, Any]:
+    clinic_id = fields["clinic_id"]
+    if clinic_id is None:  # the subject's clinic at the time, for officers' filters
+        clinic_id = _clinic_of(fields["subject_user_id"])
+    return {
+        "event_type": event_type, "actor_id": fields["actor_id"],
+        "subject_user_id": fields["subject_user_id"], "clinic_id": clinic_id,
+        "session_id": _as_uuid(fields["session_id"]),
+        "metadata": _checked_metadata(fields["metadata"]),
+    }
+
+
 def _write(event_type: str, required: bool, fields: dict[str, Any]) -> AuditEvent | None:
     try:
-        clinic_id = fields["clinic_id"]
-        if clinic_id is None:  # the subject's clinic at the time, for officers' filters
-            clinic_id = _clinic_of(fields["subject_user_id"])
-        return _append(
-            event_type=event_type, actor_id=fields["actor_id"],
-            subject_user_id=fields["subject_user_id"], clinic_id=clinic_id,
-            session_id=_as_uuid(fields["session_id"]),
-            metadata=_checked_metadata(fields["metadata"]),
-        )
+        return _append([_entry(event_type, fields)])[0]
     except Exception as exc:  # every failure is counted; required ones stop the action
         _count_failure(event_type, required, exc)
         if required:
             raise AuditWriteError(f"required audit event {event_type} was not written") from exc
         return None
+
+
+def _write_optional(events: list[tuple[str, dict[str, Any]]]) -> None:
+    try:
+        _append([_entry(event_type, fields) for event_type, fields in events])
+    except Exception as exc:
+        for event_type, _ in events:
+            _count_failure(event_type, False, exc)
 
 
 def _as_uuid(value) -> uuid.UUID | None:
@@ -229,12 +242,23 @@ def _failover_metadata(attempts: list) -> dict[str, Any] | None:
 
 
 def record_message_processed(*, message, session_id, subject_user_id: int, clinic_id: int,
-                             pii_counts: dict[str, int], attempts: list) -> None:
-    """message_processed (counts only) for a stored answer, and provider_failover if any."""
+                             pii_counts: dict[str, int], attempts: list,
+                             pii_detected_in: str | None = None) -> None:
+    """message_processed (counts only) for a stored answer, provider_failover if any, and
+    pii_detected for the question (`pii_detected_in`: its id) when it was just accepted.
+
+    Written together, after the answer: one append to the chain per answer, and none
+    on the path to the first token.
+    """
     if not settings.AUDIT_LOGGING_ENABLED:
         return
-    ids = {"subject_user_id": subject_user_id, "clinic_id": clinic_id, "session_id": session_id}
-    record_event(event_type=Event.MESSAGE_PROCESSED, **ids, metadata={
+    ids = {"actor_id": None, "subject_user_id": subject_user_id, "clinic_id": clinic_id,
+           "session_id": session_id}
+    events: list[tuple[str, dict[str, Any]]] = []
+    if pii_detected_in is not None and pii_counts:
+        events.append((Event.PII_DETECTED, {**ids, "metadata": {
+            "message_id": pii_detected_in, "types": dict(pii_counts)}}))
+    events.append((Event.MESSAGE_PROCESSED, {**ids, "metadata": {
         "message_id": str(message.id),
         "status": message.status,
         "provider": message.provider,
@@ -242,11 +266,12 @@ def record_message_processed(*, message, session_id, subject_user_id: int, clini
         "output_tokens": message.output_tokens,
         "pii": dict(pii_counts or {}),
         "attempts": len(attempts),
-    })
+    }}))
     failover = _failover_metadata(attempts)
     if failover is not None:
-        record_event(event_type=Event.PROVIDER_FAILOVER, **ids,
-                     metadata={"message_id": str(message.id), **failover})
+        events.append((Event.PROVIDER_FAILOVER, {**ids, "metadata": {
+            "message_id": str(message.id), **failover}}))
+    transaction.on_commit(functools.partial(_write_optional, events))
 
 
 # --- Verification -----------------------------------------------------------------------

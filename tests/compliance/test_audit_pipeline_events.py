@@ -55,6 +55,25 @@ def test_a_chat_exchange_leaves_counts_only_in_the_audit_trail(clinician, ai_set
     assert audit.audit_chain_verify().ok
 
 
+def test_an_answer_appends_its_events_together_once(clinician, ai_settings, simulator):
+    # pii_detected of the question, message_processed and provider_failover of the
+    # answer go onto the chain in one append, after the answer; a replayed resend adds none.
+    simulator.set_fault(provider="openai", status=503)
+    client = api_client(clinician)
+    session_id = client.post(SESSIONS, {"title": ""}, format="json").json()["id"]
+    message = {"content": SECRET_TEXT, "client_id": "7d1c3a52-2b7e-4a59-9f39-3c4c8e0b9a11"}
+    for _ in range(2):
+        response = client.post(f"{SESSIONS}{session_id}/messages/", message, format="json")
+        assert response.status_code == 201, response.content
+    appended = list(AuditEvent.objects.filter(session_id=session_id)
+                    .exclude(event_type=Event.SESSION_CREATED).order_by("id"))
+    assert [e.event_type for e in appended] == [
+        Event.PII_DETECTED, Event.MESSAGE_PROCESSED, Event.PROVIDER_FAILOVER]
+    assert [e.id for e in appended] == list(range(appended[0].id, appended[0].id + 3))
+    assert len({e.created_at for e in appended}) == 1
+    assert audit.audit_chain_verify().ok
+
+
 def test_a_failover_is_recorded(clinician, ai_settings, simulator):
     simulator.set_fault(provider="openai", status=503)
     session_id = _exchange(clinician, "Cuidados após preenchimento labial?")
