@@ -12,6 +12,12 @@ time, p50 and p95).
     python benchmarks/chat_bench.py --preset light
     python benchmarks/chat_bench.py --preset capacity
     python benchmarks/chat_bench.py --sessions 50 --mode open --rate 20 --duration 30
+    python benchmarks/chat_bench.py --preset light --purge-messages 1000000
+
+With `--purge-messages N`, N messages past retention are added to the database
+first, and after the app phase a second app phase runs, with the same load
+shape, for exactly as long as `manage.py purge_expired_data` takes to delete
+them: the purge's rate and the chat's overhead during it against its idle value.
 
 Presets: light, capacity, saturation, smoke (see PRESETS); any flag given
 overrides the preset's value. Closed loop: every session sends, waits for
@@ -144,6 +150,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="record the daphne processes with py-spy during the app phase")
     parser.add_argument("--profile-gil", action="store_true",
                         help="with --profile: only samples holding the GIL (Python CPU time)")
+    parser.add_argument("--purge-messages", type=int, default=0, metavar="N",
+                        help="add N messages past retention, then measure the app again "
+                        "while the retention purge deletes them")
     parser.add_argument("--seed", type=int, default=20260101, help="load schedule seed")
     parser.add_argument("--output", help="JSON results file")
     parser.add_argument("--keep-logs", action="store_true", help="keep the subprocess logs")
@@ -626,7 +635,7 @@ Exchange = Callable[[int, PhaseStats], Awaitable[None]]
 
 async def closed_loop(exchange: Exchange, stats: PhaseStats, *, workers: int,
                       messages: int | None, duration: float | None, spread: float,
-                      seed: int) -> None:
+                      seed: int, stop: asyncio.Event | None = None) -> None:
     """Each worker sends, waits for the end of the answer, and sends again.
 
     Workers start at random moments within `spread` seconds (about one answer's
@@ -640,16 +649,20 @@ async def closed_loop(exchange: Exchange, stats: PhaseStats, *, workers: int,
 
     async def worker(seat: int) -> None:
         await asyncio.sleep(offsets[seat])
-        while budget[0] > 0 and time.perf_counter() < deadline:
+        while budget[0] > 0 and time.perf_counter() < deadline and not _stopped(stop):
             budget[0] -= 1
             await exchange(seat, stats)
 
     await asyncio.gather(*(worker(seat) for seat in range(workers)))
 
 
+def _stopped(stop: asyncio.Event | None) -> bool:
+    return stop is not None and stop.is_set()
+
+
 async def open_loop(exchange: Exchange, stats: PhaseStats, *, workers: int, rate: float,
                     messages: int | None, duration: float | None, schedule: str,
-                    seed: int) -> None:
+                    seed: int, stop: asyncio.Event | None = None) -> None:
     """Arrivals at `rate`/s in total; an arrival for a busy session is skipped and counted."""
     rng = random.Random(seed)  # the same seed gives both phases the same arrivals
     loop = asyncio.get_running_loop()
@@ -671,6 +684,8 @@ async def open_loop(exchange: Exchange, stats: PhaseStats, *, workers: int, rate
             break
         if messages is not None and arrivals >= messages:
             break
+        if _stopped(stop):
+            break
         seat = rng.randrange(workers) if schedule == "poisson" else arrivals % workers
         arrivals += 1
         await asyncio.sleep(max(0.0, due - loop.time()))
@@ -685,18 +700,23 @@ async def open_loop(exchange: Exchange, stats: PhaseStats, *, workers: int, rate
         await asyncio.gather(*list(tasks))
 
 
-async def run_load(exchange: Exchange, stats: PhaseStats, args: argparse.Namespace) -> None:
-    """Drive `exchange` with the load shape of the arguments; fills stats' timings."""
+async def run_load(exchange: Exchange, stats: PhaseStats, args: argparse.Namespace,
+                   stop: asyncio.Event | None = None) -> None:
+    """Drive `exchange` with the load shape of the arguments; fills stats' timings.
+
+    With `stop`, the load runs until it is set instead of for a count or duration.
+    """
+    messages, duration = (None, None) if stop is not None else (args.messages, args.duration)
     stats.started = time.perf_counter()
     if args.mode == "closed":
         # About one answer: the echo of the question plus the filler, paced by the simulator.
         spread = min(5.0, (args.answer_tokens + 25) * args.token_delay_ms / 1000)
-        await closed_loop(exchange, stats, workers=args.sessions, messages=args.messages,
-                          duration=args.duration, spread=spread, seed=args.seed)
+        await closed_loop(exchange, stats, workers=args.sessions, messages=messages,
+                          duration=duration, spread=spread, seed=args.seed, stop=stop)
     else:
         await open_loop(exchange, stats, workers=args.sessions, rate=args.rate,
-                        messages=args.messages, duration=args.duration,
-                        schedule=args.schedule, seed=args.seed)
+                        messages=messages, duration=duration,
+                        schedule=args.schedule, seed=args.seed, stop=stop)
     stats.finished = time.perf_counter()
 
 
@@ -1191,11 +1211,60 @@ def evaluate_targets(preset: str | None, result: dict[str, Any]) -> list[dict[st
         ratio = result.get("throughput_ratio")
         add("app throughput >= 2x naive SDK loop", ratio, 2.0,
             None if ratio is None else ratio >= 2.0)
+    during = result.get("during_purge")
+    if during:
+        purge = during["purge"]
+        add("purge deleted exactly the expired messages", purge["messages"],
+            purge["expected_messages"], purge["deleted_as_expected"])
+        add("purge >= 20000 messages/s", purge["messages_per_s"], 20000,
+            purge["messages_per_s"] >= 20000)
+        ratio = during["ratio_to_idle"]["ttft"]["p95"]
+        add("chat ttft p95 (overhead) during purge <= 2x idle", ratio, 2.0,
+            None if ratio is None else ratio <= 2.0)
     return targets
 
 
+_PURGE_OUTPUT = re.compile(r"deleted: (\d+) sessions, (\d+) messages, (\d+) provider attempts"
+                           r".* \(([\d.]+) s\)\.$", re.DOTALL)
+
+
+async def measure_during_purge(exchange: Exchange, args: argparse.Namespace,
+                               procs: Subprocesses, env: dict[str, str]) -> dict[str, Any]:
+    """The same load while `manage.py purge_expired_data` runs, for as long as it runs."""
+    stats = PhaseStats()
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    process = procs.start("purge", [sys.executable, str(ROOT / "manage.py"),
+                                    "purge_expired_data"], env=env, stdout=subprocess.PIPE)
+
+    async def wait_for_purge() -> tuple[int, float, bytes]:
+        output, _ = await asyncio.to_thread(process.communicate)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        return process.returncode, elapsed, output
+
+    purge = asyncio.create_task(wait_for_purge())
+    await run_load(exchange, stats, args, stop=stop)
+    stats.finished = time.perf_counter()
+    code, elapsed, output = await purge
+    found = _PURGE_OUTPUT.search(output.decode(errors="replace").strip())
+    if code != 0 or found is None:
+        raise SetupError(f"the purge failed (exit {code}): {procs.log_tail('purge')}")
+    sessions, messages, attempts = (int(x) for x in found.groups()[:3])
+    # The rate is over the purge's own time; the chat phase also covers the command's
+    # start-up (loading Django), which competes for the same cores.
+    purge_s = float(found.group(4))
+    return {"stats": stats, "purge": {
+        "seconds": purge_s, "command_wall_s": round(elapsed, 2), "sessions": sessions,
+        "messages": messages, "provider_attempts": attempts,
+        "messages_per_s": round(messages / purge_s) if purge_s else None,
+        "batch_size": int(env.get("RETENTION_PURGE_BATCH_SIZE", 0)) or None,
+    }}
+
+
 async def run_app(args: argparse.Namespace, seats: list[Seat], servers: list[tuple[str, Any]],
-                  procs: Subprocesses, harness: Any) -> dict[str, Any]:
+                  procs: Subprocesses, harness: Any,
+                  purge_env: dict[str, str] | None = None) -> dict[str, Any]:
     """Connect every session, warm up, measure the load, and watch the servers."""
     pids = [process.pid for _url, process in servers]
     others = {name: [p.pid for n, p in procs.running if n == name]
@@ -1229,11 +1298,18 @@ async def run_app(args: argparse.Namespace, seats: list[Seat], servers: list[tup
         server["database"] = _per_message(db_before, db_after, stats.sent)
         stats.harness_cpu_s = _cpu_delta(harness, cpu)
         profiles = stop_profilers(procs, recorders) if recorders else []
+    during_purge = None
+    try:
+        if args.purge_messages:
+            print("app again, while the retention purge runs", flush=True)
+            during_purge = await measure_during_purge(client.exchange, args, procs, purge_env)
+    finally:
         await client.close_all()
     per_connection = ((sum(rss_connected) - sum(rss_before)) / connected) if connected else None
     return {
         "stats": stats,
         "warmup": warm_stats,
+        "during_purge": during_purge,
         "server": server,
         "profiles": profiles,
         "connections": {
@@ -1249,7 +1325,8 @@ async def run_app(args: argparse.Namespace, seats: list[Seat], servers: list[tup
 
 
 async def measure(args: argparse.Namespace, seats: list[Seat], servers: list[tuple[str, Any]],
-                  procs: Subprocesses, sim_url: str) -> dict[str, Any]:
+                  procs: Subprocesses, sim_url: str,
+                  purge_env: dict[str, str] | None = None) -> dict[str, Any]:
     import psutil
     from django.conf import settings
 
@@ -1261,7 +1338,7 @@ async def measure(args: argparse.Namespace, seats: list[Seat], servers: list[tup
         baseline = await run_baseline(args, sim_url, settings.AI_SYSTEM_PROMPT, harness, procs)
     print(f"app: {args.sessions} WebSocket sessions on {len(servers)} daphne process(es)",
           flush=True)
-    app = await run_app(args, seats, servers, procs, harness)
+    app = await run_app(args, seats, servers, procs, harness, purge_env)
     return {"baseline": baseline, "load_start": load_start, **app}
 
 
@@ -1278,7 +1355,9 @@ def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[st
     # and much less sensitive to other work on the machine than latencies are.
     app["server_cpu_ms_per_message"] = (round(1000 * measured["server"]["cpu_s"]
                                               / stats.completed, 1) if stats.completed else None)
-    accepted = len(stats.accepted | warm.accepted)
+    during_purge = measured.get("during_purge")
+    purge_accepted = during_purge["stats"].accepted if during_purge else set()
+    accepted = len(stats.accepted | warm.accepted | purge_accepted)
     stored = db["complete_for_accepted"]
     baseline = None
     if measured["baseline"] is not None:
@@ -1291,7 +1370,9 @@ def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[st
         baseline["sdk_cpu_ms_per_message"] = (round(1000 * base_stats.harness_cpu_s
                                                     / base_stats.completed, 1)
                                               if base_stats.completed else None)
-    errors = app["errors"] + sum(warm.errors.values()) + (baseline["errors"] if baseline else 0)
+    purge_phase = phase_json(during_purge["stats"]) if during_purge else None
+    errors = (app["errors"] + sum(warm.errors.values()) + (baseline["errors"] if baseline else 0)
+              + (purge_phase["errors"] if purge_phase else 0))
     result: dict[str, Any] = {
         "benchmark": "chat_bench",
         "version": 1,
@@ -1336,8 +1417,31 @@ def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[st
         if app["throughput_msg_s"] and baseline["throughput_msg_s"]:
             result["throughput_ratio"] = round(
                 app["throughput_msg_s"] / baseline["throughput_msg_s"], 3)
+    if during_purge:
+        result["during_purge"] = _purge_comparison(
+            app, purge_phase, baseline, {**during_purge["purge"], **measured["purge_data"]})
     result["targets"] = evaluate_targets(args.preset, result)
     return result
+
+
+def _purge_comparison(idle: dict[str, Any], during: dict[str, Any],
+                      baseline: dict[str, Any] | None, purge: dict[str, Any]) -> dict[str, Any]:
+    """The chat during the purge against the chat idle (overhead over the SDK when
+    there is a baseline, the app's own latencies otherwise), and the purge's figures."""
+    purge["deleted_as_expected"] = purge["messages"] == purge["expected_messages"]
+    comparison: dict[str, Any] = {"app": during, "purge": purge, "ratio_to_idle": {}}
+    for metric in ("ttft", "total"):
+        for q in ("p50", "p95"):
+            if baseline is not None:
+                now = _difference(during, baseline, f"{metric}_ms", q)
+                before = _difference(idle, baseline, f"{metric}_ms", q)
+                comparison.setdefault("overhead_ms", {}).setdefault(metric, {})[q] = now
+                comparison.setdefault("idle_overhead_ms", {}).setdefault(metric, {})[q] = before
+            else:
+                now, before = during[f"{metric}_ms"][q], idle[f"{metric}_ms"][q]
+            comparison["ratio_to_idle"].setdefault(metric, {})[q] = (
+                round(now / before, 2) if now is not None and before else None)
+    return comparison
 
 
 def _fmt(value: Any, width: int = 9, digits: int = 1) -> str:
@@ -1381,6 +1485,28 @@ def print_report(result: dict[str, Any]) -> None:
               f"{_fmt(overhead['ttft']['p50'], 10)}{_fmt(overhead['ttft']['p95'], 10)}"
               f"{_fmt(overhead['total']['p50'], 11)}{_fmt(overhead['total']['p95'], 11)}")
         print(f"{'':24}{'':15}{'(ratio)':>9}")
+    during = result.get("during_purge")
+    if during:
+        phase = during["app"]
+        print(f"{'app during the purge':24}{phase['messages']:>7}{phase['errors']:>8}"
+              f"{_fmt(phase['throughput_msg_s'])}{_fmt(phase['ttft_ms']['p50'], 10)}"
+              f"{_fmt(phase['ttft_ms']['p95'], 10)}{_fmt(phase['total_ms']['p50'], 11)}"
+              f"{_fmt(phase['total_ms']['p95'], 11)}")
+        purge_overhead = during.get("overhead_ms")
+        if purge_overhead:
+            print(f"{'overhead during purge':24}{'':24}"
+                  f"{_fmt(purge_overhead['ttft']['p50'], 10)}"
+                  f"{_fmt(purge_overhead['ttft']['p95'], 10)}"
+                  f"{_fmt(purge_overhead['total']['p50'], 11)}"
+                  f"{_fmt(purge_overhead['total']['p95'], 11)}")
+        purge, ratio = during["purge"], during["ratio_to_idle"]
+        print(f"purge: {purge['messages']} messages ({purge['sessions']} sessions, expected "
+              f"{purge['expected_messages']} messages) in {purge['seconds']} s "
+              f"(command {purge['command_wall_s']} s) = "
+              f"{purge['messages_per_s']} messages/s; during it, "
+              f"{'overhead' if purge_overhead else 'app latency'} / idle: TTFT p50 "
+              f"{ratio['ttft']['p50']}x, p95 {ratio['ttft']['p95']}x; total p50 "
+              f"{ratio['total']['p50']}x, p95 {ratio['total']['p95']}x")
     app = result["app"]
     server, conn = app["server"], app["connections"]
     print(f"accepted {result['accepted']}  stored {result['stored']}  lost {result['lost']}  "
@@ -1491,6 +1617,16 @@ def main(argv: list[str] | None = None) -> int:
         setup_s["population"] = time.monotonic() - mark
         for seat in seats:
             seat.server = seat.index % args.web_processes
+        purge_data: dict[str, Any] = {}
+        if args.purge_messages:
+            from benchmarks.retention_data import fill_expired_sessions
+
+            mark = time.monotonic()
+            expected = fill_expired_sessions(sessions=args.purge_messages // 10, per_session=10,
+                                             recent_share=0.0, held=20, progress=False)
+            setup_s["purge_data"] = time.monotonic() - mark
+            purge_data = {"expected_messages": expected["messages"],
+                          "expected_sessions": expected["sessions"]}
         web_env = dict(env)
         if args.db_pooler == "pgbouncer":
             web_env["DATABASE_URL"] = start_pgbouncer(procs, args.database_url)
@@ -1501,11 +1637,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"set up in {setup_s['total']:.0f} s (database {setup_s['database']:.0f} s, "
               f"{args.sessions} sessions {setup_s['population']:.0f} s)", flush=True)
 
-        measured = asyncio.run(measure(args, seats, servers, procs, sim_url))
+        measured = asyncio.run(measure(args, seats, servers, procs, sim_url,
+                                       purge_env=web_env))
+        measured["purge_data"] = purge_data
 
         from django.db import connection
 
         accepted = measured["stats"].accepted | measured["warmup"].accepted
+        if measured["during_purge"]:
+            accepted |= measured["during_purge"]["stats"].accepted
         db = stored_answers([s.session_id for s in seats], accepted)
         connection.close()
         from chat.simulated_provider.control import SimulatedProviderControl

@@ -20,8 +20,6 @@ import os
 import sys
 import threading
 import time
-import uuid
-from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,72 +32,12 @@ import django  # noqa: E402
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection, connections  # noqa: E402
-from django.utils import timezone  # noqa: E402
 
-from chat.models import (  # noqa: E402
-    ChatMessage,
-    ChatSession,
-    Clinic,
-    ClinicMembership,
-    ProviderAttempt,
-)
+from benchmarks.retention_data import fill_expired_sessions  # noqa: E402
+from chat.models import ChatSession  # noqa: E402
 from compliance import audit, retention  # noqa: E402
 from compliance.models import AuditEvent  # noqa: E402
-
-QUESTION = ("Paciente [NOME_1], 42 anos, CPF [CPF_1], quer saber os cuidados após "
-            "aplicação de toxina botulínica na região frontal e o intervalo até o retorno.")
-ANSWER = ("Após a aplicação, oriente [NOME_1] a não deitar por 4 horas, evitar massagear a "
-          "área e exercícios intensos por 24 horas; o retorno costuma ser em 15 dias. " * 3)
-
-
-def _fill(*, sessions: int, per_session: int, recent_share: float, held: int) -> dict:
-    user = get_user_model().objects.create_user(username=f"bench-{uuid.uuid4().hex[:8]}")
-    clinic = Clinic.objects.create(name=f"Bench {uuid.uuid4().hex[:8]}")
-    ClinicMembership.objects.create(user=user, clinic=clinic)
-    now = timezone.now()
-    old = now - timedelta(days=settings.DATA_RETENTION_DAYS + 30)
-    recent_count = int(sessions * recent_share)
-    expected = {"sessions": 0, "messages": 0, "attempts": 0}
-    chunk = 1000
-    for start in range(0, sessions, chunk):
-        batch = []
-        for i in range(start, min(start + chunk, sessions)):
-            is_recent = i < recent_count
-            is_held = not is_recent and i < recent_count + held
-            activity = now - timedelta(days=1) if is_recent else old
-            batch.append(ChatSession(
-                user=user, clinic=clinic, status="closed", created_at=activity,
-                last_activity_at=activity, expires_at=activity, legal_hold=is_held,
-                pii_mapping={"[NOME_1]": "Nome Sintético", "[CPF_1]": "000.000.000-00"},
-            ))
-            if not is_recent and not is_held:
-                expected["sessions"] += 1
-                expected["messages"] += per_session
-                expected["attempts"] += per_session // 2
-        ChatSession.objects.bulk_create(batch)
-        questions, answers, attempts = [], [], []
-        for session in batch:
-            for _ in range(per_session // 2):
-                question = ChatMessage(session=session, role="user", content=QUESTION,
-                                       redacted_content=QUESTION, pii_counts={"NOME": 1})
-                answer = ChatMessage(session=session, role="assistant", reply_to=question,
-                                     content=ANSWER, redacted_content=ANSWER,
-                                     provider="openai", model="gpt-4o-mini",
-                                     input_tokens=60, output_tokens=120)
-                questions.append(question)
-                answers.append(answer)
-                attempts.append(ProviderAttempt(message=answer, provider="openai",
-                                                model="gpt-4o-mini", outcome="success",
-                                                input_tokens=60, output_tokens=120))
-        ChatMessage.objects.bulk_create(questions, batch_size=5000)
-        ChatMessage.objects.bulk_create(answers, batch_size=5000)
-        ProviderAttempt.objects.bulk_create(attempts, batch_size=5000)
-        print(f"\r  filled {min(start + chunk, sessions)}/{sessions} sessions", end="",
-              flush=True)
-    print()
-    return expected
 
 
 def _purge(workers: int, batch_size: int) -> list[retention.PurgeResult]:
@@ -152,7 +90,7 @@ def main() -> None:
         print(f"Filling {sessions} sessions x {args.per_session} messages "
               f"({args.recent_share:.0%} recent, {args.held} on legal hold)...")
         started = time.perf_counter()
-        expected = _fill(sessions=sessions, per_session=args.per_session,
+        expected = fill_expired_sessions(sessions=sessions, per_session=args.per_session,
                          recent_share=args.recent_share, held=args.held)
         print(f"  filled in {time.perf_counter() - started:.1f} s")
         with connection.cursor() as cursor:

@@ -1,5 +1,6 @@
 """The chat benchmark harness runs end to end: simulator, database, daphne, WebSocket
-clients, the direct-SDK baseline, and a JSON report with nothing lost.
+clients, the direct-SDK baseline, a phase during the retention purge, and a JSON
+report with nothing lost.
 
 No timing is asserted: this proves the harness works, BENCHMARKS.md holds the figures.
 """
@@ -65,7 +66,7 @@ def test_it_runs_the_smoke_preset_and_loses_nothing(bench_database_url, tmp_path
     output = tmp_path / "smoke.json"
     result = subprocess.run(
         [sys.executable, str(HARNESS), "--preset", "smoke", "--output", str(output),
-         "--database-url", bench_database_url,
+         "--database-url", bench_database_url, "--purge-messages", "2000",
          # This run's own Redis db: the harness flushes it before starting.
          "--redis-url", settings.REDIS_URL],
         cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=180,
@@ -83,3 +84,9 @@ def test_it_runs_the_smoke_preset_and_loses_nothing(bench_database_url, tmp_path
     assert report["app"]["ttft_ms"]["n"] == report["messages"]
     assert report["overhead_ms"]["ttft"]["p50"] is not None
     assert "chat_bench preset=smoke" in result.stdout
+    # The purge deleted exactly the messages past retention while the chat went on,
+    # and no live message (all counted in accepted == stored above) was touched.
+    during = report["during_purge"]
+    assert during["purge"]["expected_messages"] == during["purge"]["messages"] == 1800
+    assert during["app"]["messages"] > 0 and during["app"]["errors"] == 0
+    assert during["ratio_to_idle"]["ttft"]["p95"] is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -22,14 +24,17 @@ class Command(BaseCommand):
                             help="Sessions per transaction (default RETENTION_PURGE_BATCH_SIZE).")
 
     def handle(self, *args, dry_run: bool, batch_size: int | None, **options) -> None:
+        started = time.monotonic()
         with audit.acting_as(None):
             result = retention.purge_expired_data(dry_run=dry_run, batch_size=batch_size)
             audit_events = retention.audit_purge_expired(dry_run=dry_run)
+        elapsed = time.monotonic() - started
         verb = "would delete" if dry_run else "deleted"
         self.stdout.write(
             f"{verb}: {result.sessions} sessions, {result.messages} messages, "
             f"{result.provider_attempts} provider attempts older than "
             f"{settings.DATA_RETENTION_DAYS} days (in {result.batches} batches); "
             f"{result.legal_hold_skipped} expired sessions kept under legal hold; "
-            f"{audit_events} audit events older than {settings.AUDIT_RETENTION_DAYS} days."
+            f"{audit_events} audit events older than {settings.AUDIT_RETENTION_DAYS} days "
+            f"({elapsed:.1f} s)."
         )
