@@ -259,3 +259,38 @@ def test_it_carries_the_incoming_trace_to_the_provider(clinician, ai_settings, s
     assert trace_id in response["traceparent"]
     sent = simulator.requests(path="/v1/chat/completions")[-1]["headers"]
     assert {k.lower(): v for k, v in sent.items()}["traceparent"].split("-")[1] == trace_id
+
+
+def test_a_message_breaking_a_local_rule_is_refused_and_nothing_is_sent(
+        clinician, ai_settings, simulator):
+    ai_settings.AI_CONTENT_FILTER_RULES = [r"receita_controlada=receita\s+azul"]
+    client = api_client(clinician)
+    session_id = _create_session(client)["id"]
+    response = _send(client, session_id, "Preciso de uma receita azul para Ana Lúcia")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "content_filtered"
+    assert not ChatMessage.objects.filter(session_id=session_id).exists()
+    assert not simulator.requests()
+
+
+def test_moderation_sees_only_redacted_text_before_anything_is_stored(
+        clinician, ai_settings, simulator):
+    ai_settings.AI_CONTENT_FILTER_RULES = []
+    ai_settings.AI_CONTENT_FILTER_MODERATION = True
+    client = api_client(clinician)
+    session_id = _create_session(client)["id"]
+
+    refused = _send(client, session_id, "CPF 529.982.247-25 com FLAGGED_TEST_TERM")
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["code"] == "content_filtered"
+    assert not ChatMessage.objects.filter(session_id=session_id).exists()
+
+    accepted = _send(client, session_id, "Retorno do CPF 529.982.247-25 em 15 dias?")
+    assert accepted.status_code == 201, accepted.content
+    stored = ChatMessage.objects.get(session_id=session_id, role="user")
+    moderated = [r["body"]["input"] for r in simulator.requests(path="/v1/moderations")]
+    completions = simulator.requests(path="/v1/chat/completions")
+    assert len(moderated) == 2 and len(completions) == 1
+    # The text checked is the text sent: same placeholders, no identifier.
+    assert moderated[1] == stored.redacted_content
+    assert all("529.982.247-25" not in text for text in moderated)
