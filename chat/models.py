@@ -108,8 +108,15 @@ class ChatMessage(models.Model):
     # What left for the provider (user) or came back from it (assistant): placeholders only.
     redacted_content = EncryptedTextField(blank=True, default="")
     client_id = models.UUIDField(null=True, blank=True)
+    # No database-level constraint on the two relations that point at messages (this
+    # one and ProviderAttempt.message): PostgreSQL checks a foreign key with a trigger
+    # per deleted row, which tripled the retention purge's time. Rows are only ever
+    # deleted together with their session (purge, erasure: attempts and messages in one
+    # transaction) or through the ORM, whose CASCADE still applies; the message's own
+    # link to its session keeps its constraint.
     reply_to = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply"
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply",
+        db_constraint=False,
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.COMPLETE)
     error_code = models.CharField(max_length=40, blank=True, default="")
@@ -144,7 +151,9 @@ class ChatMessage(models.Model):
 class ProviderAttempt(models.Model):
     """One call to one provider for one answer: the evidence of where text went."""
 
-    message = models.ForeignKey(ChatMessage, on_delete=models.CASCADE, related_name="attempts")
+    # No database-level constraint: see ChatMessage.reply_to.
+    message = models.ForeignKey(ChatMessage, on_delete=models.CASCADE, related_name="attempts",
+                                db_constraint=False)
     provider = models.CharField(max_length=20)
     model = models.CharField(max_length=100)
     outcome = models.CharField(max_length=30)

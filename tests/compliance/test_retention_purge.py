@@ -33,6 +33,26 @@ def aged(make_user, make_session, settings):
     return {"old": old, "held": held, "kept": [held, *recent, revived]}
 
 
+def _assert_no_orphans():
+    # The relations that point at messages have no database constraint (the purge's
+    # speed): nothing may be left pointing at a deleted message.
+    messages = ChatMessage.objects.values("id")
+    assert not ProviderAttempt.objects.exclude(message_id__in=messages).exists()
+    assert not (ChatMessage.objects.filter(reply_to__isnull=False)
+                .exclude(reply_to_id__in=messages).exists())
+
+
+@pytest.mark.django_db
+def test_deleting_a_session_through_the_orm_still_takes_its_messages_and_attempts(
+        make_user, make_session):
+    user = make_user()
+    session, kept = make_session(user), make_session(user)
+    session.delete()
+    assert ChatMessage.objects.filter(session=kept).count() == 4
+    assert ProviderAttempt.objects.count() == 2
+    _assert_no_orphans()
+
+
 def _purge_events():
     return list(AuditEvent.objects.filter(event_type=Event.RETENTION_PURGE).order_by("id"))
 
@@ -46,6 +66,7 @@ def test_it_deletes_exactly_the_expired_sessions_in_batches_and_skips_legal_hold
     assert not ChatMessage.objects.filter(session_id__in=[s.id for s in aged["old"]]).exists()
     assert ChatMessage.objects.count() == 4 * 4
     assert ProviderAttempt.objects.count() == 4 * 2
+    _assert_no_orphans()
 
     events = _purge_events()
     assert [e.metadata["sessions"] for e in events] == [2, 2, 1]
