@@ -77,6 +77,8 @@ class ChatSession(models.Model):
         indexes = [
             models.Index(fields=["user", "-created_at"]),
             models.Index(fields=["status", "expires_at"]),
+            # The retention purge takes the oldest sessions first, batch after batch.
+            models.Index(fields=["last_activity_at"], name="chat_session_last_activity"),
         ]
 
     def __str__(self) -> str:

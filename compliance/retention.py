@@ -80,9 +80,12 @@ def _delete_sessions(ids: list) -> PurgeResult:
         # One set-based DELETE per table: nothing is loaded or decrypted, and no
         # per-row signal fires (the retention_purge event records the batch).
         # Foreign keys are deferred to the commit, so the order is free.
+        # Attempts by their message ids (a filter through the join would make Django
+        # compare attempt ids against a self-join, a scan of the whole table per batch).
+        messages = ChatMessage.objects.filter(session_id__in=ids).values("id")
         return PurgeResult(
             provider_attempts=ProviderAttempt.objects.filter(
-                message__session_id__in=ids)._raw_delete(DEFAULT_DB_ALIAS),
+                message_id__in=messages)._raw_delete(DEFAULT_DB_ALIAS),
             messages=ChatMessage.objects.filter(session_id__in=ids)._raw_delete(DEFAULT_DB_ALIAS),
             sessions=ChatSession.objects.filter(id__in=ids)._raw_delete(DEFAULT_DB_ALIAS),
             batches=1,
