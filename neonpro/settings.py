@@ -315,7 +315,7 @@ DATA_RETENTION_DAYS = env.int("DATA_RETENTION_DAYS", default=365)
 # Audit events outlive chat data: they are the evidence of how it was processed.
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=1825)
 # Sessions deleted per purge transaction: bounds lock time and transaction size.
-RETENTION_PURGE_BATCH_SIZE = env.int("RETENTION_PURGE_BATCH_SIZE", default=2000)
+RETENTION_PURGE_BATCH_SIZE = env.int("RETENTION_PURGE_BATCH_SIZE", default=1000)
 
 # --- Monitoring --------------------------------------------------------------
 MONITORING_ENABLED = env.bool("MONITORING_ENABLED", default=True)
