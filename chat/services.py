@@ -379,13 +379,15 @@ def _accept_user_message(*, user, session_id, content: str, client_id: uuid.UUID
     return prepared
 
 
+def _content_filtered() -> ChatError:
+    return ChatError("content_filtered", "This message was blocked by the clinic's content policy.")
+
+
 def _check_local_content_rules(text: str) -> None:
     try:
         check_local_rules(text)
     except ContentBlocked:
-        raise ChatError(
-            "content_filtered", "This message was blocked by the clinic's content policy."
-        ) from None
+        raise _content_filtered() from None
 
 
 def _store_exchange(*, session: ChatSession, content: str, client_id: uuid.UUID | None,
@@ -679,10 +681,7 @@ async def message_accept_async(*, user, session_id, content: Any,
                                                             content=content)
                 await check_content(screened.preview.text)
             except ContentBlocked:
-                raise ChatError(
-                    "content_filtered",
-                    "This message was blocked by the clinic's content policy.",
-                ) from None
+                raise _content_filtered() from None
             except redaction.RedactionError:
                 screened = None  # redacted again under the lock; a failure is stored there
         return await _db(_accept_user_message)(
