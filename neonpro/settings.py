@@ -174,7 +174,7 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django_prometheus.cache.backends.redis.NativeRedisCache",
+            "BACKEND": "neonpro.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "neonpro",
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
