@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from chat.errors import ChatError
@@ -27,6 +27,26 @@ def session_get_for_user(*, user, session_id, for_update: bool = False) -> ChatS
         return queryset.get(id=_parse_uuid(session_id), user=user)
     except ChatSession.DoesNotExist:
         raise ChatError("not_found", "Session not found.") from None
+
+
+def session_lock_for_message(*, user, session_id, client_id: uuid.UUID | None) -> ChatSession:
+    """The user's session, row-locked, for accepting a message, in one statement.
+
+    `known_message_id` is the id of the user message already stored with
+    `client_id` in this session (the client is resending it), else None.
+    """
+    queryset = ChatSession.objects.select_for_update()
+    if client_id is not None:
+        queryset = queryset.annotate(known_message_id=Subquery(
+            ChatMessage.objects.filter(session=OuterRef("pk"), client_id=client_id,
+                                       role=ChatMessage.Role.USER).values("id")[:1]))
+    try:
+        session = queryset.get(id=_parse_uuid(session_id), user=user)
+    except ChatSession.DoesNotExist:
+        raise ChatError("not_found", "Session not found.") from None
+    if client_id is None:
+        session.known_message_id = None
+    return session
 
 
 def session_list_for_user(*, user) -> QuerySet[ChatSession]:

@@ -261,16 +261,13 @@ def _check_accepting(*, session: ChatSession, user) -> None:
     _check_consent(user=user)
 
 
-def _existing_exchange(*, session: ChatSession, client_id: uuid.UUID | None):
-    if client_id is None:
+def _existing_exchange(*, session: ChatSession):
+    """The exchange a resend refers to (found by the locked session read), else None."""
+    # Almost every client_id is new: the lock's read names the id alone, and the
+    # exchange is loaded only when there is one.
+    if session.known_message_id is None:
         return None
-    # Almost every client_id is new: ask for the id alone, load the exchange only if found.
-    found = (ChatMessage.objects.filter(session=session, client_id=client_id,
-                                        role=ChatMessage.Role.USER)
-             .values_list("id", flat=True)[:1])
-    if not found:
-        return None
-    return ChatMessage.objects.select_related("reply").get(id=found[0])
+    return ChatMessage.objects.select_related("reply").get(id=session.known_message_id)
 
 
 def _history(*, session: ChatSession, before: ChatMessage) -> list[ChatTurn]:
@@ -344,9 +341,9 @@ def _accept_user_message(*, user, session_id, content: str, client_id: uuid.UUID
     """
     refusal: ChatError | None = None
     with transaction.atomic():
-        session = selectors.session_get_for_user(user=user, session_id=session_id,
-                                                 for_update=True)
-        existing = _existing_exchange(session=session, client_id=client_id)
+        session = selectors.session_lock_for_message(user=user, session_id=session_id,
+                                                     client_id=client_id)
+        existing = _existing_exchange(session=session)
         if existing is not None:
             return _prepare_existing(user=user, session=session, user_message=existing)
         _expire_if_idle(session)

@@ -176,6 +176,9 @@ async def test_it_reports_provider_unavailable_and_keeps_the_message(
 
 async def test_it_sends_rate_limited_frames_with_retry_after(clinician, ai_settings):
     ai_settings.RATE_LIMIT_MAX = 1
+    # Fixed windows: with the default minute, one run in a few hundred would see a new
+    # window begin between the creation and the message. An hour makes that negligible.
+    ai_settings.RATE_LIMIT_WINDOW = 3_600_000
     session = await _session_for(clinician)  # the creation used the only slot
     ws = await _open(clinician, session.id)
     await ws.send_json_to({"type": "message", "content": "oi"})
