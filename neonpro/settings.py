@@ -281,6 +281,11 @@ AI_HISTORY_MESSAGES = env.int("AI_HISTORY_MESSAGES", default=20)
 # Threads (and so database connections) per web process for the chat pipeline's
 # database steps (see chat.db).
 AI_DB_THREADS = env.int("AI_DB_THREADS", default=8)
+# How long a web process's event loop may hold the GIL while a database thread
+# waits for it (see neonpro/asgi.py). CPython's default is 5 ms.
+GIL_SWITCH_INTERVAL_MS = env.float("GIL_SWITCH_INTERVAL_MS", default=0.5)
+if GIL_SWITCH_INTERVAL_MS <= 0:
+    raise ImproperlyConfigured("GIL_SWITCH_INTERVAL_MS must be a positive number of ms.")
 # Streamed tokens are coalesced into at most one WebSocket/SSE frame per this many ms
 # (per answer); the first token always goes out at once.
 AI_STREAM_COALESCE_MS = env.int("AI_STREAM_COALESCE_MS", default=30)

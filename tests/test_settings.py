@@ -63,3 +63,27 @@ def test_it_reads_secrets_from_files(tmp_path):
                      env_overrides=env, drop=("SECRET_KEY",))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("60")
+
+
+def _asgi_switch_interval(value: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.pop("GIL_SWITCH_INTERVAL_MS", None)
+    if value is not None:
+        env["GIL_SWITCH_INTERVAL_MS"] = value
+    env.update(DEBUG="true", DJANGO_SETTINGS_MODULE="neonpro.settings")
+    return subprocess.run(
+        [sys.executable, "-c", "import sys, neonpro.asgi; print(sys.getswitchinterval())"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(None, 0.0005), ("0.25", 0.00025)])
+def test_the_web_process_takes_its_gil_switch_interval_from_the_environment(value, seconds):
+    result = _asgi_switch_interval(value)
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.strip().splitlines()[-1]) == pytest.approx(seconds)
+
+
+def test_it_refuses_a_switch_interval_that_is_not_positive():
+    result = _asgi_switch_interval("0")
+    assert result.returncode != 0
+    assert "GIL_SWITCH_INTERVAL_MS" in result.stderr
