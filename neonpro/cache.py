@@ -6,7 +6,9 @@ copy of their caller's context, so every such call used to build a new cache
 object with a new connection pool: a TCP connect, a handshake and a socket
 left for the garbage collector, on every chat message. redis-py's pools are
 thread-safe and fork-aware, so one pool per server and option set serves every
-cache object of the process.
+cache object of the process, and so does one client object per pool: building a
+redis-py client sets up its table of ~200 reply parsers, which Django did for
+every cache call.
 """
 
 from __future__ import annotations
@@ -19,19 +21,29 @@ from django_prometheus.cache.backends.redis import NativeRedisCache
 
 
 class SharedPoolRedisCacheClient(RedisCacheClient):
-    _shared_pools: ClassVar[dict[tuple, Any]] = {}
-    _shared_pools_lock: ClassVar[threading.Lock] = threading.Lock()
+    # pool key -> (pool, client); a redis-py client on a pool is safe to share by threads.
+    _shared: ClassVar[dict[tuple, tuple[Any, Any]]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def _get_connection_pool(self, write: bool):
+    def _shared_pool_and_client(self, write: bool) -> tuple[Any, Any]:
         index = self._get_connection_pool_index(write)
         # repr: option values need not be hashable (and equal options give equal keys).
-        key = (self._pool_class, self._servers[index], repr(sorted(self._pool_options.items())))
-        with self._shared_pools_lock:
-            pool = self._shared_pools.get(key)
-            if pool is None:
-                pool = self._pool_class.from_url(self._servers[index], **self._pool_options)
-                self._shared_pools[key] = pool
-        return pool
+        key = (self._pool_class, self._client, self._servers[index],
+               repr(sorted(self._pool_options.items())))
+        shared = self._shared.get(key)
+        if shared is None:
+            with self._shared_lock:
+                shared = self._shared.get(key)
+                if shared is None:
+                    pool = self._pool_class.from_url(self._servers[index], **self._pool_options)
+                    shared = self._shared[key] = (pool, self._client(connection_pool=pool))
+        return shared
+
+    def _get_connection_pool(self, write: bool):
+        return self._shared_pool_and_client(write)[0]
+
+    def get_client(self, key=None, *, write: bool = False):
+        return self._shared_pool_and_client(write)[1]
 
 
 class RedisCache(NativeRedisCache):

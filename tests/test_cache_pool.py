@@ -39,3 +39,14 @@ def test_concurrent_contexts_share_one_pool():
     assert len(set(ids)) <= settings.AI_DB_THREADS, sorted(set(ids))
     again = asyncio.run(concurrent())
     assert set(again) <= set(ids)
+
+
+def test_every_context_gets_the_same_client_object():
+    def client_object_id() -> int:
+        return id(caches["default"]._cache.get_client(None, write=True))
+
+    async def ids_of_steps() -> set[int]:
+        return {await run_db(client_object_id) for _ in range(10)}
+
+    # Building a redis-py client sets up its reply parsers: done once per process.
+    assert asyncio.run(ids_of_steps()) == {client_object_id()}
