@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat import selectors, shutdown
-from chat.db import run_db
+from chat.db import pipelined, run_db
 from chat.errors import ChatError
 from chat.models import ChatMessage, ChatSession, ClinicMembership, ProviderAttempt
 from chat.providers import router
@@ -400,20 +400,23 @@ def _store_exchange(*, session: ChatSession, content: str, client_id: uuid.UUID 
         session=session, role=ChatMessage.Role.ASSISTANT, reply_to=user_message,
         status=ChatMessage.Status.STREAMING, created_at=now + timedelta(microseconds=1),
     )
-    ChatMessage.objects.bulk_create([user_message, assistant_message])
-    # A queryset update: activity bookkeeping on every message is not a change worth a
-    # change-log entry (and the mapping must never reach one); the audit trail records
-    # the message itself.
-    ChatSession.objects.filter(id=session.id).update(
-        pii_mapping=result.mapping, last_activity_at=now, expires_at=_new_expiry(now)
-    )
+    # Neither write needs its reply: both go out with the history read, in one round trip.
+    with pipelined():
+        ChatMessage.objects.bulk_create([user_message, assistant_message])
+        # A queryset update: activity bookkeeping on every message is not a change worth
+        # a change-log entry (and the mapping must never reach one); the audit trail
+        # records the message itself.
+        ChatSession.objects.filter(id=session.id).update(
+            pii_mapping=result.mapping, last_activity_at=now, expires_at=_new_expiry(now)
+        )
+        history = _history(session=session, before=user_message)
     return _Prepared(
         session_id=session.id,
         user_id=session.user_id,
         clinic_id=session.clinic_id,
         user_message=user_message,
         assistant_message=assistant_message,
-        history=_history(session=session, before=user_message),
+        history=history,
         mapping=result.mapping,
         pii_counts=result.counts,
         new_question=True,
