@@ -8,7 +8,6 @@ import logging
 import uuid
 
 import orjson
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -64,17 +63,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
         # An answer in flight keeps going: it is stored, and a resend with the same
         # client_id (after a reconnect) replays it instead of paying for it twice.
-
-    async def dispatch(self, message: dict) -> None:
-        # Channels' own dispatch first hops to a thread to close stale database
-        # connections, for every frame and event: a tenth of the event loop's time
-        # under load. This consumer never touches the database on that thread without
-        # `database_sync_to_async` (which checks its connection itself), and the chat
-        # pipeline's steps run on chat.db's pool, which checks its own.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         if not self.connected:

@@ -212,26 +212,3 @@ async def test_it_ends_an_answer_stopped_before_it_started(clinician, ai_setting
     assert await ChatMessage.objects.filter(session_id=session.id,
                                             status="streaming").acount() == 0
     await ws.disconnect()
-
-
-async def test_frames_are_handled_without_a_thread_hop_each(clinician, ai_settings, monkeypatch):
-    # Channels' default dispatch closes stale database connections in a thread before
-    # every frame; the chat consumer's database work checks its connections itself.
-    import channels.consumer
-
-    hops = []
-
-    async def counted_close_old_connections():
-        hops.append(1)
-
-    monkeypatch.setattr(channels.consumer, "aclose_old_connections",
-                        counted_close_old_connections)
-    session = await _session_for(clinician)
-    ws = await _open(clinician, session.id)
-    for _ in range(3):
-        await ws.send_json_to({"type": "ping"})
-        assert await ws.receive_json_from(timeout=5) == {"type": "pong"}
-    await ws.send_json_to({"type": "message", "content": "Quais cuidados após o peeling?"})
-    assert (await _frames_until_final(ws))[-1]["type"] == "done"
-    await ws.disconnect()
-    assert hops == []
