@@ -18,15 +18,20 @@ def _parse_uuid(value) -> uuid.UUID:
         raise ChatError("not_found", "Session not found.") from None
 
 
+def _get_for_user(queryset: QuerySet[ChatSession], *, user, session_id) -> ChatSession:
+    """The user's own session; another user's id is indistinguishable from a missing one."""
+    try:
+        return queryset.get(id=_parse_uuid(session_id), user=user)
+    except ChatSession.DoesNotExist:
+        raise ChatError("not_found", "Session not found.") from None
+
+
 def session_get_for_user(*, user, session_id, for_update: bool = False) -> ChatSession:
     """The user's own session; another user's id is indistinguishable from a missing one."""
     queryset = ChatSession.objects.all()
     if for_update:
         queryset = queryset.select_for_update()
-    try:
-        return queryset.get(id=_parse_uuid(session_id), user=user)
-    except ChatSession.DoesNotExist:
-        raise ChatError("not_found", "Session not found.") from None
+    return _get_for_user(queryset, user=user, session_id=session_id)
 
 
 def session_lock_for_message(*, user, session_id, client_id: uuid.UUID | None) -> ChatSession:
@@ -40,10 +45,7 @@ def session_lock_for_message(*, user, session_id, client_id: uuid.UUID | None) -
         queryset = queryset.annotate(known_message_id=Subquery(
             ChatMessage.objects.filter(session=OuterRef("pk"), client_id=client_id,
                                        role=ChatMessage.Role.USER).values("id")[:1]))
-    try:
-        session = queryset.get(id=_parse_uuid(session_id), user=user)
-    except ChatSession.DoesNotExist:
-        raise ChatError("not_found", "Session not found.") from None
+    session = _get_for_user(queryset, user=user, session_id=session_id)
     if client_id is None:
         session.known_message_id = None
     return session

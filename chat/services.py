@@ -400,7 +400,8 @@ def _store_exchange(*, session: ChatSession, content: str, client_id: uuid.UUID 
         session=session, role=ChatMessage.Role.ASSISTANT, reply_to=user_message,
         status=ChatMessage.Status.STREAMING, created_at=now + timedelta(microseconds=1),
     )
-    # Neither write needs its reply: both go out with the history read, in one round trip.
+    # Neither write needs its reply: both go out with the history read (two round trips,
+    # a flush and a sync, instead of three).
     with pipelined():
         ChatMessage.objects.bulk_create([user_message, assistant_message])
         # A queryset update: activity bookkeeping on every message is not a change worth
