@@ -9,11 +9,10 @@ for CONN_MAX_AGE (cheap through PgBouncer) instead of reconnecting per call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -61,25 +60,6 @@ def _run(function: Callable[..., T], kwargs: dict[str, Any],
         # it has just worked (a refusal such as a rate limit is not a database error).
         if connection.connection is not None and not connection.errors_occurred:
             _thread_state.verified_at = time.monotonic()
-
-
-@contextlib.contextmanager
-def pipelined() -> Iterator[None]:
-    """Statements inside are sent without waiting for each reply (PostgreSQL pipeline
-    mode); the first one whose rows are read waits for them all.
-
-    Only for statements whose row count nobody reads (psycopg reports it late), such
-    as INSERTs and queryset updates. An error of any of them is raised where the
-    replies are next awaited, at the latest when the block ends. Elsewhere (SQLite)
-    statements simply run one by one.
-    """
-    connection = connections[DEFAULT_DB_ALIAS]
-    if connection.vendor != "postgresql":
-        yield
-        return
-    connection.ensure_connection()
-    with connection.wrap_database_errors, connection.connection.pipeline():
-        yield
 
 
 async def run_db(function: Callable[..., T], /, **kwargs: Any) -> T:

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat import selectors, shutdown
-from chat.db import pipelined, run_db
+from chat.db import run_db
 from chat.errors import ChatError
 from chat.models import ChatMessage, ChatSession, ClinicMembership, ProviderAttempt
 from chat.providers import router
@@ -47,8 +47,12 @@ from chat.ratelimit import rate_limit_hit
 from compliance import audit, redaction
 from compliance import services as compliance_services
 from monitoring import metrics
+from neonpro.db import pipelined_atomic
 
 logger = logging.getLogger(__name__)
+
+# Why the sessions of an erased data subject were closed (compliance.dsr).
+ERASED_CLOSE_REASON = "subject_erased"
 
 # An answer still marked "streaming" after this long was orphaned by a crashed
 # process: a resend of the same client_id regenerates it instead of waiting.
@@ -118,7 +122,9 @@ def _finish_session(session: ChatSession, *, status: str, reason: str, now) -> N
     session.status = status
     session.closed_at = now
     session.close_reason = reason
-    session.save(update_fields=["status", "closed_at", "close_reason"])
+    # A queryset update, not save(): it may run in a pipelined transaction (no row count).
+    ChatSession.objects.filter(id=session.id).update(status=status, closed_at=now,
+                                                     close_reason=reason)
     metrics.SESSION_DURATION.observe((now - session.created_at).total_seconds())
     audit.record_event(event_type=audit.Event.SESSION_CLOSED, subject_user_id=session.user_id,
                        clinic_id=session.clinic_id, session_id=session.id,
@@ -340,7 +346,8 @@ def _accept_user_message(*, user, session_id, content: str, client_id: uuid.UUID
     their record commits.
     """
     refusal: ChatError | None = None
-    with transaction.atomic():
+    # Pipelined: BEGIN goes out with the locked read, COMMIT with the writes.
+    with pipelined_atomic():
         session = selectors.session_lock_for_message(user=user, session_id=session_id,
                                                      client_id=client_id)
         existing = _existing_exchange(session=session)
@@ -400,17 +407,16 @@ def _store_exchange(*, session: ChatSession, content: str, client_id: uuid.UUID 
         session=session, role=ChatMessage.Role.ASSISTANT, reply_to=user_message,
         status=ChatMessage.Status.STREAMING, created_at=now + timedelta(microseconds=1),
     )
-    # Neither write needs its reply: both go out with the history read (two round trips,
-    # a flush and a sync, instead of three).
-    with pipelined():
-        ChatMessage.objects.bulk_create([user_message, assistant_message])
-        # A queryset update: activity bookkeeping on every message is not a change worth
-        # a change-log entry (and the mapping must never reach one); the audit trail
-        # records the message itself.
-        ChatSession.objects.filter(id=session.id).update(
-            pii_mapping=result.mapping, last_activity_at=now, expires_at=_new_expiry(now)
-        )
-        history = _history(session=session, before=user_message)
+    # Neither write needs its reply (the caller's transaction is pipelined): both go
+    # out with the history read.
+    ChatMessage.objects.bulk_create([user_message, assistant_message])
+    # A queryset update: activity bookkeeping on every message is not a change worth
+    # a change-log entry (and the mapping must never reach one); the audit trail
+    # records the message itself.
+    ChatSession.objects.filter(id=session.id).update(
+        pii_mapping=result.mapping, last_activity_at=now, expires_at=_new_expiry(now)
+    )
+    history = _history(session=session, before=user_message)
     return _Prepared(
         session_id=session.id,
         user_id=session.user_id,
@@ -453,8 +459,11 @@ def _prepare_existing(*, user, session: ChatSession, user_message: ChatMessage) 
             reply.status = ChatMessage.Status.STREAMING
             reply.content = reply.redacted_content = ""
             reply.error_code = ""
-            reply.save(update_fields=["status", "content", "redacted_content", "error_code",
-                                      "updated_at"])
+            reply.updated_at = timezone.now()
+            # Not save(): the transaction is pipelined (no row count).
+            ChatMessage.objects.filter(id=reply.id).update(
+                status=reply.status, content="", redacted_content="", error_code="",
+                updated_at=reply.updated_at)
     return _Prepared(
         session_id=session.id,
         user_id=session.user_id,
@@ -519,6 +528,12 @@ async def _replay(prepared: _Prepared) -> AsyncIterator[dict[str, Any]]:
     yield _done_frame(message)
 
 
+# What the streaming step fills in on the answer stored empty by the accept step.
+_ANSWER_FIELDS = ("content", "redacted_content", "status", "error_code", "latency_ms",
+                  "first_token_ms", "provider", "model", "input_tokens", "output_tokens",
+                  "tokens_estimated", "updated_at")
+
+
 def _finish_answer(
     *, prepared: _Prepared, display_text: str, provider_text: str, status: str,
     attempts: list, done: DoneEvent | None, error_code: str = "",
@@ -538,8 +553,14 @@ def _finish_answer(
         message.tokens_estimated = done.tokens_estimated
     elif attempts:
         message.provider, message.model = attempts[-1].provider, attempts[-1].model
-    with transaction.atomic():
-        message.save()
+    message.updated_at = timezone.now()
+    # One flush: BEGIN, the answer's update, its attempts and COMMIT. A queryset update
+    # (no row count needed in a pipeline) that leaves alone an answer whose subject was
+    # erased while it streamed: its text must not come back after the erasure.
+    with pipelined_atomic():
+        ChatMessage.objects.filter(id=message.id).exclude(
+            session__close_reason=ERASED_CLOSE_REASON
+        ).update(**{name: getattr(message, name) for name in _ANSWER_FIELDS})
         ProviderAttempt.objects.bulk_create(
             ProviderAttempt(
                 message=message, provider=a.provider, model=a.model, outcome=a.outcome,

@@ -275,7 +275,7 @@ def dsr_erase_subject(*, user, actor, request: DataSubjectRequest | None = None
     `audit.AuditWriteError` and changes nothing when the data_erased event
     cannot be written.
     """
-    from chat.services import session_close_all_for_user
+    from chat.services import ERASED_CLOSE_REASON, session_close_all_for_user
     from compliance.services import consent_revoke
 
     with transaction.atomic():
@@ -283,7 +283,7 @@ def dsr_erase_subject(*, user, actor, request: DataSubjectRequest | None = None
         # the audit append lock, so this order cannot deadlock with the chat or the purge.
         sessions = dict(ChatSession.objects.select_for_update().filter(user=user)
                         .values_list("id", "legal_hold"))
-        session_close_all_for_user(user=user, reason="subject_erased")
+        session_close_all_for_user(user=user, reason=ERASED_CLOSE_REASON)
         erasable = [sid for sid, held in sessions.items() if not held]
         messages = ChatMessage.objects.filter(session_id__in=erasable).update(
             content="", redacted_content=""

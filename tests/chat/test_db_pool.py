@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 import pytest
 from django.db import connections
@@ -81,38 +80,3 @@ def test_after_a_database_error_the_connection_is_checked_and_kept_only_if_it_wo
     assert "no_such_table" in str(results[1])
     # Django checks a connection that saw an error at the end of the failing step.
     assert len(kept_connections) == 1
-
-
-
-# --- pipelined writes -------------------------------------------------------------------
-
-
-def _pipelined_clinics(*names: str) -> list[str]:
-    from django.db import transaction
-
-    from chat.models import Clinic
-
-    marked = datetime(2020, 1, 1, tzinfo=UTC)
-    with transaction.atomic(), db.pipelined():
-        Clinic.objects.bulk_create([Clinic(name=name) for name in names])
-        Clinic.objects.filter(name__in=names).update(created_at=marked)
-        return sorted(Clinic.objects.filter(name__in=names, created_at=marked)
-                      .values_list("name", flat=True))
-
-
-def test_pipelined_writes_are_seen_by_the_read_that_follows_them():
-    assert _pipelined_clinics("Clínica Pipeline A", "Clínica Pipeline B") == [
-        "Clínica Pipeline A", "Clínica Pipeline B"]
-
-
-def test_a_failing_pipelined_write_raises_a_django_error_and_stores_nothing():
-    from django.db import IntegrityError
-
-    from chat.models import Clinic
-
-    Clinic.objects.create(name="Clínica Existente")
-    with pytest.raises(IntegrityError):
-        _pipelined_clinics("Clínica Nova", "Clínica Existente")
-    assert not Clinic.objects.filter(name="Clínica Nova").exists()
-    # The connection is usable afterwards.
-    assert Clinic.objects.filter(name="Clínica Existente").count() == 1

@@ -142,6 +142,33 @@ def test_erasure_leaves_no_readable_message_text(two_subjects):
     assert api_client(a).get("/api/v1/compliance/my-data/").status_code == 401
 
 
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_an_answer_streaming_during_the_erasure_is_not_stored_afterwards(
+        clinician, ai_settings, simulator):
+    from channels.db import database_sync_to_async
+
+    from chat import services
+
+    session = await database_sync_to_async(services.session_create)(user=clinician)
+    prepared = await services.message_accept_async(
+        user=clinician, session_id=session.id, content="Paciente Joana Prado, retorno.")
+    frames = services.answer_stream(prepared)
+    assert (await anext(frames))["type"] == "ack"
+    assert (await anext(frames))["type"] == "token"  # the provider is answering
+    await database_sync_to_async(dsr.dsr_erase_subject)(user=clinician, actor=None)
+    rest = [frame async for frame in frames]
+    assert rest[-1]["type"] == "done"  # the clinician's screen still gets its ending
+
+    stored = await database_sync_to_async(ChatMessage.objects.get)(
+        id=prepared.assistant_message.id)
+    assert (stored.content, stored.redacted_content) == ("", "")
+    assert stored.status == ChatMessage.Status.STREAMING  # never finished as an answer
+    question = await database_sync_to_async(ChatMessage.objects.get)(
+        id=prepared.user_message.id)
+    assert question.content == ""
+
+
 @pytest.mark.django_db
 def test_erasure_keeps_sessions_under_legal_hold(make_user, make_session):
     user = make_user()
