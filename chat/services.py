@@ -21,7 +21,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from chat import selectors, shutdown
@@ -47,7 +47,7 @@ from chat.ratelimit import rate_limit_hit
 from compliance import audit, redaction
 from compliance import services as compliance_services
 from monitoring import metrics
-from neonpro.db import pipelined_atomic
+from neonpro.db import db_value, insert_rows, pipelined_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -278,15 +278,10 @@ def _existing_exchange(*, session: ChatSession):
 
 def _history(*, session: ChatSession, before: ChatMessage) -> list[ChatTurn]:
     """The last AI_HISTORY_MESSAGES turns as the provider saw them (redacted)."""
-    # Only the two columns sent: each encrypted column loaded is a decryption per row.
-    rows = list(
-        ChatMessage.objects.filter(session=session, created_at__lt=before.created_at)
-        .exclude(status=ChatMessage.Status.FAILED)
-        .exclude(redacted_content="")
-        .order_by("-created_at")
-        .values_list("role", "redacted_content")[: settings.AI_HISTORY_MESSAGES]
-    )
-    turns = [ChatTurn(role=role, content=content) for role, content in reversed(rows)]
+    turns = [ChatTurn(role=role, content=content)
+             for role, content in selectors.session_history_for_provider(
+                 session_id=session.id, before=before.created_at,
+                 limit=settings.AI_HISTORY_MESSAGES)]
     turns.append(ChatTurn(role="user", content=before.redacted_content))
     return turns
 
@@ -409,13 +404,8 @@ def _store_exchange(*, session: ChatSession, content: str, client_id: uuid.UUID 
     )
     # Neither write needs its reply (the caller's transaction is pipelined): both go
     # out with the history read.
-    ChatMessage.objects.bulk_create([user_message, assistant_message])
-    # A queryset update: activity bookkeeping on every message is not a change worth
-    # a change-log entry (and the mapping must never reach one); the audit trail
-    # records the message itself.
-    ChatSession.objects.filter(id=session.id).update(
-        pii_mapping=result.mapping, last_activity_at=now, expires_at=_new_expiry(now)
-    )
+    insert_rows([user_message, assistant_message])
+    _touch_session(session_id=session.id, mapping=result.mapping, now=now)
     history = _history(session=session, before=user_message)
     return _Prepared(
         session_id=session.id,
@@ -428,6 +418,26 @@ def _store_exchange(*, session: ChatSession, content: str, client_id: uuid.UUID 
         pii_counts=result.counts,
         new_question=True,
     )
+
+
+_TOUCH_SESSION_SQL = """
+    UPDATE chat_chatsession SET pii_mapping = %s, last_activity_at = %s, expires_at = %s
+     WHERE id = %s"""
+
+
+def _touch_session(*, session_id: uuid.UUID, mapping: dict[str, str], now) -> None:
+    """The session's placeholder mapping and idle clock after a message.
+
+    Not save(): activity bookkeeping on every message is not a change worth a
+    change-log entry (and the mapping must never reach one); the audit trail
+    records the message itself. SQL, as every per-message statement (neonpro.db).
+    """
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(_TOUCH_SESSION_SQL, [
+            db_value(ChatSession, "pii_mapping", mapping),
+            db_value(ChatSession, "last_activity_at", now),
+            db_value(ChatSession, "expires_at", _new_expiry(now)),
+            db_value(ChatSession, "id", session_id)])
 
 
 def _prepare_existing(*, user, session: ChatSession, user_message: ChatMessage) -> _Prepared:
@@ -532,6 +542,27 @@ async def _replay(prepared: _Prepared) -> AsyncIterator[dict[str, Any]]:
 _ANSWER_FIELDS = ("content", "redacted_content", "status", "error_code", "latency_ms",
                   "first_token_ms", "provider", "model", "input_tokens", "output_tokens",
                   "tokens_estimated", "updated_at")
+_STORE_ANSWER_SQL = """
+    UPDATE chat_chatmessage
+       SET content = %s, redacted_content = %s, status = %s, error_code = %s, latency_ms = %s,
+           first_token_ms = %s, provider = %s, model = %s, input_tokens = %s,
+           output_tokens = %s, tokens_estimated = %s, updated_at = %s
+     WHERE id = %s
+       AND session_id IN (SELECT id FROM chat_chatsession WHERE id = %s AND close_reason <> %s)"""
+
+
+def _store_answer(message: ChatMessage) -> None:
+    """Write the streamed answer over its empty placeholder.
+
+    Not save() (it reads a row count, late in a pipeline, and would insert the row
+    again if it were gone). An answer whose subject was erased while it streamed
+    is left alone: its text must not come back after the erasure.
+    """
+    params = [db_value(ChatMessage, name, getattr(message, name)) for name in _ANSWER_FIELDS]
+    params += [db_value(ChatMessage, "id", message.id),
+               db_value(ChatSession, "id", message.session_id), ERASED_CLOSE_REASON]
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(_STORE_ANSWER_SQL, params)
 
 
 def _finish_answer(
@@ -554,14 +585,10 @@ def _finish_answer(
     elif attempts:
         message.provider, message.model = attempts[-1].provider, attempts[-1].model
     message.updated_at = timezone.now()
-    # One flush: BEGIN, the answer's update, its attempts and COMMIT. A queryset update
-    # (no row count needed in a pipeline) that leaves alone an answer whose subject was
-    # erased while it streamed: its text must not come back after the erasure.
+    # One flush: BEGIN, the answer's update, its attempts and COMMIT.
     with pipelined_atomic():
-        ChatMessage.objects.filter(id=message.id).exclude(
-            session__close_reason=ERASED_CLOSE_REASON
-        ).update(**{name: getattr(message, name) for name in _ANSWER_FIELDS})
-        ProviderAttempt.objects.bulk_create(
+        _store_answer(message)
+        insert_rows([
             ProviderAttempt(
                 message=message, provider=a.provider, model=a.model, outcome=a.outcome,
                 error_code=a.error_code or "", started_at=a.started_at,
@@ -570,7 +597,7 @@ def _finish_answer(
                 tokens_estimated=a.tokens_estimated, cost_usd=a.cost_usd,
             )
             for a in attempts
-        )
+        ])
     # The session's idle clock runs from the clinician's messages (set on accept).
     metrics.MESSAGES.labels(role="assistant").inc()
     audit.record_message_processed(message=message, session_id=prepared.session_id,

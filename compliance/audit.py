@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from compliance.models import AuditEvent
 from monitoring import metrics
-from neonpro.db import pipelined_atomic
+from neonpro.db import insert_rows, pipelined_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def _append(entries: list[dict[str, Any]]) -> list[AuditEvent]:
     """
     with pipelined_atomic():
         lock_chain()
-        last = AuditEvent.objects.order_by("-id").values_list("id", "hash").first()
+        last = _last_link()
         prev_id, prev_hash = last if last is not None else (0, GENESIS_HASH)
         now = timezone.now()
         events = []
@@ -146,8 +146,16 @@ def _append(entries: list[dict[str, Any]]) -> list[AuditEvent]:
             event.hash = event_hash(event)
             events.append(event)
             prev_id, prev_hash = event.id, event.hash
-        AuditEvent.objects.bulk_create(events)
+        insert_rows(events)
         return events
+
+
+def _last_link() -> tuple[int, str] | None:
+    """(id, hash) of the newest event. SQL: it runs under the append lock (neonpro.db)."""
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute("SELECT id, hash FROM compliance_auditevent ORDER BY id DESC LIMIT 1")
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1])
 
 
 def _count_failure(event_type: str, required: bool, exc: BaseException) -> None:

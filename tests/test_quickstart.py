@@ -79,17 +79,25 @@ def test_it_completes_a_chat_on_a_fresh_sqlite_database(embedded_server, simulat
         assert session.status_code == 201, session.text
         ws_url = session.json()["websocket_url"]
 
-    async def chat() -> list[dict]:
+    async def chat(*contents: str) -> list[list[dict]]:
+        exchanges = []
         async with connect(ws_url, additional_headers={**auth, "Origin": base}) as ws:
-            await ws.send(json.dumps({"type": "message", "content": "Olá, assistente!"}))
-            frames = []
-            while not frames or frames[-1]["type"] not in ("done", "error"):
-                frames.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
-            return frames
+            for content in contents:
+                await ws.send(json.dumps({"type": "message", "content": content}))
+                frames = []
+                while not frames or frames[-1]["type"] not in ("done", "error"):
+                    frames.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+                exchanges.append(frames)
+        return exchanges
 
-    frames = asyncio.run(chat())
-    assert frames[0]["type"] == "ack"
-    assert frames[-1]["type"] == "done", frames[-1]
-    answer = "".join(f["delta"] for f in frames if f["type"] == "token")
+    first, second = asyncio.run(chat("Olá, assistente!", "E a segunda pergunta?"))
+    for frames in (first, second):
+        assert frames[0]["type"] == "ack"
+        assert frames[-1]["type"] == "done", frames[-1]
+    answer = "".join(f["delta"] for f in first if f["type"] == "token")
     assert "Olá, assistente!" in answer
-    assert simulator.requests(path="/v1/chat/completions")
+    # The second request carried the first exchange as history, read back from SQLite.
+    requests = simulator.requests(path="/v1/chat/completions")
+    turns = [(turn["role"], turn["content"]) for turn in requests[-1]["body"]["messages"]]
+    assert turns[-3:] == [("user", "Olá, assistente!"), ("assistant", answer),
+                          ("user", "E a segunda pergunta?")]

@@ -87,3 +87,57 @@ def test_a_kept_connection_is_health_checked_before_the_pipeline_starts():
         Clinic.objects.create(name="Clínica Verificada")
     assert connection.health_check_done
     assert _stored("Clínica Verificada") == ["Clínica Verificada"]
+
+
+# --- rows without the query compiler ----------------------------------------------------
+
+
+def test_insert_rows_stores_what_save_would(make_user, clinic):
+    from decimal import Decimal
+
+    from chat.models import ChatMessage, ChatSession, ProviderAttempt
+
+    user = make_user()
+    session = ChatSession.objects.create(user=user, clinic=clinic, expires_at=MARKED,
+                                         pii_mapping={"[CPF_1]": "529.982.247-25"})
+    question = ChatMessage(session=session, role="user", content="Paciente Joana Prado",
+                           redacted_content="Paciente [NOME_1]", pii_counts={"NOME": 1})
+    with db.pipelined_atomic():
+        db.insert_rows([question])
+        db.insert_rows([ProviderAttempt(message_id=question.id, provider="openai",
+                                        model="gpt-4o-mini", outcome="success",
+                                        cost_usd=Decimal("0.000123"))])
+    assert not question._state.adding
+
+    stored = ChatMessage.objects.get(id=question.id)
+    assert (stored.content, stored.redacted_content, stored.pii_counts) == (
+        "Paciente Joana Prado", "Paciente [NOME_1]", {"NOME": 1})
+    assert stored.updated_at is not None  # auto_now, as save() sets it
+    attempt = ProviderAttempt.objects.get(message_id=question.id)
+    assert attempt.id is not None and attempt.cost_usd == Decimal("0.000123")
+    with connection.cursor() as cursor:  # encrypted at rest, as through the ORM
+        cursor.execute("SELECT content FROM chat_chatmessage WHERE id = %s", [question.id])
+        assert "Joana" not in cursor.fetchone()[0]
+
+
+def test_insert_rows_of_nothing_sends_nothing(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        db.insert_rows([])
+
+
+def test_instance_from_row_converts_like_the_orm_and_defers_the_rest(make_user, clinic):
+    from chat.models import ChatSession
+
+    user = make_user()
+    session = ChatSession.objects.create(user=user, clinic=clinic, title="Retorno",
+                                         expires_at=MARKED, pii_mapping={"[NOME_1]": "Joana"})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, status, expires_at, pii_mapping FROM chat_chatsession"
+                       " WHERE id = %s", [db.db_value(ChatSession, "id", session.id)])
+        row = cursor.fetchone()
+    loaded = db.instance_from_row(ChatSession, ("id", "pii_mapping", "status", "expires_at"),
+                                  (row[0], row[3], row[1], row[2]))
+    assert (loaded.id, loaded.status, loaded.expires_at, loaded.pii_mapping) == (
+        session.id, "active", MARKED, {"[NOME_1]": "Joana"})
+    assert loaded.get_deferred_fields() >= {"title", "user_id", "clinic_id"}
+    assert loaded.title == "Retorno"  # a deferred field still loads on access
