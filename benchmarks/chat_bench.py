@@ -130,7 +130,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="open loop arrivals (default poisson)")
     parser.add_argument("--token-delay-ms", type=float, help="simulator delay between tokens")
     parser.add_argument("--answer-tokens", type=int, help="filler words per answer (default 50)")
-    parser.add_argument("--web-processes", type=int, choices=(1, 2), help="daphne processes")
+    parser.add_argument("--web-processes", type=int, choices=(1, 2, 3, 4), help="daphne processes")
     parser.add_argument("--warmup", type=int, help="unmeasured messages before each phase")
     parser.add_argument("--message-timeout", type=float, help="seconds before a message is "
                         "counted as timed out (default 60)")
@@ -153,6 +153,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--purge-messages", type=int, default=0, metavar="N",
                         help="add N messages past retention, then measure the app again "
                         "while the retention purge deletes them")
+    parser.add_argument("--app-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the web processes (repeatable), e.g. "
+                             "AI_DB_THREADS=4")
     parser.add_argument("--seed", type=int, default=20260101, help="load schedule seed")
     parser.add_argument("--output", help="JSON results file")
     parser.add_argument("--keep-logs", action="store_true", help="keep the subprocess logs")
@@ -309,6 +312,17 @@ def app_env(args: argparse.Namespace, sim_url: str, var_dir: Path) -> dict[str, 
         JWT_ACCESS_MINUTES="720",
     )
     return env
+
+
+def app_settings(pairs: list[str]) -> dict[str, str]:
+    """`--app-setting NAME=VALUE` pairs as environment variables for the web processes."""
+    settings = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+            raise SetupError(f"--app-setting needs NAME=VALUE, got {pair!r}")
+        settings[name] = value
+    return settings
 
 
 def _maintenance_conninfo(database_url: str) -> tuple[str, str]:
@@ -1384,7 +1398,7 @@ def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[st
             "duration_s": args.duration, "rate_msg_s": args.rate, "schedule": args.schedule,
             "token_delay_ms": args.token_delay_ms, "answer_tokens": args.answer_tokens,
             "web_processes": args.web_processes, "db_pooler": args.db_pooler,
-            "warmup": args.warmup,
+            "app_settings": app_settings(args.app_setting), "warmup": args.warmup,
             "message_timeout_s": args.message_timeout, "seed": args.seed,
             "content_chars": len(args.content),
         },
@@ -1633,7 +1647,7 @@ def main(argv: list[str] | None = None) -> int:
             setup_s["purge_data"] = time.monotonic() - mark
             purge_data = {"expected_messages": expected["messages"],
                           "expected_sessions": expected["sessions"]}
-        web_env = dict(env)
+        web_env = {**env, **app_settings(args.app_setting)}
         if args.db_pooler == "pgbouncer":
             web_env["DATABASE_URL"] = start_pgbouncer(procs, args.database_url)
         mark = time.monotonic()
