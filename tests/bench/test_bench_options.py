@@ -25,6 +25,7 @@ def test_it_refuses_a_malformed_app_setting(pair):
 
 
 def test_it_runs_up_to_four_web_processes():
-    assert chat_bench.parse_args(["--preset", "capacity", "--web-processes", "4"]).web_processes == 4
+    args = chat_bench.parse_args(["--preset", "capacity", "--web-processes", "4"])
+    assert args.web_processes == 4
     with pytest.raises(SystemExit):
         chat_bench.parse_args(["--preset", "capacity", "--web-processes", "5"])
