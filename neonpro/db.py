@@ -1,10 +1,11 @@
 """Database helpers for the statements every chat message runs.
 
-Pipeline mode: every round trip to the database is also a trip through the GIL
-for the thread waiting on it, and a transaction holding a lock holds it for as
-many round trips as it makes. In pipeline mode psycopg sends statements
-without waiting for each reply: the replies are read when a statement's rows
-are needed, and at the end of the block.
+Pipeline mode: a transaction holding a lock holds it for as many round trips
+as it makes. In pipeline mode psycopg sends statements without waiting for
+each reply: the replies are read when a statement's rows are needed, and at
+the end of the block. The audit append uses it (its lock serialises every
+answer of every process); for the chat's own transactions psycopg's pipeline
+bookkeeping cost more CPU than the saved round trips gave back (BENCHMARKS.md).
 
 Rows without the query compiler: building a statement through the ORM took
 about half of the CPU of a message's database work (2 ms for the session's
@@ -102,18 +103,21 @@ def db_value(model: type[models.Model], name: str, value: Any,
     return model._meta.get_field(name).get_db_prep_save(value, connections[using])
 
 
-_converters_cache: dict[tuple[str, type[models.Model], str], list[Callable[..., Any]]] = {}
+_Converters = tuple[Any, list[Callable[..., Any]]]
+_converters_cache: dict[tuple[str, type[models.Model], str], _Converters] = {}
 
 
-def _converters(model: type[models.Model], name: str, connection: Any) -> tuple[Any, list]:
-    field = model._meta.get_field(name)
-    column = field.get_col(model._meta.db_table)
+def _converters(model: type[models.Model], name: str, connection: Any) -> _Converters:
+    """(column expression, converters) of a field, as the ORM's compiler applies them."""
     key = (connection.vendor, model, name)
-    converters = _converters_cache.get(key)
-    if converters is None:
-        converters = _converters_cache[key] = (
+    cached = _converters_cache.get(key)
+    if cached is None:
+        field = model._meta.get_field(name)
+        column = field.get_col(model._meta.db_table)
+        cached = _converters_cache[key] = (
+            column,
             connection.ops.get_db_converters(column) + field.get_db_converters(connection))
-    return column, converters
+    return cached
 
 
 def python_value(model: type[models.Model], name: str, value: Any,
