@@ -172,6 +172,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("give --messages or --duration (or a --preset)")
     if args.sessions < 1:
         parser.error("--sessions must be at least 1")
+    try:
+        args.app_settings = app_settings(args.app_setting)
+    except SetupError as exc:
+        parser.error(str(exc))
     return args
 
 
@@ -1398,7 +1402,7 @@ def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[st
             "duration_s": args.duration, "rate_msg_s": args.rate, "schedule": args.schedule,
             "token_delay_ms": args.token_delay_ms, "answer_tokens": args.answer_tokens,
             "web_processes": args.web_processes, "db_pooler": args.db_pooler,
-            "app_settings": app_settings(args.app_setting), "warmup": args.warmup,
+            "app_settings": args.app_settings, "warmup": args.warmup,
             "message_timeout_s": args.message_timeout, "seed": args.seed,
             "content_chars": len(args.content),
         },
@@ -1647,7 +1651,7 @@ def main(argv: list[str] | None = None) -> int:
             setup_s["purge_data"] = time.monotonic() - mark
             purge_data = {"expected_messages": expected["messages"],
                           "expected_sessions": expected["sessions"]}
-        web_env = {**env, **app_settings(args.app_setting)}
+        web_env = {**env, **args.app_settings}
         if args.db_pooler == "pgbouncer":
             web_env["DATABASE_URL"] = start_pgbouncer(procs, args.database_url)
         mark = time.monotonic()

@@ -20,32 +20,27 @@ def _parse_uuid(value) -> uuid.UUID:
         raise ChatError("not_found", "Session not found.") from None
 
 
-def _get_for_user(queryset: QuerySet[ChatSession], *, user, session_id) -> ChatSession:
+def session_get_for_user(*, user, session_id, for_update: bool = False) -> ChatSession:
     """The user's own session; another user's id is indistinguishable from a missing one."""
+    queryset = ChatSession.objects.all()
+    if for_update:
+        queryset = queryset.select_for_update()
     try:
         return queryset.get(id=_parse_uuid(session_id), user=user)
     except ChatSession.DoesNotExist:
         raise ChatError("not_found", "Session not found.") from None
 
 
-def session_get_for_user(*, user, session_id, for_update: bool = False) -> ChatSession:
-    """The user's own session; another user's id is indistinguishable from a missing one."""
-    queryset = ChatSession.objects.all()
-    if for_update:
-        queryset = queryset.select_for_update()
-    return _get_for_user(queryset, user=user, session_id=session_id)
-
-
-# The session fields the accept step reads (and `_finish_session` writes), in the
-# order of the statement's columns.
+# The session fields the accept step reads (and `_finish_session` writes); their
+# columns carry the same names.
 _LOCKED_SESSION_FIELDS = ("id", "user_id", "clinic_id", "status", "created_at", "expires_at",
                           "pii_mapping")
-_LOCK_SESSION_SQL = """
-    SELECT s.id, s.user_id, s.clinic_id, s.status, s.created_at, s.expires_at, s.pii_mapping,
+_LOCK_SESSION_SQL = f"""
+    SELECT {", ".join(f"s.{name}" for name in _LOCKED_SESSION_FIELDS)},
            (SELECT m.id FROM chat_chatmessage m
              WHERE m.session_id = s.id AND m.client_id = %s AND m.role = 'user' LIMIT 1)
       FROM chat_chatsession s
-     WHERE s.id = %s AND s.user_id = %s"""
+     WHERE s.id = %s AND s.user_id = %s"""  # noqa: S608  # nosec B608: names from this module
 _HISTORY_SQL = """
     SELECT role, redacted_content FROM chat_chatmessage
      WHERE session_id = %s AND created_at < %s AND status <> 'failed' AND redacted_content <> ''

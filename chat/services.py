@@ -537,17 +537,16 @@ async def _replay(prepared: _Prepared) -> AsyncIterator[dict[str, Any]]:
     yield _done_frame(message)
 
 
-# What the streaming step fills in on the answer stored empty by the accept step.
+# What the streaming step fills in on the answer stored empty by the accept step; their
+# columns carry the same names.
 _ANSWER_FIELDS = ("content", "redacted_content", "status", "error_code", "latency_ms",
                   "first_token_ms", "provider", "model", "input_tokens", "output_tokens",
                   "tokens_estimated", "updated_at")
-_STORE_ANSWER_SQL = """
-    UPDATE chat_chatmessage
-       SET content = %s, redacted_content = %s, status = %s, error_code = %s, latency_ms = %s,
-           first_token_ms = %s, provider = %s, model = %s, input_tokens = %s,
-           output_tokens = %s, tokens_estimated = %s, updated_at = %s
-     WHERE id = %s
-       AND session_id IN (SELECT id FROM chat_chatsession WHERE id = %s AND close_reason <> %s)"""
+_STORE_ANSWER_SQL = f"""
+    UPDATE chat_chatmessage SET {", ".join(f"{name} = %s" for name in _ANSWER_FIELDS)}
+     WHERE id = %s AND session_id IN
+           (SELECT id FROM chat_chatsession WHERE id = %s AND close_reason <> %s)
+"""  # noqa: S608  # nosec B608: column names from this module, values are parameters
 
 
 def _store_answer(message: ChatMessage) -> None:
