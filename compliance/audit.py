@@ -26,13 +26,14 @@ import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from compliance import anchors
 from compliance.models import AuditEvent
 from monitoring import metrics
 from neonpro.db import insert_rows, pipelined_atomic
@@ -329,20 +330,18 @@ def _expected_first_prev(first: AuditEvent) -> str | None:
     return anchor.metadata.get("anchor_hash") if anchor is not None else None
 
 
-def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
-    """Walk the whole trail in id order; report the first event that breaks the chain."""
-    first = AuditEvent.objects.order_by("id").first()
-    if first is None:
-        return ChainReport(checked=0, first_id=None, last_id=None, broken=None)
-    expected_prev = _expected_first_prev(first)
-    if expected_prev is None:
-        return ChainReport(0, first.id, None, ChainBreak(
-            first.id, "events before this one are missing and no audit purge recorded it"))
-    previous_id, checked = first.id - 1, 0
+def _walk(*, after_id: int, expected_prev: str, chunk_size: int
+          ) -> tuple[int, int, ChainBreak | None]:
+    """Check every event after `after_id` links to the one before, in id order.
+
+    Streams in keyset-paginated chunks (a few thousand rows in memory at most).
+    Returns (events checked, id of the last good event, the first break or None).
+    """
+    previous_id, checked = after_id, 0
     while True:
         chunk = list(AuditEvent.objects.filter(id__gt=previous_id).order_by("id")[:chunk_size])
         if not chunk:
-            return ChainReport(checked, first.id, previous_id, None)
+            return checked, previous_id, None
         for event in chunk:
             broken = None
             if event.id != previous_id + 1:
@@ -352,8 +351,234 @@ def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
             elif event_hash(event) != event.hash:
                 broken = "the event's content does not match its hash"
             if broken:
-                return ChainReport(checked, first.id, previous_id, ChainBreak(event.id, broken))
+                return checked, previous_id, ChainBreak(event.id, broken)
             expected_prev, previous_id, checked = event.hash, event.id, checked + 1
+
+
+def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
+    """Walk the whole trail in id order; report the first event that breaks the chain.
+
+    This checks the rows against each other only; `verify_chain` also checks them
+    against the signed anchors outside the database.
+    """
+    first = AuditEvent.objects.order_by("id").first()
+    if first is None:
+        return ChainReport(checked=0, first_id=None, last_id=None, broken=None)
+    expected_prev = _expected_first_prev(first)
+    if expected_prev is None:
+        return ChainReport(0, first.id, None, ChainBreak(
+            first.id, "events before this one are missing and no audit purge recorded it"))
+    checked, last_id, broken = _walk(after_id=first.id - 1, expected_prev=expected_prev,
+                                     chunk_size=chunk_size)
+    return ChainReport(checked, first.id, last_id, broken)
+
+
+# --- Anchors outside the database -------------------------------------------------------
+
+
+def _tail() -> tuple[int, str, int, int]:
+    """(last id, its hash, event count, first id) in one statement: one snapshot.
+
+    (0, GENESIS_HASH, 0, 0) for an empty trail.
+    """
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute(
+            "SELECT id, hash, (SELECT count(*) FROM compliance_auditevent),"
+            " (SELECT min(id) FROM compliance_auditevent)"
+            " FROM compliance_auditevent ORDER BY id DESC LIMIT 1")
+        row = cursor.fetchone()
+    return (0, GENESIS_HASH, 0, 0) if row is None else (row[0], row[1], row[2], row[3])
+
+
+def _purged_anchors() -> dict[int, str]:
+    """up_to_id -> hash of the last event removed, for every audit-retention purge batch."""
+    return {
+        event.metadata["up_to_id"]: event.metadata.get("anchor_hash")
+        for event in AuditEvent.objects.filter(
+            event_type=Event.RETENTION_PURGE, metadata__scope="audit").only("metadata")
+        if isinstance(event.metadata.get("up_to_id"), int)
+    }
+
+
+def _contradiction(anchor: anchors.Anchor) -> str | None:
+    """Why the trail as it is now contradicts `anchor`, or None when it extends it."""
+    last_id, _, _, first_id = _tail()
+    if anchor.last_id == 0:
+        return None
+    if anchor.last_id > last_id:
+        end = f"ends at id {last_id}" if last_id else "is empty"
+        return (f"the chain {end} but was anchored up to id {anchor.last_id} at "
+                f"{anchor.anchored_at.isoformat()}")
+    if anchor.last_id < first_id:  # older events went to the audit-retention purge
+        purged = _purged_anchors().get(anchor.last_id)
+        if purged is None or purged == anchor.last_hash:
+            return None
+        return f"anchored event id={anchor.last_id} was purged with another hash"
+    stored = AuditEvent.objects.filter(id=anchor.last_id).values_list("hash", flat=True).first()
+    if stored != anchor.last_hash:
+        return f"event id={anchor.last_id} no longer has the hash anchored at " \
+               f"{anchor.anchored_at.isoformat()}"
+    _, _, broken = _walk(after_id=anchor.last_id, expected_prev=anchor.last_hash,
+                         chunk_size=2000)
+    if broken is not None:
+        return f"chain broken at event id={broken.event_id}: {broken.reason}"
+    return None
+
+
+def _anchor_failed(code: str, message: str) -> anchors.AnchorError:
+    metrics.AUDIT_ANCHOR_FAILURES.inc()
+    logger.error("audit chain not anchored", extra={"event": "audit_anchor_failed",
+                                                     "metadata": {"reason": code}})
+    return anchors.AnchorError(message)
+
+
+def audit_chain_anchor(*, trigger: str = "manual") -> dict[str, Any]:
+    """Sign a checkpoint of the trail's current end and write it outside the database.
+
+    Writes to `AUDIT_ANCHOR_DIR` and to the JSON log (event `audit_anchor`), and
+    returns the record. Before signing, the trail must still extend the newest
+    anchor (that event present with its hash, links intact since): a trail cut
+    short or rewritten is not blessed with a fresh anchor. Refusals and write
+    failures raise `anchors.AnchorError` and count in
+    `ai_chat_audit_anchor_failures_total`. `trigger` (schedule, purge, manual)
+    goes to the log line only.
+    """
+    try:
+        previous = anchors.newest_anchor()
+    except anchors.AnchorError as exc:
+        raise _anchor_failed("no_key", str(exc)) from exc
+    if previous is not None and (problem := _contradiction(previous)) is not None:
+        raise _anchor_failed("chain_contradicts_anchor", (
+            f"refusing to anchor: the audit chain contradicts the newest anchor "
+            f"({previous.source}): {problem}"))
+    last_id, last_hash, count, _ = _tail()
+    record = anchors.signed_record(last_id=last_id, last_hash=last_hash, event_count=count,
+                                   anchored_at=timezone.now())
+    try:
+        anchors.append_record(record)
+    except anchors.AnchorError as exc:
+        raise _anchor_failed("write_failed", str(exc)) from exc
+    metrics.AUDIT_ANCHOR_LAST_TIMESTAMP.set(
+        datetime.fromisoformat(record["anchored_at"]).timestamp())
+    # The same signed record for the log pipeline: a copy off this host.
+    logger.info("audit chain anchored", extra={"event": "audit_anchor",
+                                               "metadata": {**record, "trigger": trigger}})
+    return record
+
+
+@dataclass(frozen=True)
+class ChainVerification:
+    """The trail checked link by link and against every anchor outside the database.
+
+    `problems` lists what does not hold (at most `MAX_PROBLEMS`, the count of
+    all of them in `problems_total`); empty means the trail is intact.
+    """
+
+    chain: ChainReport
+    anchors_checked: int
+    anchors_purged: int
+    last_anchor_at: datetime | None
+    last_anchored_id: int | None
+    problems: tuple[str, ...]
+    problems_total: int
+
+    MAX_PROBLEMS = 50
+
+    @property
+    def ok(self) -> bool:
+        return self.problems_total == 0
+
+
+@dataclass
+class _AnchorCheck:
+    """Running state of `verify_chain` over the anchors."""
+
+    tail_id: int
+    first_id: int
+    purged: dict[int, str]
+    problems: list[str]
+    checked: int = 0
+    purged_count: int = 0
+    newest: anchors.Anchor | None = None
+    furthest: anchors.Anchor | None = None
+    beyond_tail: int = 0
+
+    def add(self, batch: list[anchors.Anchor]) -> None:
+        ids = {a.last_id for a in batch if a.last_id > 0}
+        stored = dict(AuditEvent.objects.filter(id__in=ids).values_list("id", "hash"))
+        for anchor in batch:
+            self.checked += 1
+            if self.newest is None or anchor.anchored_at > self.newest.anchored_at:
+                self.newest = anchor
+            if self.furthest is None or anchor.last_id > self.furthest.last_id:
+                self.furthest = anchor
+            self._check(anchor, stored)
+
+    def _check(self, anchor: anchors.Anchor, stored: dict[int, str]) -> None:
+        when = anchor.anchored_at.isoformat()
+        if anchor.last_id == 0:
+            return
+        if anchor.last_id in stored:
+            if stored[anchor.last_id] != anchor.last_hash:
+                self.problems.append(
+                    f"event id={anchor.last_id} no longer has the hash anchored at {when} "
+                    f"({anchor.source}): it was rewritten")
+        elif anchor.last_id > self.tail_id:
+            self.beyond_tail += 1
+        elif anchor.last_id < self.first_id and anchor.last_id <= max(self.purged, default=0):
+            if self.purged.get(anchor.last_id, anchor.last_hash) != anchor.last_hash:
+                self.problems.append(f"event id={anchor.last_id} anchored at {when} "
+                                     f"({anchor.source}) was purged with another hash")
+            self.purged_count += 1
+        else:
+            self.problems.append(f"anchored event id={anchor.last_id} (anchored at {when}, "
+                                 f"{anchor.source}) is missing")
+
+
+def verify_chain(*, chunk_size: int = 2000) -> ChainVerification:
+    """Check the whole audit trail: every link, and every anchor outside the database.
+
+    A deleted tail or an emptied table shows as a chain shorter than anchored; a
+    rewritten event as an anchored hash that no longer matches; a forged anchor
+    as a bad signature; a missing AUDIT_ANCHOR_KEY as a problem of its own. Anchored
+    events removed by the audit-retention purge are accepted when a chained
+    retention_purge event covers them. Streams both the events and the anchors.
+    """
+    chain = audit_chain_verify(chunk_size=chunk_size)
+    problems: list[str] = []
+    if chain.broken is not None:
+        problems.append(f"audit chain BROKEN at event id={chain.broken.event_id}: "
+                        f"{chain.broken.reason} ({chain.checked} events verified before it)")
+    tail_id, _, _, first_id = _tail()
+    state = _AnchorCheck(tail_id=tail_id, first_id=first_id, purged=_purged_anchors(),
+                         problems=problems)
+    batch: list[anchors.Anchor] = []
+    try:
+        for item in anchors.read_anchors():
+            if isinstance(item, anchors.AnchorReadProblem):
+                problems.append(f"anchor {item.source}: {item.reason}")
+                continue
+            batch.append(item)
+            if len(batch) >= chunk_size:
+                state.add(batch)
+                batch = []
+        state.add(batch)
+    except anchors.AnchorError as exc:
+        problems.append(str(exc))
+    if state.beyond_tail:
+        end = f"ends at id {tail_id}" if tail_id else "is empty"
+        problems.insert(0, (
+            f"the audit chain {end} but {state.beyond_tail} anchor(s) recorded events up to "
+            f"id {state.furthest.last_id} (anchored at "
+            f"{state.furthest.anchored_at.isoformat()}): events were deleted from the end "
+            f"of the chain or the table was emptied"))
+    return ChainVerification(
+        chain=chain, anchors_checked=state.checked, anchors_purged=state.purged_count,
+        last_anchor_at=state.newest.anchored_at if state.newest else None,
+        last_anchored_id=state.newest.last_id if state.newest else None,
+        problems=tuple(problems[:ChainVerification.MAX_PROBLEMS]),
+        problems_total=len(problems),
+    )
 
 
 # --- Model change log (django-auditlog) -------------------------------------------------
@@ -364,6 +589,34 @@ MASK = "[masked]"
 def mask_value(value: str) -> str:
     """auditlog mask callable: records that a field changed, never its value."""
     return MASK
+
+
+CHANGELOG_SCRUB_SETTING = "neonpro.changelog_scrub"
+
+
+def _set_transaction_setting(name: str, value: str) -> None:
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+
+@contextlib.contextmanager
+def changelog_scrub_allowed() -> Iterator[None]:
+    """Let this block clear identifiers from change-log entries (erasure only).
+
+    The change log is append-only in PostgreSQL (compliance migration 0004); with
+    this transaction-local setting its trigger lets an UPDATE rename the object and
+    clear the actor's e-mail and address, and nothing else. Must run inside the
+    transaction that records the data_erased event.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("changelog_scrub_allowed() needs the erasure's transaction")
+    _set_transaction_setting(CHANGELOG_SCRUB_SETTING, "on")
+    yield
+    # Off at once: the rest of the transaction gets no such licence. (On an error
+    # the rollback undoes the setting anyway.)
+    _set_transaction_setting(CHANGELOG_SCRUB_SETTING, "off")
 
 
 @contextlib.contextmanager

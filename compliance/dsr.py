@@ -242,12 +242,12 @@ def _scrub_change_log(user) -> int:
     from auditlog.models import LogEntry
 
     user_type = ContentType.objects.get_for_model(get_user_model())
-    renamed = LogEntry.objects.filter(content_type=user_type, object_pk=str(user.pk)).update(
-        object_repr=f"user {user.pk}"
-    )
-    return renamed + LogEntry.objects.filter(actor_id=user.pk).update(
-        actor_email=None, remote_addr=None, remote_port=None
-    )
+    with audit.changelog_scrub_allowed():  # the change log is otherwise append-only
+        renamed = LogEntry.objects.filter(
+            content_type=user_type, object_pk=str(user.pk)).update(object_repr=f"user {user.pk}")
+        return renamed + LogEntry.objects.filter(actor_id=user.pk).update(
+            actor_email=None, remote_addr=None, remote_port=None
+        )
 
 
 def _anonymise_user(user) -> None:
@@ -296,7 +296,7 @@ def dsr_erase_subject(*, user, actor, request: DataSubjectRequest | None = None
         ConsentRecord.objects.filter(user=user).update(ip_address=None, user_agent="")
         DataSubjectRequest.objects.filter(user=user).update(details="")
         _anonymise_user(user)
-        _scrub_change_log(user)
+        scrubbed = _scrub_change_log(user)
         counts = {
             "sessions": len(erasable),
             "messages": messages,
@@ -306,7 +306,8 @@ def dsr_erase_subject(*, user, actor, request: DataSubjectRequest | None = None
         audit.record_event(
             event_type=audit.Event.DATA_ERASED, actor_id=getattr(actor, "pk", None),
             subject_user_id=user.pk,
-            metadata={"request_id": request.pk if request is not None else None, **counts},
+            metadata={"request_id": request.pk if request is not None else None, **counts,
+                      "change_log_entries_scrubbed": scrubbed},
         )
     return counts
 

@@ -79,6 +79,16 @@ for _provider in ("openai", "anthropic"):
     # Exported at 0 from process start, so the first failure is a visible increase.
     PROVIDER_AUTH_FAILURES.labels(provider=_provider)
 AUDIT_EVENTS = Counter("ai_chat_audit_events", "Audit events written, by event type.", ["type"])
+AUDIT_ANCHOR_LAST_TIMESTAMP = Gauge(
+    "ai_chat_audit_anchor_last_timestamp_seconds",
+    "Unix time of the newest signed audit-chain anchor written outside the database.",
+    multiprocess_mode="max",
+)
+AUDIT_ANCHOR_FAILURES = Counter(
+    "ai_chat_audit_anchor_failures",
+    "Audit-chain anchors not written: no key, unwritable directory, or a chain that "
+    "contradicts the newest anchor (deleted, truncated or rewritten events).",
+)
 RETENTION_PURGED = Counter(
     "ai_chat_retention_purged", "Rows deleted by the retention purge, by kind.", ["kind"]
 )

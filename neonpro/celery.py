@@ -19,6 +19,12 @@ app.conf.beat_schedule = {
         "task": "compliance.tasks.purge_expired_data",
         "schedule": crontab(hour=3, minute=15),
     },
+    # Every 5 minutes: a signed checkpoint of the audit chain outside the database,
+    # so deleting the newest events or emptying the table shows within minutes.
+    "anchor-audit-chain": {
+        "task": "compliance.tasks.anchor_audit_chain",
+        "schedule": 300.0,
+    },
     # Every minute: idle sessions stop counting against capacity promptly.
     "expire-idle-sessions": {
         "task": "chat.tasks.expire_idle_sessions",

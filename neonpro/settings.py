@@ -321,6 +321,19 @@ DATA_RETENTION_DAYS = env.int("DATA_RETENTION_DAYS", default=365)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=1825)
 # Sessions deleted per purge transaction: bounds lock time and transaction size.
 RETENTION_PURGE_BATCH_SIZE = env.int("RETENTION_PURGE_BATCH_SIZE", default=1000)
+# Signed checkpoints of the audit chain, kept outside the database
+# (compliance.anchors). One or more comma-separated keys: the first signs, all
+# verify (rotation). The database never holds them, so whoever can rewrite the
+# audit table cannot forge an anchor. `make run` generates one into
+# var/audit-anchor.key, which DEBUG runs read when the variable is unset.
+_dev_anchor_key_file = VAR_DIR / "audit-anchor.key"
+AUDIT_ANCHOR_KEYS = [k.strip() for k in _secret(
+    "AUDIT_ANCHOR_KEY",
+    default=_dev_anchor_key_file.read_text().strip()
+    if DEBUG and _dev_anchor_key_file.is_file() else "",
+).split(",") if k.strip()]
+# Append-only directory of anchor files: its own volume, never the database's.
+AUDIT_ANCHOR_DIR = Path(env.str("AUDIT_ANCHOR_DIR", default=str(VAR_DIR / "audit-anchors")))
 
 # --- Monitoring --------------------------------------------------------------
 MONITORING_ENABLED = env.bool("MONITORING_ENABLED", default=True)
@@ -434,6 +447,7 @@ def _refuse_unsafe_production() -> None:
             ("JWT_SECRET", JWT_SECRET),
             ("ENCRYPTION_KEY", ENCRYPTION_KEYS),
             ("ALLOWED_HOSTS", ALLOWED_HOSTS),
+            ("AUDIT_ANCHOR_KEY", AUDIT_ANCHOR_KEYS),
         ]
         if not value
     ]
@@ -449,6 +463,9 @@ def _refuse_unsafe_production() -> None:
         raise ImproperlyConfigured("ALLOWED_HOSTS='*' is refused in production.")
     if len(SECRET_KEY) < 50 or SECRET_KEY == _DEV_ONLY_SECRET:
         raise ImproperlyConfigured("SECRET_KEY must be a random value of at least 50 characters.")
+    if any(len(key) < 32 for key in AUDIT_ANCHOR_KEYS):
+        raise ImproperlyConfigured(
+            "AUDIT_ANCHOR_KEY must be a random value of at least 32 characters.")
 
 
 if not DEBUG:

@@ -8,6 +8,9 @@ import uuid
 
 import pytest
 from django.core.cache import cache
+from django.db.backends.postgresql.operations import (
+    DatabaseOperations as PostgreSQLOperations,
+)
 
 from chat.simulated_provider.control import start_in_thread
 
@@ -37,6 +40,31 @@ def _guarded_connect_ex(self, address):
     if not _is_loopback(address):
         raise RuntimeError(f"tests may only reach loopback addresses, not {address!r}")
     return _real_connect_ex(self, address)
+
+
+# The audit tables refuse TRUNCATE (compliance migration 0004), and pytest-django
+# empties the database after each transactional test with one TRUNCATE of every
+# table. The test database's owner lifts those statement triggers for that
+# TRUNCATE only, inside the same transaction (DDL is transactional in
+# PostgreSQL), so the row triggers the tests exercise stay in place.
+_TRUNCATE_TRIGGERS = {
+    "compliance_auditevent": "compliance_auditevent_refuse_truncate",
+    "auditlog_logentry": "auditlog_logentry_refuse_truncate",
+}
+_sql_flush = PostgreSQLOperations.sql_flush
+
+
+def _sql_flush_past_truncate_triggers(self, style, tables, **kwargs):
+    statements = _sql_flush(self, style, tables, **kwargs)
+    guarded = [(table, trigger) for table, trigger in _TRUNCATE_TRIGGERS.items()
+               if table in tables]
+    if not statements or not guarded:
+        return statements
+    return ([f"ALTER TABLE {t} DISABLE TRIGGER {g};" for t, g in guarded] + statements
+            + [f"ALTER TABLE {t} ENABLE TRIGGER {g};" for t, g in guarded])
+
+
+PostgreSQLOperations.sql_flush = _sql_flush_past_truncate_triggers
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -16,6 +16,7 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "k" * 20 + "-production-secret-for-tests-" + "z" * 20,
     "JWT_SECRET": "jwt-secret-for-tests-" + "j" * 40,
     "ENCRYPTION_KEY": "encryption-key-for-tests-" + "e" * 40,
+    "AUDIT_ANCHOR_KEY": "audit-anchor-key-for-tests-" + "a" * 40,
     "ALLOWED_HOSTS": "neonpro.com.br",
     "CORS_ORIGIN": "https://neonpro.com.br",
     "MONITORING_TOKEN": "monitoring-token-for-tests",
@@ -38,13 +39,19 @@ def test_it_passes_check_deploy_without_warnings_in_production():
 
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "JWT_SECRET", "ENCRYPTION_KEY",
-                                     "ALLOWED_HOSTS"])
+                                     "ALLOWED_HOSTS", "AUDIT_ANCHOR_KEY"])
 def test_it_refuses_to_start_in_production_without_a_secret(missing):
     env = dict(PRODUCTION_ENV)
     env.pop(missing)
     result = _manage("check", env_overrides=env, drop=(missing,))
     assert result.returncode != 0
     assert missing in result.stderr
+
+
+def test_it_refuses_a_short_audit_anchor_key_in_production():
+    result = _manage("check", env_overrides={**PRODUCTION_ENV, "AUDIT_ANCHOR_KEY": "short"})
+    assert result.returncode != 0
+    assert "AUDIT_ANCHOR_KEY must be a random value" in result.stderr
 
 
 def test_it_refuses_disabled_pii_redaction_in_production():

@@ -3,8 +3,7 @@
 The only exception is a DELETE inside a transaction that set
 `neonpro.audit_purge = on` (SET LOCAL / set_config(..., true)), which the
 audit-retention purge does for its own batches (see compliance.retention).
-TRUNCATE is not covered by row triggers: the application role must not hold
-the TRUNCATE privilege on this table in production.
+TRUNCATE is not covered by row triggers: 0004 adds a statement trigger for it.
 
 Other databases (the embedded SQLite default) skip this migration; the hash
 chain still makes any change detectable there.

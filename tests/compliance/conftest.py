@@ -15,6 +15,15 @@ from chat.models import ChatMessage, ChatSession, ProviderAttempt
 from compliance.roles import COMPLIANCE_OFFICERS, OPERATIONS, roles_ensure_groups
 
 PASSWORD = "correct-horse-battery-staple"
+ANCHOR_KEY = "audit-anchor-key-of-the-compliance-tests-" + "k" * 24
+
+
+@pytest.fixture(autouse=True)
+def anchor_dir(settings, tmp_path):
+    """Every compliance test anchors to its own, empty directory with a known key."""
+    settings.AUDIT_ANCHOR_KEYS = [ANCHOR_KEY]
+    settings.AUDIT_ANCHOR_DIR = tmp_path / "audit-anchors"
+    return settings.AUDIT_ANCHOR_DIR
 
 
 def _staff(username: str, group: str | None = None, **flags):

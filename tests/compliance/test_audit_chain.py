@@ -20,6 +20,7 @@ from compliance import audit, retention
 from compliance.audit import Event
 from compliance.models import AuditEvent, ConsentRecord
 from compliance.services import consent_grant, consent_revoke
+from tests.compliance.conftest import ANCHOR_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIGGER = "compliance_auditevent_append_only"
@@ -120,10 +121,11 @@ def test_verify_audit_chain_reports_ok(capsys):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_verify_audit_chain_exits_non_zero_from_the_command_line():
+def test_verify_audit_chain_exits_non_zero_from_the_command_line(anchor_dir):
     events = _append(3)
     env = {**os.environ, "DEBUG": "true",
-           "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}"}
+           "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+           "AUDIT_ANCHOR_KEY": ANCHOR_KEY, "AUDIT_ANCHOR_DIR": str(anchor_dir)}
     command = [sys.executable, "manage.py", "verify_audit_chain"]
     ok = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr

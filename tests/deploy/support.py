@@ -35,6 +35,7 @@ JWT_SECRET = "deploy-tests-jwt-secret-" + "j" * 40
 ENCRYPTION_KEY = "deploy-tests-encryption-key-A-" + "e" * 30
 OTHER_ENCRYPTION_KEY = "deploy-tests-encryption-key-B-" + "x" * 30
 MONITORING_TOKEN = "deploy-tests-monitoring-token"
+AUDIT_ANCHOR_KEY = "deploy-tests-audit-anchor-key-" + "a" * 30
 SMOKE_USERNAME = "smoke-test"
 SMOKE_PASSWORD = "smoke-test-password-for-deploy-tests"
 
@@ -317,6 +318,7 @@ def production_env(*, database_url: str, simulator_url: str, **overrides: str) -
         DEBUG="false", ENVIRONMENT="production", SECRET_KEY=SECRET_KEY, JWT_SECRET=JWT_SECRET,
         ENCRYPTION_KEY=ENCRYPTION_KEY, ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false", MONITORING_TOKEN=MONITORING_TOKEN,
+        AUDIT_ANCHOR_KEY=AUDIT_ANCHOR_KEY,
         DATABASE_URL=database_url, REDIS_URL=redis_url, CELERY_TASK_ALWAYS_EAGER="true",
         OPENAI_API_KEY="test-openai-key", ANTHROPIC_API_KEY="test-anthropic-key",
         OPENAI_BASE_URL=f"{simulator_url}/v1", ANTHROPIC_BASE_URL=simulator_url,

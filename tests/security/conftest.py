@@ -246,7 +246,7 @@ def server_env(*, database: str, redis: str, simulator_url: str, **overrides: st
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("DJANGO_", "OPENAI_", "ANTHROPIC_", "AI_", "RATE_LIMIT",
                                   "TEST_DATABASE", "JWT_", "SECRET_KEY", "ENCRYPTION_KEY",
-                                  "MONITORING_", "REDIS_URL", "DATABASE_URL"))}
+                                  "MONITORING_", "REDIS_URL", "DATABASE_URL", "AUDIT_ANCHOR"))}
     env.update({
         "DJANGO_SETTINGS_MODULE": "neonpro.settings",
         "NEONPRO_ENV_FILE": os.devnull,
@@ -260,6 +260,7 @@ def server_env(*, database: str, redis: str, simulator_url: str, **overrides: st
         "JWT_SECRET": settings.SIMPLE_JWT["SIGNING_KEY"],
         "ENCRYPTION_KEY": ",".join(settings.ENCRYPTION_KEYS),
         "MONITORING_TOKEN": "monitoring-token-" + uuid.uuid4().hex,
+        "AUDIT_ANCHOR_KEY": secrets.token_urlsafe(48),
         "DATABASE_URL": database,
         "DATABASE_CONNECT_TIMEOUT": "3",
         "REDIS_URL": redis,
