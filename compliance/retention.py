@@ -194,11 +194,17 @@ def audit_purge_expired(*, dry_run: bool = False, batch_size: int = 5000,
                 return total
             last = min(first + batch_size - 1, up_to)
             anchor_hash = AuditEvent.objects.values_list("hash", flat=True).get(id=last)
-            with _audit_delete_allowed():
-                deleted, _ = AuditEvent.objects.filter(id__lte=last).delete()
+            batch = AuditEvent.objects.filter(id__lte=last)
+            expected = batch.count()
+            # Recorded before the delete, so the table never becomes empty: an empty
+            # table would restart the chain at id 1 from the genesis hash.
             audit.record_event(event_type=audit.Event.RETENTION_PURGE, metadata={
-                "scope": "audit", "deleted": deleted, "up_to_id": last,
+                "scope": "audit", "deleted": expected, "up_to_id": last,
                 "anchor_hash": anchor_hash,
                 "retention_days": settings.AUDIT_RETENTION_DAYS,
             })
+            with _audit_delete_allowed():
+                deleted = batch._raw_delete(DEFAULT_DB_ALIAS)
+            if deleted != expected:  # rolls the batch back, its event included
+                raise RuntimeError("audit purge batch changed while it was being deleted")
             total += deleted
