@@ -14,8 +14,11 @@ COPY locale ./locale
 COPY manage.py ./
 RUN pip install --upgrade pip && pip install .
 RUN DEBUG=true python manage.py collectstatic --noinput \
-    && chown -R neonpro /app/var
+    && chown -R neonpro /app/var \
+    && install -d -o neonpro -m 0750 /var/lib/neonpro/audit-anchors
 USER neonpro
+# A fresh named volume mounted here takes this directory's owner (compose: auditanchors).
+VOLUME ["/var/lib/neonpro/audit-anchors"]
 EXPOSE 8000
 # --proxy-headers: the client address comes from the reverse proxy's X-Forwarded-For.
 CMD ["daphne", "--proxy-headers", "-b", "0.0.0.0", "-p", "8000", "neonpro.asgi:application"]

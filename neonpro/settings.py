@@ -326,14 +326,12 @@ RETENTION_PURGE_BATCH_SIZE = env.int("RETENTION_PURGE_BATCH_SIZE", default=1000)
 # verify (rotation). The database never holds them, so whoever can rewrite the
 # audit table cannot forge an anchor. `make run` generates one into
 # var/audit-anchor.key, which DEBUG runs read when the variable is unset.
-_dev_anchor_key_file = VAR_DIR / "audit-anchor.key"
-AUDIT_ANCHOR_KEYS = [k.strip() for k in _secret(
-    "AUDIT_ANCHOR_KEY",
-    default=_dev_anchor_key_file.read_text().strip()
-    if DEBUG and _dev_anchor_key_file.is_file() else "",
-).split(",") if k.strip()]
+_anchor_keys = _secret("AUDIT_ANCHOR_KEY")
+if not _anchor_keys and DEBUG and (VAR_DIR / "audit-anchor.key").is_file():
+    _anchor_keys = (VAR_DIR / "audit-anchor.key").read_text()
+AUDIT_ANCHOR_KEYS = [k.strip() for k in _anchor_keys.split(",") if k.strip()]
 # Append-only directory of anchor files: its own volume, never the database's.
-AUDIT_ANCHOR_DIR = Path(env.str("AUDIT_ANCHOR_DIR", default=str(VAR_DIR / "audit-anchors")))
+AUDIT_ANCHOR_DIR = Path(env.str("AUDIT_ANCHOR_DIR", default="") or VAR_DIR / "audit-anchors")
 
 # --- Monitoring --------------------------------------------------------------
 MONITORING_ENABLED = env.bool("MONITORING_ENABLED", default=True)

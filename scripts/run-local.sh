@@ -14,8 +14,16 @@ SIM_PORT=${SIMULATED_PROVIDER_PORT:-8765}
 export SIMULATED_PROVIDER_URL=${SIMULATED_PROVIDER_URL:-http://127.0.0.1:$SIM_PORT}
 mkdir -p var
 
+# The audit-anchor key (AUDIT_ANCHOR_KEY): generated once, kept outside the
+# database; DEBUG runs read var/audit-anchor.key when the variable is unset.
+if [ -z "${AUDIT_ANCHOR_KEY:-}${AUDIT_ANCHOR_KEY_FILE:-}" ] && [ ! -s var/audit-anchor.key ]; then
+  (umask 077 && "$PY" -c "import secrets; print(secrets.token_urlsafe(48))" > var/audit-anchor.key)
+  echo "Generated the audit-anchor key in var/audit-anchor.key."
+fi
+
 "$PY" manage.py migrate --noinput
 "$PY" manage.py seed_demo
+"$PY" manage.py anchor_audit_chain
 
 sim_pid=""
 cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true; }

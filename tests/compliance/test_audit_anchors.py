@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from auditlog.models import LogEntry
@@ -19,6 +23,8 @@ from compliance import anchors, audit, dsr, retention, tasks
 from compliance.audit import Event
 from compliance.models import AuditEvent
 from tests.compliance.conftest import ANCHOR_KEY
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _append(n: int) -> list[AuditEvent]:
@@ -314,3 +320,26 @@ def test_anchored_events_removed_by_the_retention_purge_still_verify(settings):
     result = audit.verify_chain()
     assert result.ok, result.problems
     assert result.anchors_purged == 1 and result.anchors_checked == 2
+
+
+def test_anchoring_and_verifying_work_on_the_embedded_sqlite_default(tmp_path):
+    """`make run`'s default: SQLite, and the key generated into var/audit-anchor.key."""
+    (tmp_path / "audit-anchor.key").write_text("generated-for-make-run-" + "g" * 40 + "\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "TEST_DATABASE_NAME", "AUDIT_ANCHOR_KEY",
+                        "AUDIT_ANCHOR_KEY_FILE", "AUDIT_ANCHOR_DIR")
+           and not k.startswith("DJANGO_")}
+    env.update(DEBUG="true", NEONPRO_VAR_DIR=str(tmp_path), NEONPRO_ENV_FILE=os.devnull,
+               LOG_LEVEL="warning")
+
+    def manage(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=180)
+
+    for command in (["migrate", "--noinput"], ["seed_demo"], ["anchor_audit_chain"]):
+        result = manage(*command)
+        assert result.returncode == 0, result.stdout + result.stderr
+    verified = manage("verify_audit_chain")
+    assert verified.returncode == 0, verified.stderr
+    assert "1 anchors hold" in verified.stdout
+    assert len(list((tmp_path / "audit-anchors").iterdir())) == 1

@@ -114,3 +114,19 @@ def test_it_backs_up_straight_from_postgresql_with_the_repository_scripts():
         host = _host_path(tools, f"/scripts/{script}")
         assert host is not None and host.is_file() and host.stat().st_mode & 0o111
     assert tools["command"] == ["/scripts/backup-db.sh"]
+
+
+def test_it_gives_the_django_services_the_anchor_key_and_their_own_anchor_volume():
+    compose = _compose()
+    assert "audit_anchor_key" in compose["secrets"]
+    assert "auditanchors" in compose["volumes"]
+    for name in DJANGO_SERVICES:
+        service = compose["services"][name]
+        environment = service["environment"]
+        assert environment["AUDIT_ANCHOR_KEY_FILE"] in _secret_paths(service)
+        assert "AUDIT_ANCHOR_KEY" not in environment  # a secret file, never inline
+        # A named volume, not the database's and not a bind mount into the repository.
+        assert _mounts(service)[environment["AUDIT_ANCHOR_DIR"]] == "auditanchors"
+    for name, service in compose["services"].items():
+        if name not in DJANGO_SERVICES:
+            assert "auditanchors" not in _mounts(service).values(), name
