@@ -119,7 +119,8 @@ def append_record(record: dict[str, Any]) -> Path:
     return path
 
 
-def _files() -> list[Path]:
+def anchor_files() -> list[Path]:
+    """The anchor files, oldest first (file names sort by day)."""
     directory = anchor_dir()
     if not directory.is_dir():
         return []
@@ -157,7 +158,7 @@ def read_anchors() -> Iterator[Anchor | AnchorReadProblem]:
     Streams: a year of anchors every 5 minutes is about 105,000 lines.
     """
     keys = {key_id(key): key for key in _keys()}
-    for path in _files():
+    for path in anchor_files():
         with path.open(encoding="utf-8", errors="replace") as lines:
             for number, line in enumerate(lines, start=1):
                 if line.strip():
@@ -168,7 +169,7 @@ def newest_anchor() -> Anchor | None:
     """The most recent correctly signed anchor (by anchor time), or None."""
     newest: Anchor | None = None
     keys = {key_id(key): key for key in _keys()}
-    for path in reversed(_files()):
+    for path in reversed(anchor_files()):
         with path.open(encoding="utf-8", errors="replace") as lines:
             for number, line in enumerate(lines, start=1):
                 parsed = _parse(line, keys, f"{path.name}:{number}") if line.strip() else None

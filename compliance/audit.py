@@ -409,11 +409,13 @@ def _contradiction(anchor: anchors.Anchor) -> str | None:
         end = f"ends at id {last_id}" if last_id else "is empty"
         return (f"the chain {end} but was anchored up to id {anchor.last_id} at "
                 f"{anchor.anchored_at.isoformat()}")
-    if anchor.last_id < first_id:  # older events went to the audit-retention purge
-        purged = _purged_anchors().get(anchor.last_id)
-        if purged is None or purged == anchor.last_hash:
-            return None
-        return f"anchored event id={anchor.last_id} was purged with another hash"
+    if anchor.last_id < first_id:  # gone: only the audit-retention purge may do that
+        purged = _purged_anchors()
+        if anchor.last_id > max(purged, default=0):
+            return f"anchored event id={anchor.last_id} is missing"
+        if purged.get(anchor.last_id, anchor.last_hash) != anchor.last_hash:
+            return f"anchored event id={anchor.last_id} was purged with another hash"
+        return None
     stored = AuditEvent.objects.filter(id=anchor.last_id).values_list("hash", flat=True).first()
     if stored != anchor.last_hash:
         return f"event id={anchor.last_id} no longer has the hash anchored at " \
@@ -481,6 +483,7 @@ class ChainVerification:
     last_anchored_id: int | None
     problems: tuple[str, ...]
     problems_total: int
+    anchors_skipped: str | None = None
 
     MAX_PROBLEMS = 50
 
@@ -540,7 +543,8 @@ def verify_chain(*, chunk_size: int = 2000) -> ChainVerification:
 
     A deleted tail or an emptied table shows as a chain shorter than anchored; a
     rewritten event as an anchored hash that no longer matches; a forged anchor
-    as a bad signature; a missing AUDIT_ANCHOR_KEY as a problem of its own. Anchored
+    as a bad signature; a missing AUDIT_ANCHOR_KEY as a problem of its own (except
+    with DEBUG on and no anchor at all: then `anchors_skipped` says so). Anchored
     events removed by the audit-retention purge are accepted when a chained
     retention_purge event covers them. Streams both the events and the anchors.
     """
@@ -549,6 +553,13 @@ def verify_chain(*, chunk_size: int = 2000) -> ChainVerification:
     if chain.broken is not None:
         problems.append(f"audit chain BROKEN at event id={chain.broken.event_id}: "
                         f"{chain.broken.reason} ({chain.checked} events verified before it)")
+    if not settings.AUDIT_ANCHOR_KEYS and settings.DEBUG and not anchors.anchor_files():
+        # A development database that never had a key (production refuses to start
+        # without one): nothing to check against, and nothing to hide behind.
+        return ChainVerification(
+            chain=chain, anchors_checked=0, anchors_purged=0, last_anchor_at=None,
+            last_anchored_id=None, problems=tuple(problems), problems_total=len(problems),
+            anchors_skipped="AUDIT_ANCHOR_KEY is not set (DEBUG) and there are no anchors")
     tail_id, _, _, first_id = _tail()
     state = _AnchorCheck(tail_id=tail_id, first_id=first_id, purged=_purged_anchors(),
                          problems=problems)

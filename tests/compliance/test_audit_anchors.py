@@ -278,8 +278,23 @@ def test_verify_refuses_a_line_that_is_not_an_anchor(anchor_dir):
 @pytest.mark.django_db
 def test_verify_without_a_key_fails_clearly(settings):
     _append(1)
+    audit.audit_chain_anchor()
     settings.AUDIT_ANCHOR_KEYS = []
     assert "AUDIT_ANCHOR_KEY is not set" in _verify_fails()
+    settings.DEBUG = False  # production never skips the anchors, even with none written
+    for path in settings.AUDIT_ANCHOR_DIR.iterdir():
+        path.unlink()
+    assert "AUDIT_ANCHOR_KEY is not set" in _verify_fails()
+
+
+@pytest.mark.django_db
+def test_a_development_database_without_key_or_anchors_verifies_its_links(settings, capsys):
+    _append(2)
+    settings.AUDIT_ANCHOR_KEYS, settings.DEBUG = [], True
+    result = audit.verify_chain()
+    assert result.ok and result.anchors_skipped and result.chain.checked == 2
+    call_command("verify_audit_chain")
+    assert "anchors not checked: AUDIT_ANCHOR_KEY is not set (DEBUG)" in capsys.readouterr().out
 
 
 @pytest.mark.django_db

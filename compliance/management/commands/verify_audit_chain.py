@@ -28,7 +28,9 @@ class Command(BaseCommand):
         else:
             summary = (f"audit chain OK: {chain.checked} events verified "
                        f"(ids {chain.first_id}..{chain.last_id})")
-        if result.anchors_checked:
+        if result.anchors_skipped:
+            summary += f"; anchors not checked: {result.anchors_skipped}"
+        elif result.anchors_checked:
             summary += (f"; {result.anchors_checked} anchors hold, the latest at "
                         f"{result.last_anchor_at.isoformat()} (up to id "
                         f"{result.last_anchored_id})")
