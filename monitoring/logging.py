@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import traceback
 from typing import Any
 
@@ -35,6 +36,12 @@ _ID_FIELDS = (
 _WITHHELD = "[withheld: log redaction unavailable]"
 # Metadata is meant for counts, codes and timings; deeper structures are not walked.
 _MAX_DEPTH = 4
+# A metadata value that is a whole hex digest (hashes, HMAC signatures and key ids
+# of the audit-chain anchors) is logged as is: the card detector would otherwise
+# mask a Luhn-valid run of digits inside one (about 1 SHA-256 in 200) and the
+# log's copy of the anchor could not be checked. At least one letter is required,
+# so a bare number (card, CPF, phone) is still redacted.
+_HEX_DIGEST = re.compile(r"(?=[0-9a-f]*[a-f])[0-9a-f]{16,128}")
 
 
 class ContextFilter(logging.Filter):
@@ -67,7 +74,9 @@ def _redact_text(text: str) -> str:
 
 def _redact_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
-        return _redact_text(value) if value else value
+        if not value or _HEX_DIGEST.fullmatch(value):
+            return value
+        return _redact_text(value)
     if depth >= _MAX_DEPTH:
         return value if isinstance(value, int | float | bool | None) else _WITHHELD
     if isinstance(value, dict):

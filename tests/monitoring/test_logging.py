@@ -110,6 +110,18 @@ def test_it_redacts_personal_data_in_messages_arguments_metadata_and_exceptions(
     assert "ValueError" in error["exception"] and "[CPF]" in error["exception"]
 
 
+def test_it_keeps_hex_digests_in_metadata_whole_but_still_redacts_bare_numbers(json_log):
+    # This SHA-256 holds a run of digits the card detector masks (4121001428325).
+    digest = "a1239b8396007fbd84872c8f4121001428325f0624ebef1ab6b833c2382cae12"
+    card = "4121001428325"
+    logging.getLogger("neonpro.test").info("anchored", extra={"metadata": {
+        "last_hash": digest, "card": card, "note": f"hash {digest}"}})
+    (line,) = json_log.lines()
+    assert line["metadata"]["last_hash"] == digest
+    assert card not in line["metadata"]["card"]
+    assert digest not in line["metadata"]["note"]  # only a whole value is a digest
+
+
 # --- trace ids ---------------------------------------------------------------------------------
 
 
