@@ -3,7 +3,11 @@ change log (django-auditlog) with personal data kept out of its diffs.
 
 Every event carries the SHA-256 of its canonical form, which includes the hash
 of the event before it, so editing or removing a row breaks the chain at that
-row (`manage.py verify_audit_chain`). Appends are serialised with a PostgreSQL
+row. What is left after deleting the newest rows, or all of them, still links
+up: signed anchors kept outside the database (`compliance.anchors`, written by
+`audit_chain_anchor`) record how far the chain went, and `verify_chain`
+(`manage.py verify_audit_chain`) checks the rows against each other and against
+every anchor. Appends are serialised with a PostgreSQL
 transaction-scoped advisory lock, which works through PgBouncer's transaction
 pooling; on SQLite the write transaction itself serialises them.
 
