@@ -84,6 +84,12 @@ class EvaluationReport:
     clean_altered: int
     misses: list[Miss] = field(default_factory=list)
     false_positives: list[tuple[str, str, str]] = field(default_factory=list)
+    name_words: int = 0
+    name_words_covered: int = 0
+
+    @property
+    def name_word_recall(self) -> float:
+        return self.name_words_covered / self.name_words if self.name_words else 1.0
 
     @property
     def clean_altered_share(self) -> float:
@@ -99,6 +105,10 @@ class EvaluationReport:
                 problems.append(f"{entity}: no labelled examples")
             elif score.recall < target:
                 problems.append(f"{entity}: recall {score.recall:.4f} < {target}")
+        if self.name_words and self.name_word_recall < CORPUS_NAME_WORD_RECALL:
+            problems.append(
+                f"NOME words: recall {self.name_word_recall:.4f} < {CORPUS_NAME_WORD_RECALL}"
+            )
         if self.clean_altered_share >= MAX_CLEAN_ALTERED:
             problems.append(
                 f"clean sentences altered {self.clean_altered_share:.2%} >= {MAX_CLEAN_ALTERED:.0%}"
@@ -125,6 +135,10 @@ class EvaluationReport:
             f"({total_any / total_labelled if total_labelled else 1:.4f})"
         )
         lines.append(
+            f"name words: {self.name_words}, covered: {self.name_words_covered} "
+            f"({self.name_word_recall:.4f}, target {CORPUS_NAME_WORD_RECALL})"
+        )
+        lines.append(
             f"clean sentences: {self.clean_total}, altered: {self.clean_altered} "
             f"({self.clean_altered_share:.2%}, target < {MAX_CLEAN_ALTERED:.0%})"
         )
@@ -145,10 +159,16 @@ def evaluate_records(records: Iterable[dict]) -> EvaluationReport:
     clean_total = clean_altered = 0
     misses: list[Miss] = []
     false_positives: list[tuple[str, str, str]] = []
+    name_words = name_words_covered = 0
     for record in records:
         text = record["text"]
         spans = detect_entities(text)
         labels = record["entities"]
+        for label in labels:
+            if label["type"] == "NOME":
+                total, covered = _name_words_covered(text, label, spans)
+                name_words += total
+                name_words_covered += covered
         if record.get("kind") == "negative":
             clean_total += 1
             if redact(text).text != text:
@@ -187,7 +207,15 @@ def evaluate_records(records: Iterable[dict]) -> EvaluationReport:
                 score.predicted_correct += 1
             elif record.get("kind") != "negative":
                 false_positives.append((record["id"], span.entity, span.text))
-    return EvaluationReport(scores, clean_total, clean_altered, misses, false_positives)
+    return EvaluationReport(
+        scores,
+        clean_total,
+        clean_altered,
+        misses,
+        false_positives,
+        name_words,
+        name_words_covered,
+    )
 
 
 def evaluate(corpus_path: Path | None = None) -> EvaluationReport:
@@ -260,7 +288,7 @@ def is_name_word(word: str) -> bool:
     """Does this word of a labelled person span belong to the name itself?"""
     if not word[0].isupper() or lexicon.fold(word) in _FOLDED_NOT_NAME_WORDS:
         return False
-    return not lexicon.flags_of(word) & (lexicon.PARTICLE | lexicon.STOP)
+    return not lexicon.flags_of(word) & (lexicon.PARTICLE | lexicon.STOP | lexicon.HONORIFIC)
 
 
 _FOLDED_NOT_NAME_WORDS = frozenset(lexicon.fold(w) for w in _NOT_NAME_WORDS)
@@ -324,19 +352,13 @@ def evaluate_real_text(
     return score
 
 
-def corpus_name_word_recall(records: Iterable[dict]) -> tuple[int, int]:
-    """(name words, name words covered by a placeholder) of the generated corpus."""
+def _name_words_covered(text: str, label: dict, spans: list[Entity]) -> tuple[int, int]:
+    """(words, words under a placeholder) of one labelled name, particles left out."""
     total = covered = 0
-    for record in records:
-        names = [e for e in record["entities"] if e["type"] == "NOME"]
-        if not names:
+    for m in _WORD_RE.finditer(text, label["start"], label["end"]):
+        if lexicon.flags_of(m.group()) & lexicon.PARTICLE:
             continue
-        spans = detect_entities(record["text"])
-        for entity in names:
-            for m in _WORD_RE.finditer(record["text"], entity["start"], entity["end"]):
-                if lexicon.flags_of(m.group()) & lexicon.PARTICLE:
-                    continue
-                total += 1
-                if any(s.start <= m.start() and m.end() <= s.end for s in spans):
-                    covered += 1
+        total += 1
+        if any(s.start <= m.start() and m.end() <= s.end for s in spans):
+            covered += 1
     return total, covered
