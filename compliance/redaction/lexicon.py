@@ -80,6 +80,15 @@ _COMMON_WORD_SURNAMES = set(
 """.split()
 )
 
+# Frequent given names that are also Portuguese words when typed in lower case ("a
+# ferida sara", "rui o dente"): names when capitalised, never in lower case.
+LOWER_CASE_WORDS = frozenset(
+    """
+    sara rose ane eli ari rui roque magno amaro tales messias leda nara ione dione ilma
+    lara mara iara sa levi ivo ramos cosme lazaro dario nadir rute eder alan
+""".split()
+)
+
 _PARTICLES = set(
     """
     de da do das dos e d' d’ di du del della van von dalla

@@ -85,6 +85,7 @@ _CLEAR = _FIRST | _SUR
 
 _flags = lexicon.flags_of
 _LOWER_TRIGGERS = lexicon.TRIGGER_WORDS
+_LOWER_CASE_WORDS = lexicon.LOWER_CASE_WORDS
 
 
 def _clear_name(flags: int) -> bool:
@@ -138,7 +139,9 @@ class _Chain:
         if flags & _NOT_NAME and not flags & _LISTED:
             return False  # "Maria Paracetamol" is not a surname
         if caps_mode:
-            return word.isupper() and bool(flags & _LISTED)
+            # In capitals a word no list knows still continues a name
+            # ("ADRIANO CASAGRARI RODRIGUES"); everyday words do not (they carry NOT_NAME).
+            return word.isupper() and (bool(flags & _LISTED) or len(word) >= 3)
         if word[0].isupper():
             return not word.isupper() or bool(flags & _LISTED)
         # Lower case ("Maria silva", "paciente maria aparecida da silva"): listed names
@@ -202,10 +205,10 @@ def _starts_name(word: str, flags: int) -> bool:
     if flags & (_STOP | _PARTICLE) or len(word) < 2:
         return False
     if word.isupper():
-        return bool(flags & _LISTED)
+        return bool(flags & _LISTED) and not flags & (_CONNECTOR | _CONTEXT)
     if word[0].isupper():
         return not flags & (_CONNECTOR | _CONTEXT | _HONORIFIC) or bool(flags & _LISTED)
-    return _clear_name(flags)
+    return _clear_name(flags) and word not in _LOWER_CASE_WORDS
 
 
 def _place_end(text: str, tokens: Sequence[Token], i: int) -> int | None:
@@ -252,7 +255,7 @@ def find_names(text: str, tokens: Sequence[Token]) -> Iterator[tuple[int, int]]:
         lower = word[0].islower()
         if lower and word not in lower_triggers:
             flags = _flags(word)
-            if flags & _COMMON and _clear_name(flags):
+            if flags & _COMMON and _clear_name(flags) and word not in _LOWER_CASE_WORDS:
                 found = _lower_without_context(text, tokens, chain, i)
                 if found is not None:
                     yield tokens[found[0]][0], tokens[found[1]][1]
@@ -351,6 +354,10 @@ def _lower_without_context(text, tokens, chain, i) -> tuple[int, int] | None:
     end = tokens[i][1]
     if end < len(text) and text[end] in "@_":
         return None
+    if i and gap_is_space(text, tokens[i - 1][1], beg):
+        previous = tokens[i - 1][2]
+        if _flags(previous) & _PLACE or previous.lower() == "em":
+            return None  # "hospital santa maria", "mora em mariana"
     return i, chain.extend(i, caps_mode=False)
 
 
@@ -360,6 +367,15 @@ def _evidence(word: str, previous: str) -> bool:
     if not word[0].isupper() or not _flags(word) & _LISTED:
         return False
     return not (_flags(previous) & _PARTICLE and lexicon.is_place((word,)))
+
+
+def _strong(word: str) -> bool:
+    """A given name that is not rare, or a surname borne by many (Ferreira): enough to
+    read words in capitals as a name."""
+    flags = _flags(word)
+    if flags & _FIRST and not flags & _RARE:
+        return True
+    return bool(flags & _COMMON) and _clear_name(flags)
 
 
 def _without_context(
@@ -384,7 +400,7 @@ def _without_context(
     if not flags & _LISTED:
         # An unknown capitalised word ("Julianderson", "Hüffner") is a name only
         # next to a listed name word.
-        if caps_mode or flags & _NOT_NAME:
+        if flags & _NOT_NAME:
             return None
         if last == i:
             # Alone it is more often a brand or a foreign place than a person
@@ -394,13 +410,15 @@ def _without_context(
         words = [t[2] for t in tokens[i + 1 : last + 1]]
         if not any(_evidence(w, p) for p, w in zip([word, *words], words, strict=False)):
             return None
+        if caps_mode and not any(_strong(w) for w in words):
+            return None  # "LUVAS ESTÉREIS": in capitals a rare surname is no evidence
         return i, last
     if last == i:
         if flags & _AMBIG or not _clear_name(flags):
             return None
         if caps_mode and flags & _RARE:
             return None
-        if not flags & _COMMON and previous in ("de", "da", "do"):
+        if not flags & _COMMON and previous.lower() in ("de", "da", "do"):
             return None  # an eponym: "paralisia de Bell", "grau II de Ludwig"
         if not flags & _FIRST and (_sentence_start(text, tokens, i) or lexicon.is_place((word,))):
             # A bare surname opening a sentence, or one that is also a town or a
@@ -413,6 +431,8 @@ def _without_context(
         return i, i
     if flags & _PLACE:
         return None  # "Serra da Mantiqueira", "Santa Cruz": a place word opens it
+    if caps_mode and not any(_strong(t[2]) for t in tokens[i : last + 1]):
+        return None
     if not _clear_name(flags):
         # "Rosa Mosqueta" is an oil, "Leite de rosas" a cosmetic, "Graça e Luz" two
         # words; "Rosa Silva" is a person: an ambiguous first word needs a clear name.

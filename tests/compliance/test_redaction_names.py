@@ -114,6 +114,8 @@ def test_it_refuses_a_source_directory_without_the_census_file(tmp_path):
         ("José Nonato Filho retorna em março.", ["José Nonato Filho"]),
         ("Paciente: MARIA DA SILVA NETO", ["MARIA DA SILVA NETO"]),
         ("Dhayelson Pereira pediu o laudo.", ["Dhayelson Pereira"]),  # unknown + listed
+        ("PACIENTE ADRIANO CASAGRARI RODRIGUES", ["ADRIANO CASAGRARI RODRIGUES"]),
+        ("Sara ligou ontem.", ["Sara"]),
     ],
 )
 def test_it_finds_names_in_capitals_rare_names_and_lower_case(text, expected):
@@ -124,6 +126,23 @@ def test_it_redacts_a_lower_case_full_name_after_a_context_word_as_one_entity():
     result = redact("paciente maria aparecida da silva retorna amanhã")
     assert result.text == "paciente [NOME_1] retorna amanhã"
     assert result.mapping == {"[NOME_1]": "maria aparecida da silva"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a ferida sara em 7 dias",
+        "encaminhada ao hospital santa maria",
+        "paciente veio de são paulo",
+        "mora em mariana e vem de carro",
+        "SESSÕES ÀS TERÇAS E QUINTAS, 16H.",
+        "USAR LUVAS ESTÉREIS E CAMPO FENESTRADO.",
+        "HISTÓRICO DE PARALISIA DE BELL.",
+        "O PAI DA MENINA ASSINOU O TERMO.",
+    ],
+)
+def test_it_leaves_clinical_text_typed_in_lower_case_or_capitals(text):
+    assert names(text) == []
 
 
 def test_it_keeps_a_surname_joined_by_e_in_one_name():
