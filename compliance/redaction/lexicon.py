@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import threading
 import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
@@ -273,12 +274,27 @@ def _census_flags(given: int, surname: int, kinds: str, ambiguous: bool, common_
     return value
 
 
-@lru_cache(maxsize=1)
+_LOAD_LOCK = threading.Lock()
+
+
 def tables() -> tuple[dict[str, int], dict[str, int], dict[str, int], frozenset[str]]:
     """(census flags by key, small-list flags by exact spelling, by folded spelling, places).
 
-    Built on first use and kept for the life of the process.
+    Built on first use and kept for the life of the process; the lock keeps two
+    threads redacting their first message at once from building it twice.
     """
+    if _loaded:
+        return _loaded[0]
+    with _LOAD_LOCK:
+        if not _loaded:
+            _loaded.append(_build_tables())
+    return _loaded[0]
+
+
+_loaded: list[tuple[dict[str, int], dict[str, int], dict[str, int], frozenset[str]]] = []
+
+
+def _build_tables() -> tuple[dict[str, int], dict[str, int], dict[str, int], frozenset[str]]:
     given = {w: int(c) for w, c in read_tsv("given_names.tsv.gz")}
     surnames = {w: int(c) for w, c in read_tsv("surnames.tsv.gz")}
     kinds = dict(read_tsv("not_names.tsv.gz"))

@@ -317,6 +317,8 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
     wflags = _flags(word)
     caps_mode = word.isupper() and len(word) > 1
     last = chain.extend(j, caps_mode)
+    if word[0].islower():
+        last = _lower_unknown_tail(text, tokens, last)
     trigger = tokens[i][2].lower()
     if (len(trigger) == 1 or trigger == "seu") and not wflags & _LISTED:
         # "Vitamina D. Suplementar", "seu Dermatologista": these triggers are
@@ -344,6 +346,22 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
         # sentence start; the apposition "a filha, Lohane, vai..." is a name.
         return None
     return j, last
+
+
+def _lower_unknown_tail(text, tokens, last: int) -> int:
+    """After a context word, extend a lower-case name over words no list knows at all
+    ("paciente maria zambon voltou"): every everyday word carries a flag, so an
+    unknown lower-case word right after a name is most likely its surname."""
+    n = len(tokens)
+    for _ in range(3):
+        k = last + 1
+        if k >= n or not gap_is_space(text, tokens[last][1], tokens[k][0]):
+            break
+        word = tokens[k][2]
+        if not word.islower() or len(word) < 3 or _flags(word):
+            break
+        last = k
+    return last
 
 
 def _lower_without_context(text, tokens, chain, i) -> tuple[int, int] | None:

@@ -145,6 +145,11 @@ def test_it_leaves_clinical_text_typed_in_lower_case_or_capitals(text):
     assert names(text) == []
 
 
+def test_it_extends_a_lower_case_name_over_an_unknown_surname_after_context():
+    assert names("paciente maria zambon voltou com edema") == ["maria zambon"]
+    assert names("paciente maria retornou hoje") == ["maria"]
+
+
 def test_it_keeps_a_surname_joined_by_e_in_one_name():
     assert names("Paciente Ana Clara de Souza e Silva, 34a.") == ["Ana Clara de Souza e Silva"]
 
