@@ -15,7 +15,11 @@ much evidence it carries, weighed against how common the name is in the census
   a context word or a surname), and a rare one (borne by fewer than ~200
   people) only away from the start of a sentence;
 - in lower case without context only very common names count ("hoje a maria
-  ligou"), in ALL CAPS only listed names (signatures, forms).
+  ligou"; not "sara", which is also a verb); after a context word a lower-case
+  word no list knows continues the name ("paciente maria zambon");
+- in ALL CAPS (signatures, forms) a chain counts when it holds a given name
+  that is not rare or a frequent surname, and then words no list knows
+  continue it ("ADRIANO CASAGRARI RODRIGUES").
 
 Municipality and state names are context: "São Paulo" and "de Marília" are
 places, "Paulo Henrique" and "Marília ligou" are people.
