@@ -8,8 +8,11 @@ generated here (nothing real), with a fixed seed so the file is reproducible:
 
     python -m compliance.redaction.corpus        # rewrites data/corpus.jsonl
 
-Some names are deliberately absent from the shipped name lists ("held out"),
-so the name figures measure the context rules and not only the lists.
+Names come from the shipped census lexicons (the most frequent given names
+and surnames) and from OUTSIDE them: a few spellings typed by hand and names
+synthesised from syllables that the lexicons do not hold ("held out"), so
+the name figures measure the capitalisation and context rules and not only
+the lists.
 Hand-written sentences mark entities inline as [[TYPE|value]].
 """
 
@@ -79,6 +82,80 @@ HELD_OUT_SURNAMES = [
     "Fenili",
 ]
 _PARTICLES = ["da", "de", "dos", "do", "das"]
+# Syllables for synthesised names in the style of names registered after 1980
+# (Julianderson, Tatiany, Kemilly); only combinations absent from the lexicons are used.
+_GIVEN_HEADS = [
+    "Jucil",
+    "Wem",
+    "Dhey",
+    "Kau",
+    "Rayl",
+    "Gleid",
+    "Cleid",
+    "Josen",
+    "Mariv",
+    "Deuz",
+    "Wald",
+    "Ednal",
+    "Lucin",
+    "Rosil",
+    "Francil",
+    "Edil",
+    "Valdi",
+    "Maric",
+    "Tayl",
+    "Kell",
+]
+_GIVEN_TAILS = [
+    "anderson",
+    "eison",
+    "ielly",
+    "ayne",
+    "ilene",
+    "enice",
+    "ísia",
+    "ânia",
+    "ilson",
+    "ervan",
+    "uelma",
+    "ardo",
+    "ielen",
+    "ycon",
+    "ézio",
+]
+_SURNAME_HEADS = [
+    "Zamb",
+    "Tess",
+    "Piov",
+    "Dalm",
+    "Scop",
+    "Bort",
+    "Vendr",
+    "Klost",
+    "Wachh",
+    "Unger",
+    "Trev",
+    "Fen",
+    "Lorenz",
+    "Casagr",
+    "Bragh",
+    "Morett",
+    "Pellizz",
+    "Zanard",
+]
+_SURNAME_TAILS = ["olin", "aro", "esan", "otto", "ini", "etti", "olli", "ari", "ucci", "ener"]
+
+
+def _synthesised(heads: list[str], tails: list[str]) -> list[str]:
+    """Plausible names that no shipped lexicon holds (checked, so the corpus stays honest)."""
+    names = []
+    for head in heads:
+        for tail in tails:
+            name = head + tail
+            if not lexicon.flags_of(name) & (lexicon.NAME_FLAGS | lexicon.STOP):
+                names.append(name)
+    return names
+
 
 STREETS = [
     "Augusta",
@@ -153,13 +230,21 @@ MONTHS = [
 ]
 
 
+# How far down the frequency-sorted lexicons the corpus draws listed names.
+LISTED_GIVEN = 3000
+LISTED_SURNAMES = 2000
+
+
 def _listed_first_names() -> list[str]:
-    names = lexicon.read_list("first_names.txt")
-    return [n for n in names if lexicon.flags_of(n) & lexicon.FIRST]
+    """Frequent given names that are only names (Maria, Kauane; not Rosa), in title case."""
+    names = [n for n, _ in lexicon.given_names_by_count()[:LISTED_GIVEN]]
+    return [n.title() for n in names if lexicon.flags_of(n) & lexicon.FIRST]
 
 
 def _listed_surnames() -> list[str]:
-    return lexicon.read_list("surnames.txt")
+    """Frequent surnames, in title case."""
+    names = [n for n, _ in lexicon.surnames_by_count()[:LISTED_SURNAMES]]
+    return [n.title() for n in names if lexicon.flags_of(n) & lexicon.SURNAME]
 
 
 class Builder:
@@ -169,8 +254,12 @@ class Builder:
         self.rng = random.Random(seed)
         self.first = _listed_first_names()
         self.surnames = _listed_surnames()
-        for word in HELD_OUT_FIRST + HELD_OUT_SURNAMES:
-            assert not lexicon.flags_of(word) & lexicon.NAME_FLAGS, word
+        self.held_out_first = [
+            n for n in HELD_OUT_FIRST if not lexicon.flags_of(n) & lexicon.NAME_FLAGS
+        ] + _synthesised(_GIVEN_HEADS, _GIVEN_TAILS)
+        self.held_out_surnames = [
+            n for n in HELD_OUT_SURNAMES if not lexicon.flags_of(n) & lexicon.NAME_FLAGS
+        ] + _synthesised(_SURNAME_HEADS, _SURNAME_TAILS)
 
     def pick(self, items):
         return self.rng.choice(items)
@@ -179,7 +268,7 @@ class Builder:
     def full_name(self, *, held_out: float = 0.25, listed_first: bool = False) -> str:
         rng = self.rng
         if not listed_first and rng.random() < held_out:
-            first = self.pick(HELD_OUT_FIRST)
+            first = self.pick(self.held_out_first)
         else:
             first = self.pick(self.first)
             if rng.random() < 0.2:
@@ -188,12 +277,17 @@ class Builder:
         for _ in range(rng.choice([1, 1, 2, 2, 3])):
             if rng.random() < 0.3:
                 parts.append(self.pick(_PARTICLES))
-            pool = HELD_OUT_SURNAMES if rng.random() < held_out else self.surnames
+            pool = self.held_out_surnames if rng.random() < held_out else self.surnames
             parts.append(self.pick(pool))
         return " ".join(parts)
 
     def first_name(self) -> str:
         return self.pick(self.first)
+
+    def unlisted_name(self) -> str:
+        """A given name no lexicon holds, with a listed surname: only capitalisation and
+        the neighbouring name word say it is a person."""
+        return f"{self.pick(self.held_out_first)} {self.pick(self.surnames)}"
 
     # identifiers
     def cpf(self) -> str:
@@ -297,7 +391,7 @@ class Builder:
 
     def email(self) -> str:
         name = lexicon.fold(self.pick(self.first)).replace(" ", "")
-        surname = lexicon.fold(self.pick(self.surnames + HELD_OUT_SURNAMES)).replace(" ", "")
+        surname = lexicon.fold(self.pick(self.surnames + self.held_out_surnames)).replace(" ", "")
         user = self.pick(
             [
                 f"{name}.{surname}",
@@ -456,6 +550,9 @@ POSITIVE_TEMPLATES = [
     "Orientei {NOME:listed} a evitar sol por 7 dias.",
     "A {NOME:first} fez bioestimulador ontem e está com nódulo.",
     "{NOME:first} pediu para adiantar a sessão.",
+    "{NOME:unlisted} ligou para remarcar a toxina.",
+    "Hoje atendi {NOME:unlisted}, retorno em 15 dias.",
+    "Assinado: {NOME:caps}",
     "Conversei com o {NOME:first} sobre o tratamento da calvície.",
     "PACIENTE: {NOME:caps}",
     "NOME: {NOME:caps} - CPF: {CPF}",
@@ -496,6 +593,8 @@ def _render_slot(b: Builder, entity: str, variant: str | None) -> str:
             return b.full_name(listed_first=True, held_out=0.2)
         if variant == "first":
             return b.first_name()
+        if variant == "unlisted":
+            return b.unlisted_name()
         if variant == "caps":
             return b.full_name(listed_first=True, held_out=0.0).upper()
         if variant == "lower":

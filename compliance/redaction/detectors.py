@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import ClassVar, NamedTuple
 
-from . import checksums, lexicon
+from . import checksums, lexicon, names
 from ._scrubadub import scrubadub
 from .context import NEGATIVE, lowered, nearest_keyword
 
@@ -763,251 +763,16 @@ class MedicalRecordDetector(BrazilianDetector):
 
 
 # --- Names -------------------------------------------------------------------
-_SPACE_GAP_RE = re.compile(r"[ \t]{1,3}\Z")
-_CONNECT_GAP_RE = re.compile(r"[\s:,\-–—(\"'“]{0,4}\Z")
-_HONORIFIC_GAP_RE = re.compile(r"\.?[ \t]{0,2}\Z")
-_APPOSITION_END_RE = re.compile(r"\s*[,;)]")
-# Endings of Portuguese nouns/adjectives that are not given names (diseases,
-# participles, adjectives): used only for words absent from the name lists.
-_WORD_SUFFIX_RE = re.compile(
-    r"(?:ção|ções|são|sões|ismo|ite|ose|ase|ada|ado|ida|ido|ável|ível|osa|oso|ica|ico"
-    r"|mente|agem|ência|ância|ista)$",
-    re.IGNORECASE,
-)
-# Relatives: "Mãe: ..." heads a family-history line more often than a name.
-_FAMILY_WORDS = frozenset(
-    """
-    mãe mae pai irmã irma irmão irmao avó avô avo tia tio prima primo filho filha esposa
-    esposo marido neta neto sobrinha sobrinho sogra sogro genro nora enteada enteado
-    madrasta padrasto
-""".split()
-)
-# Labels that head a person's record: "Paciente: Kauane Zambon".
-_PERSON_LABELS = frozenset(
-    """
-    paciente cliente responsável responsavel acompanhante titular dependente beneficiária
-    beneficiario tutor tutora
-""".split()
-)
-# Context words that introduce a name and nothing else.
-_NAMING_WORDS = frozenset({"nome", "chama", "chamada", "chamado", "chamo"})
-
-_F_STOP = lexicon.STOP
-_F_FIRST = lexicon.FIRST
-_F_AMBIG = lexicon.FIRST_AMBIGUOUS
-_F_SUR = lexicon.SURNAME
-_F_SUR_COMMON = lexicon.SURNAME_COMMON_WORD
-_F_PARTICLE = lexicon.PARTICLE
-_F_HONORIFIC = lexicon.HONORIFIC
-_F_CONTEXT = lexicon.CONTEXT
-_F_CONNECTOR = lexicon.CONNECTOR
-_F_PLACE = lexicon.PLACE
-_F_LISTED = _F_FIRST | _F_AMBIG | _F_SUR
-
-_flags = lexicon.flags_of
-_LOWER_TRIGGERS = lexicon.TRIGGER_WORDS
-
-
-def _gap_is_space(text: str, end: int, beg: int) -> bool:
-    gap = text[end:beg]
-    return 0 < len(gap) <= 3 and (gap == " " or _SPACE_GAP_RE.match(gap) is not None)
-
-
-class _Chain:
-    """Greedy walk over name tokens starting at a given token."""
-
-    __slots__ = ("text", "tokens")
-
-    def __init__(self, text: str, tokens: list[tuple[int, int, str]]) -> None:
-        self.text = text
-        self.tokens = tokens
-
-    def _continues(self, word: str, caps_mode: bool) -> bool:
-        flags = _flags(word)
-        if flags & (_F_STOP | _F_PARTICLE) or len(word) < 2:
-            return False
-        if caps_mode:
-            return word.isupper() and bool(flags & _F_LISTED)
-        if word[0].isupper():
-            return not word.isupper() or bool(flags & _F_LISTED)
-        # Lower case ("Maria silva", "paciente ana paula souza"): only listed names
-        # that are not also everyday words ("Ana dias depois" stops at "Ana").
-        return bool(flags & _F_FIRST) or (bool(flags & _F_SUR) and not flags & _F_SUR_COMMON)
-
-    def extend(self, j: int, caps_mode: bool) -> int:
-        """Index of the last token of the name starting at token j."""
-        tokens, text = self.tokens, self.text
-        n = len(tokens)
-        last = j
-        k = j + 1
-        while k < n:
-            if not _gap_is_space(text, tokens[k - 1][1], tokens[k][0]):
-                break
-            word = tokens[k][2]
-            flags = _flags(word)
-            if flags & _F_PARTICLE and k + 1 < n:
-                nxt = tokens[k + 1][2]
-                if not _gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
-                    break
-                if not self._continues(nxt, caps_mode):
-                    break
-                if word.lower() == "e":
-                    # "Silva e Souza" is one surname, "Maria e João" are two people.
-                    nflags = _flags(nxt)
-                    if not nflags & _F_SUR or nflags & (_F_FIRST | _F_AMBIG):
-                        break
-                last = k + 1
-                k += 2
-                continue
-            if not self._continues(word, caps_mode):
-                break
-            last = k
-            k += 1
-        return last
-
-
 class NameDetector(BrazilianDetector):
-    """Person names in Portuguese.
-
-    A name is found (1) after an honorific (Sr., Dra., Dona) or a context word
-    (paciente, mãe, filha, cliente, responsável...), where any capitalised
-    word that is not clinical vocabulary counts, and so does a lower-case first
-    name of the shipped list; or (2) without context, when it starts with a
-    capitalised first name of the shipped list: alone if that name is not also
-    an everyday word, and then extended over capitalised surnames and the
-    particles de/da/do/das/dos/e.
-    """
+    """Person names in Portuguese: the rules live in `names.find_names`."""
 
     name = "br_nome"
     filth_cls = NomeFilth
     needs_digit = False
 
     def candidates(self, text: str) -> Iterator[Candidate]:
-        tokens = _tokens(text)
-        chain = _Chain(text, tokens)
-        n = len(tokens)
-        i = 0
-        lower_triggers = _LOWER_TRIGGERS
-        while i < n:
-            beg, end, word = tokens[i]
-            if word[0].islower() and word not in lower_triggers:
-                i += 1  # most tokens: ordinary lower-case words, nothing to look up
-                continue
-            flags = _flags(word)
-            if len(word) == 1 and text[end : end + 1] != ".":
-                flags &= ~_F_HONORIFIC  # "D." is Dona, a lone "d" is not
-            found = None
-            if flags & (_F_HONORIFIC | _F_CONTEXT):
-                found = self._after_context(text, tokens, chain, i, flags)
-            if found is None and word[0].isupper() and flags & (_F_FIRST | _F_AMBIG):
-                found = self._without_context(text, tokens, chain, i)
-            if found is None:
-                i += 1
-                continue
-            first, last = found
-            yield Candidate(tokens[first][0], tokens[last][1], 30)
-            i = last + 1
-
-    @staticmethod
-    def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
-        n = len(tokens)
-        j = i + 1
-        punctuated = False
-        colonless = True
-        # Skip up to four connectors ("a paciente, a Sra. Ana"), never across a sentence end.
-        for _ in range(5):
-            if j >= n:
-                return None
-            prev_end = tokens[j - 1][1]
-            gap = text[prev_end : tokens[j][0]]
-            gap_ok = (
-                _HONORIFIC_GAP_RE.match(gap) if _flags(tokens[j - 1][2]) & _F_HONORIFIC else None
-            ) or _CONNECT_GAP_RE.match(gap)
-            if not gap_ok or not gap:
-                return None
-            punctuated = punctuated or gap.strip(" \t.") != ""
-            colonless = colonless and ":" not in gap
-            word = tokens[j][2]
-            wflags = _flags(word)
-            if _starts_name(word, wflags):
-                break
-            if not wflags & (_F_CONNECTOR | _F_HONORIFIC | _F_CONTEXT):
-                return None
-            j += 1
-        else:
-            return None
-        word = tokens[j][2]
-        wflags = _flags(word)
-        caps_mode = word.isupper() and len(word) > 1
-        last = chain.extend(j, caps_mode)
-        trigger = tokens[i][2].lower()
-        if (len(trigger) == 1 or trigger == "seu") and not wflags & _F_LISTED:
-            # "Vitamina D. Suplementar", "seu Dermatologista": these triggers are
-            # everyday words too, so only a listed name follows them ("D. Rosa").
-            return None
-        if wflags & _F_LISTED or flags & _F_HONORIFIC or tokens[i][2].lower() in _NAMING_WORDS:
-            return j, last
-        if _WORD_SUFFIX_RE.search(word):
-            return None  # "Esposa Grávida", "Mãe: Hipotireoidismo": a word, not a name
-        if trigger in _FAMILY_WORDS and not colonless:
-            # "Pai: Câncer de Próstata" - family history lists use these labels; after
-            # "Mãe:" an unknown phrase counts only with a listed name in it, or as two
-            # or more name-shaped words ("Mãe: Edleuza Piovesan").
-            chain_words = [t[2] for t in tokens[j : last + 1] if not _flags(t[2]) & _F_PARTICLE]
-            if not any(_flags(w) & _F_LISTED for w in chain_words) and (
-                len(chain_words) < 2 or any(_WORD_SUFFIX_RE.search(w) for w in chain_words)
-            ):
-                return None
-        elif trigger in _PERSON_LABELS and not colonless:
-            return j, last  # "Paciente: Kauane Zambon" is how records are headed
-        if last == j and punctuated and not _APPOSITION_END_RE.match(text, tokens[j][1]):
-            # "Paciente, Orientada..." - a lone unknown word after a comma is a
-            # sentence start; the apposition "a filha, Lohane, vai..." is a name.
-            return None
-        return j, last
-
-    @staticmethod
-    def _without_context(text, tokens, chain, i) -> tuple[int, int] | None:
-        beg, end, word = tokens[i]
-        if len(word) < 2:
-            return None
-        if beg and text[beg - 1] in "@._/-\\":
-            return None
-        if end < len(text) and text[end] in "@_":
-            return None
-        if i and _gap_is_space(text, tokens[i - 1][1], beg):
-            previous = tokens[i - 1][2]
-            if _flags(previous) & _F_PLACE:
-                return None  # São Paulo, Hospital Santa Maria, Rua Oscar Freire
-            if previous.lower() == "em" and not text[tokens[i - 1][0]].isupper():
-                return None  # "mora em Mariana", "nasceu em Vitória": a town
-        caps_mode = word.isupper()
-        last = chain.extend(i, caps_mode=caps_mode)
-        flags = _flags(word)
-        if last == i:
-            if caps_mode or flags & _F_AMBIG or not flags & _F_FIRST:
-                return None
-            return i, i
-        if flags & _F_AMBIG:
-            # "Rosa Mosqueta" is an oil, "Rosa Silva" a person.
-            nxt = tokens[i + 1][2]
-            nflags = _flags(nxt)
-            if nflags & _F_PARTICLE:
-                nflags = _flags(tokens[i + 2][2])
-            if not nflags & _F_LISTED:
-                return None
-        return i, last
-
-
-def _starts_name(word: str, flags: int) -> bool:
-    """Can `word` be the first word of a name found after a context word?"""
-    if flags & (_F_STOP | _F_PARTICLE) or len(word) < 2:
-        return False
-    if word.isupper():
-        return bool(flags & _F_LISTED)
-    if word[0].isupper():
-        return not flags & (_F_CONNECTOR | _F_CONTEXT | _F_HONORIFIC) or bool(flags & _F_LISTED)
-    return bool(flags & _F_FIRST)
+        for beg, end in names.find_names(text, _tokens(text)):
+            yield Candidate(beg, end, 30)
 
 
 # Names already known in the session (from the mapping), set per call by the engine.
@@ -1029,37 +794,11 @@ class KnownNameDetector(BrazilianDetector):
     needs_digit = False
 
     def candidates(self, text: str) -> Iterator[Candidate]:
-        names = known_names.get()
-        if not names:
+        known = known_names.get()
+        if not known:
             return
-        full = {name for name in names if len(name) > 1}
-        words = {
-            w
-            for name in names
-            for w in name
-            if len(w) >= 3 and not _flags(w) & (_F_PARTICLE | _F_STOP)
-        }
-        longest = max(len(name) for name in names)
-        tokens = _tokens(text)
-        folded = [lexicon.fold(t[2]) for t in tokens]
-        n = len(tokens)
-        i = 0
-        while i < n:
-            match_end = None
-            for size in range(min(longest, n - i), 1, -1):
-                if tuple(folded[i : i + size]) in full and all(
-                    _gap_is_space(text, tokens[k - 1][1], tokens[k][0])
-                    for k in range(i + 1, i + size)
-                ):
-                    match_end = i + size - 1
-                    break
-            if match_end is None and folded[i] in words and tokens[i][2][0].isupper():
-                match_end = i
-            if match_end is None:
-                i += 1
-                continue
-            yield Candidate(tokens[i][0], tokens[match_end][1], 31)
-            i = match_end + 1
+        for beg, end in names.find_known_names(text, _tokens(text), known):
+            yield Candidate(beg, end, 31)
 
 
 def default_detectors() -> list[BrazilianDetector]:

@@ -1,14 +1,27 @@
-"""Word lists behind the name detector, loaded once from the shipped data files.
+"""Word lists behind the name detector: census-scale name lexicons and "not a name" lists.
 
-Each word is classified into bit flags so the detector does one dictionary
-lookup per distinct token. Matching is case-insensitive; accents are compared
-exactly first and folded second, so "Marco" (a name) and "Março" (a month)
-stay apart while "Jose" still finds "José".
+The big lists (64k IBGE 2010 given names, 21k surnames with counts, ANVISA
+and everyday words, municipalities and states) ship as gzip TSV built by
+`scripts/build_name_lexicons.py` and are read once per process, on first use
+(a web process that never redacts a name never pays for them). Every word is
+folded into one small integer of bit flags keyed by its accent-folded
+upper-case form, so a lookup is one dictionary access; `flags_of` adds an LRU
+cache in front because chat messages repeat the same words.
+
+The hand-written lists below stay as documented additions: words that the
+census cannot tell apart from everyday vocabulary (Rosa, Clara, Vitória),
+context words, honorifics and place words. They keep their accents: exact
+spelling is compared first, so "Março" (a month) stays apart from "Marco" (a
+name) while "Jose" still finds "José".
 """
 
 from __future__ import annotations
 
+import gzip
+import re
+import threading
 import unicodedata
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,8 +29,8 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 
 # Flags of a token (bit set).
 STOP = 1
-FIRST = 2  # a first name that is only a name (safe without context)
-FIRST_AMBIGUOUS = 4  # a first name that is also an everyday word (Rosa, Clara, Vitória)
+FIRST = 2  # a given name that is only a name
+FIRST_AMBIGUOUS = 4  # a given name that is also an everyday word or a product (Rosa, Yasmin)
 SURNAME = 8
 SURNAME_COMMON_WORD = 16  # a surname that is also an everyday word (Leite, Costa, Vale)
 PARTICLE = 32
@@ -25,8 +38,21 @@ HONORIFIC = 64
 CONTEXT = 128
 CONNECTOR = 256
 PLACE = 512
+COMMON = 1024  # borne by so many people that it counts as a name even in lower case
+RARE = 2048  # a given name borne by few people: needs a second signal on its own
+NOT_NAME = 4096  # ANVISA ingredient/product word or everyday word (needs evidence)
+SUFFIX = 8192  # Filho, Júnior, Neto, Sobrinho: ends a full name
+MAINLY_SURNAME = 16384  # far more frequent as a surname than as a given name (Silva)
 
 NAME_FLAGS = FIRST | FIRST_AMBIGUOUS | SURNAME
+
+# Frequency bands (people in the 2010 census / in the servants register).
+COMMON_GIVEN = 30_000
+COMMON_SURNAME = 1_000
+RARE_GIVEN = 200
+# A given name that is also an everyday word is still read as a name when this
+# frequent (Marco, Vera, Tais): "Marco ligou" is a person.
+EVERYDAY_BUT_NAME = 150_000
 
 # First names that are also ordinary words or brands (Rosa, Clara, Dores,
 # Yasmin): redacted after a context word or with a surname, never alone, and
@@ -55,11 +81,22 @@ _COMMON_WORD_SURNAMES = set(
 """.split()
 )
 
+# Frequent given names that are also Portuguese words when typed in lower case ("a
+# ferida sara", "rui o dente"): names when capitalised, never in lower case.
+LOWER_CASE_WORDS = frozenset(
+    """
+    sara rose ane eli ari rui roque magno amaro tales messias leda nara ione dione ilma
+    lara mara iara sa levi ivo ramos cosme lazaro dario nadir rute eder alan
+""".split()
+)
+
 _PARTICLES = set(
     """
     de da do das dos e d' d’ di du del della van von dalla
 """.split()
 )
+
+_SUFFIXES = set("filho filha júnior junior jr neto neta sobrinho sobrinha segundo".split())
 
 _HONORIFICS = set(
     """
@@ -101,11 +138,77 @@ _PLACES = set(
 """.split()
 )
 
+# Countries and world cities often named in notes ("voltou de Portugal"); many are
+# also surnames (Portugal, Brasil, Lisboa, Paris), so they are place context.
+_COUNTRIES_AND_CITIES = [
+    "Brasil",
+    "Portugal",
+    "Argentina",
+    "Uruguai",
+    "Paraguai",
+    "Chile",
+    "Bolívia",
+    "Peru",
+    "Colômbia",
+    "Venezuela",
+    "México",
+    "Cuba",
+    "Estados Unidos",
+    "Canadá",
+    "Espanha",
+    "França",
+    "Itália",
+    "Alemanha",
+    "Inglaterra",
+    "Reino Unido",
+    "Holanda",
+    "Bélgica",
+    "Suíça",
+    "Áustria",
+    "Grécia",
+    "Rússia",
+    "China",
+    "Japão",
+    "Índia",
+    "Israel",
+    "Líbano",
+    "Síria",
+    "Iraque",
+    "Irã",
+    "Egito",
+    "Angola",
+    "Moçambique",
+    "Cabo Verde",
+    "Guiné",
+    "Macau",
+    "Timor",
+    "Europa",
+    "América",
+    "África",
+    "Ásia",
+    "Lisboa",
+    "Porto",
+    "Coimbra",
+    "Braga",
+    "Madrid",
+    "Paris",
+    "Londres",
+    "Roma",
+    "Nova York",
+    "Miami",
+    "Buenos Aires",
+]
+
 
 def fold(word: str) -> str:
     """Lower case without accents: 'José' -> 'jose'."""
     decomposed = unicodedata.normalize("NFKD", word)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def key(word: str) -> str:
+    """Lookup key of the census-scale lists: accent-folded upper case ('José' -> 'JOSE')."""
+    return fold(word).upper()
 
 
 def read_list(name: str) -> list[str]:
@@ -114,26 +217,31 @@ def read_list(name: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-def _build() -> tuple[dict[str, int], dict[str, int]]:
+def read_tsv(name: str) -> Iterator[tuple[str, str]]:
+    """(key, value) rows of a shipped gzip TSV list."""
+    with gzip.open(DATA_DIR / name, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            word, _, value = line.rstrip("\n").partition("\t")
+            yield word, value
+
+
+def _small_lists() -> tuple[dict[str, int], dict[str, int]]:
+    """The hand-written lists, by exact lower-case spelling and by folded spelling."""
     exact: dict[str, int] = {}
     folded: dict[str, int] = {}
 
-    def add(words: set[str] | list[str], flag: int) -> None:
+    def add(words, flag: int) -> None:
         for word in words:
             low = word.lower()
             exact[low] = exact.get(low, 0) | flag
             f = fold(low)
             folded[f] = folded.get(f, 0) | flag
 
-    ambiguous = {w.lower() for w in _AMBIGUOUS_FIRST}
-    for word in read_list("first_names.txt"):
-        low = word.lower()
-        add([low], FIRST_AMBIGUOUS if low in ambiguous or fold(low) in ambiguous else FIRST)
-    common = {fold(w) for w in _COMMON_WORD_SURNAMES}
-    for word in read_list("surnames.txt"):
-        add([word], SURNAME | (SURNAME_COMMON_WORD if fold(word) in common else 0))
     add(read_list("stopwords.txt"), STOP)
+    add(read_list("name_additions.txt"), FIRST)
+    add(_AMBIGUOUS_FIRST, FIRST_AMBIGUOUS)
     add(_PARTICLES, PARTICLE)
+    add(_SUFFIXES, SUFFIX)
     add(_HONORIFICS, HONORIFIC)
     add(_CONTEXT_WORDS, CONTEXT)
     add(_CONNECTORS, CONNECTOR)
@@ -141,35 +249,136 @@ def _build() -> tuple[dict[str, int], dict[str, int]]:
     return exact, folded
 
 
-_EXACT, _FOLDED = _build()
+def _census_flags(given: int, surname: int, kinds: str, ambiguous: bool, common_word: bool) -> int:
+    """Flags of a word of the census-scale lists from its counts and "not a name" kinds."""
+    everyday = "w" in kinds
+    product = "a" in kinds or "p" in kinds
+    value = NOT_NAME if kinds else 0
+    if given:
+        unclear = ambiguous or (product and given < 2 * EVERYDAY_BUT_NAME)
+        unclear = unclear or (everyday and given < EVERYDAY_BUT_NAME)
+        value |= FIRST_AMBIGUOUS if unclear else FIRST
+        if given >= COMMON_GIVEN and not unclear and not kinds:
+            value |= COMMON
+        if given < RARE_GIVEN:
+            value |= RARE
+    # Shares of the 2010 population (~190 million) and of the register (~645 thousand).
+    if surname and surname / 645_000 > 4 * given / 190_000_000:
+        value |= MAINLY_SURNAME
+    if surname:
+        value |= SURNAME
+        if kinds or common_word:
+            value |= SURNAME_COMMON_WORD
+        elif surname >= COMMON_SURNAME:
+            value |= COMMON
+    return value
 
-# Lower-case spellings of the words that can introduce a name (context words
-# and honorifics), with and without accents: the name detector looks up only
-# these among lower-case tokens.
-TRIGGER_WORDS = frozenset(
-    {w for w in (*_CONTEXT_WORDS, *_HONORIFICS)}
-    | {fold(w) for w in (*_CONTEXT_WORDS, *_HONORIFICS)}
+
+_LOAD_LOCK = threading.Lock()
+
+
+def tables() -> tuple[dict[str, int], dict[str, int], dict[str, int], frozenset[str]]:
+    """(census flags by key, small-list flags by exact spelling, by folded spelling, places).
+
+    Built on first use and kept for the life of the process; the lock keeps two
+    threads redacting their first message at once from building it twice.
+    """
+    if _loaded:
+        return _loaded[0]
+    with _LOAD_LOCK:
+        if not _loaded:
+            _loaded.append(_build_tables())
+    return _loaded[0]
+
+
+_loaded: list[tuple[dict[str, int], dict[str, int], dict[str, int], frozenset[str]]] = []
+
+
+def _build_tables() -> tuple[dict[str, int], dict[str, int], dict[str, int], frozenset[str]]:
+    given = {w: int(c) for w, c in read_tsv("given_names.tsv.gz")}
+    surnames = {w: int(c) for w, c in read_tsv("surnames.tsv.gz")}
+    kinds = dict(read_tsv("not_names.tsv.gz"))
+    ambiguous = {key(w) for w in _AMBIGUOUS_FIRST}
+    common_words = {key(w) for w in _COMMON_WORD_SURNAMES}
+    census: dict[str, int] = {}
+    for word in given.keys() | surnames.keys():
+        census[word] = _census_flags(
+            given.get(word, 0),
+            surnames.get(word, 0),
+            kinds.get(word, ""),
+            word in ambiguous,
+            word in common_words,
+        )
+    for word in kinds.keys() - census.keys():
+        census[word] = NOT_NAME
+    # Place names: whole phrases, folded ("SAO PAULO"), used as context.
+    places = frozenset(w for w, _ in read_tsv("places.tsv.gz")) | {
+        key(w) for w in _COUNTRIES_AND_CITIES
+    }
+    exact, folded = _small_lists()
+    return census, exact, folded, places
+
+
+_NAME_BITS = (
+    FIRST | FIRST_AMBIGUOUS | SURNAME | SURNAME_COMMON_WORD | COMMON | RARE | MAINLY_SURNAME
 )
+_ROMAN_RE = re.compile(r"[IVXLC]{2,}")
 
 
 @lru_cache(maxsize=65536)
 def flags_of(word: str) -> int:
     """Flags of one token (any case). Exact spelling wins over the accent-folded one."""
+    census, exact, folded, _ = tables()
     low = word.lower()
-    value = _EXACT.get(low)
-    if value is None:
-        value = _FOLDED.get(fold(low), 0)
-    if value & STOP:
-        # A stop word can still be an honorific/context/place word, never a name.
-        value &= ~(FIRST | FIRST_AMBIGUOUS | SURNAME | SURNAME_COMMON_WORD)
+    big = census.get(key(low), 0)
+    small = exact.get(low)
+    if small is None:
+        small = folded.get(fold(low), 0)
+        if big & NAME_FLAGS:
+            # "Marco" is a name; only "Março" (spelt so) is the month.
+            small &= ~STOP
+    value = small | big
+    if word.isupper() and _ROMAN_RE.fullmatch(word):
+        value |= STOP  # "Fototipo III", "Dom Pedro II"
+    if value & (STOP | HONORIFIC):
+        # A stop word or an honorific (Sr, Dr: both in the census list) can still
+        # be a context or place word, never a name.
+        value &= ~_NAME_BITS
+    if value & FIRST_AMBIGUOUS:
+        value &= ~(FIRST | COMMON)
     return value
 
 
+def is_place(words: tuple[str, ...]) -> bool:
+    """True when the words spell a municipality or state name ("São Paulo", "Rio de Janeiro")."""
+    return " ".join(key(w) for w in words) in tables()[3]
+
+
+def trigger_words() -> frozenset[str]:
+    """Lower-case spellings of the words that can introduce a name (context words and
+    honorifics), with and without accents."""
+    words = (*_CONTEXT_WORDS, *_HONORIFICS)
+    return frozenset(words) | frozenset(fold(w) for w in words)
+
+
+TRIGGER_WORDS = trigger_words()
+
+
 def is_known_first_name(word: str) -> bool:
-    """True for a first name of the shipped list (ambiguous ones included)."""
+    """True for a given name of the shipped lexicons (ambiguous ones included)."""
     return bool(flags_of(word) & (FIRST | FIRST_AMBIGUOUS))
 
 
 def is_known_surname(word: str) -> bool:
-    """True for a surname of the shipped list."""
+    """True for a surname of the shipped lexicons."""
     return bool(flags_of(word) & SURNAME)
+
+
+def given_names_by_count() -> list[tuple[str, int]]:
+    """(name, count) of the shipped given-name lexicon, most frequent first."""
+    return [(w, int(c)) for w, c in read_tsv("given_names.tsv.gz")]
+
+
+def surnames_by_count() -> list[tuple[str, int]]:
+    """(surname, count) of the shipped surname lexicon, most frequent first."""
+    return [(w, int(c)) for w, c in read_tsv("surnames.tsv.gz")]

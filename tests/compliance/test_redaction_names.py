@@ -1,0 +1,299 @@
+"""Person names: census-scale lexicons, frequency-aware decisions, false positives, and the
+targets on the generated corpus and on real text (MiniHAREM, read from the shared data)."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from compliance.redaction import detect_entities, lexicon, redact
+from compliance.redaction.corpus import Builder, load_corpus
+from compliance.redaction.evaluation import (
+    CORPUS_NAME_WORD_RECALL,
+    REAL_NAME_WORD_RECALL,
+    REAL_OTHER_WORDS_KEPT,
+    evaluate,
+    evaluate_real_text,
+    read_harem,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+# CI lays the shared data beside the clone; HAREM has no explicit licence, so it is
+# never committed to this repository.
+NAMES_DATA = REPO.parent / "shared" / "data" / "names"
+MINIHAREM = NAMES_DATA / "ner" / "harem_MiniHAREM-total.json.gz"
+needs_miniharem = pytest.mark.skipif(
+    not MINIHAREM.is_file(), reason="MiniHAREM is not beside the repository (shared/data/names)"
+)
+needs_sources = pytest.mark.skipif(
+    not (NAMES_DATA / "ibge2010_prenomes_por_decada.csv").is_file(),
+    reason="the lexicons' source files are not beside the repository (shared/data/names)",
+)
+
+
+def names(text: str) -> list[str]:
+    return [e.text for e in detect_entities(text) if e.entity == "NOME"]
+
+
+# --- lexicons ------------------------------------------------------------------------
+def test_it_ships_census_scale_lexicons_with_counts():
+    given = lexicon.given_names_by_count()
+    surnames = lexicon.surnames_by_count()
+    assert len(given) >= 60_000 and len(surnames) >= 20_000
+    assert given[0] == ("MARIA", 11_734_129)
+    assert surnames[0][0] == "SILVA"
+    assert all(count > 0 for _, count in given) and all(count >= 2 for _, count in surnames)
+
+
+def test_it_loads_the_lexicons_once_per_process():
+    assert lexicon.tables() is lexicon.tables()
+    census = lexicon.tables()[0]
+    assert isinstance(census, dict) and census["JULIANDERSON"] & lexicon.FIRST
+
+
+def test_it_looks_up_any_case_and_accents():
+    for spelling in ("José", "JOSE", "jose", "JOSÉ"):
+        assert lexicon.flags_of(spelling) & lexicon.FIRST, spelling
+    # The month keeps its accent; the name does not need one.
+    assert lexicon.flags_of("Março") & lexicon.STOP
+    assert lexicon.flags_of("Marco") & (lexicon.FIRST | lexicon.FIRST_AMBIGUOUS)
+
+
+def test_it_ships_the_lexicon_files_in_the_package_data():
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'compliance = ["redaction/data/*"]' in pyproject
+    for name in ("given_names.tsv.gz", "surnames.tsv.gz", "not_names.tsv.gz", "places.tsv.gz"):
+        with gzip.open(lexicon.DATA_DIR / name, "rt", encoding="utf-8") as fh:
+            assert "\t" in fh.readline(), name
+
+
+@needs_sources
+def test_it_rebuilds_the_shipped_lexicons_byte_for_byte(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "build_name_lexicons.py"),
+            str(NAMES_DATA),
+            "--out",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    for name in ("given_names.tsv.gz", "surnames.tsv.gz", "not_names.tsv.gz", "places.tsv.gz"):
+        assert (tmp_path / name).read_bytes() == (lexicon.DATA_DIR / name).read_bytes(), name
+
+
+def test_it_refuses_a_source_directory_without_the_census_file(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "build_name_lexicons.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "ibge2010_prenomes_por_decada.csv" in result.stderr
+
+
+# --- what used to slip through ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Assinado: ALEXANDRE FERREIRA", ["ALEXANDRE FERREIRA"]),
+        ("ANTÔNIO PEREIRA NONATO - médico responsável", ["ANTÔNIO PEREIRA NONATO"]),
+        ("Julianderson ligou pedindo o orçamento.", ["Julianderson"]),
+        ("A Kamilla e a Tatiany vieram juntas.", ["Kamilla", "Tatiany"]),
+        ("Hoje o Ielton Souza faltou.", ["Ielton Souza"]),
+        ("hoje a maria ligou", ["maria"]),
+        ("José Nonato Filho retorna em março.", ["José Nonato Filho"]),
+        ("Paciente: MARIA DA SILVA NETO", ["MARIA DA SILVA NETO"]),
+        ("Dhayelson Pereira pediu o laudo.", ["Dhayelson Pereira"]),  # unknown + listed
+        ("PACIENTE ADRIANO CASAGRARI RODRIGUES", ["ADRIANO CASAGRARI RODRIGUES"]),
+        ("Sara ligou ontem.", ["Sara"]),
+    ],
+)
+def test_it_finds_names_in_capitals_rare_names_and_lower_case(text, expected):
+    assert names(text) == expected
+
+
+def test_it_redacts_a_lower_case_full_name_after_a_context_word_as_one_entity():
+    result = redact("paciente maria aparecida da silva retorna amanhã")
+    assert result.text == "paciente [NOME_1] retorna amanhã"
+    assert result.mapping == {"[NOME_1]": "maria aparecida da silva"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a ferida sara em 7 dias",
+        "encaminhada ao hospital santa maria",
+        "paciente veio de são paulo",
+        "mora em mariana e vem de carro",
+        "SESSÕES ÀS TERÇAS E QUINTAS, 16H.",
+        "USAR LUVAS ESTÉREIS E CAMPO FENESTRADO.",
+        "HISTÓRICO DE PARALISIA DE BELL.",
+        "O PAI DA MENINA ASSINOU O TERMO.",
+    ],
+)
+def test_it_leaves_clinical_text_typed_in_lower_case_or_capitals(text):
+    assert names(text) == []
+
+
+def test_it_extends_a_lower_case_name_over_an_unknown_surname_after_context():
+    assert names("paciente maria zambon voltou com edema") == ["maria zambon"]
+    assert names("paciente maria retornou hoje") == ["maria"]
+
+
+def test_it_keeps_a_surname_joined_by_e_in_one_name():
+    assert names("Paciente Ana Clara de Souza e Silva, 34a.") == ["Ana Clara de Souza e Silva"]
+
+
+# --- false positives ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Paciente veio de São Paulo para o procedimento.",
+        "Mora em Marília e trabalha em Vitória.",
+        "Voltou do Brasil e de Portugal na semana passada.",
+        "Óleo de Rosa Mosqueta na cicatriz.",
+        "Serra da Mantiqueira no feriado.",
+        "Leite de rosas e água de Luz.",
+        "Paciente usa Yasmin há 2 anos.",
+        "Prescrito Losartana e Dipirona.",
+        "Histórico de paralisia de Bell.",
+        "Fototipo III de Fitzpatrick.",
+        "Encaminhada ao Hospital Albert Einstein.",
+        "Retorno em Março, na Sexta.",
+        "RETORNO EM 15 DIAS. APLICADO BOTOX 50U EM GLABELA.",
+        "O Dr. responsável técnico assina o laudo.",
+    ],
+)
+def test_it_leaves_places_medicines_and_everyday_words(text):
+    assert names(text) == []
+
+
+def test_it_tells_a_place_from_a_person_with_the_same_words():
+    assert names("Paulo Henrique veio de São Paulo.") == ["Paulo Henrique"]
+    assert names("Marília ligou; ela mora em Marília.") == ["Marília"]
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("A paciente Rosa ligou.", ["Rosa"]),
+        ("Dona Clara fez o retorno.", ["Clara"]),
+        ("Rosa Silva perguntou do laser.", ["Rosa Silva"]),
+        ("Vitória Albuquerque agendou.", ["Vitória Albuquerque"]),
+    ],
+)
+def test_it_takes_ambiguous_words_as_names_only_with_evidence(text, expected):
+    assert names(text) == expected
+
+
+def test_it_does_not_take_ambiguous_words_alone():
+    assert names("Vitória de todos, Graça e Luz.") == []
+
+
+# --- targets ----------------------------------------------------------------------------
+def test_the_corpus_holds_names_outside_the_lexicons():
+    builder = Builder()
+    assert len(builder.held_out_first) >= 100 and len(builder.held_out_surnames) >= 100
+    values = [e["value"] for r in load_corpus() for e in r["entities"] if e["type"] == "NOME"]
+    unlisted = [
+        v
+        for v in values
+        if any(
+            not lexicon.flags_of(w) & (lexicon.NAME_FLAGS | lexicon.PARTICLE | lexicon.STOP)
+            for w in v.split()
+        )
+    ]
+    assert len(unlisted) >= 60
+
+
+def test_it_meets_the_name_word_target_on_the_generated_corpus():
+    report = evaluate()
+    assert report.name_words >= 800
+    assert report.name_word_recall >= CORPUS_NAME_WORD_RECALL
+    assert report.scores["NOME"].recall >= 0.99
+    assert report.clean_altered_share <= 1 / 15
+
+
+@pytest.fixture(scope="module")
+def miniharem():
+    return evaluate_real_text(read_harem(MINIHAREM))
+
+
+@needs_miniharem
+def test_it_keeps_other_words_of_real_text(miniharem):
+    assert miniharem.documents == 128 and miniharem.other_words > 40_000
+    assert miniharem.other_kept >= REAL_OTHER_WORDS_KEPT
+
+
+@needs_miniharem
+def test_it_does_not_fall_below_the_measured_name_recall_on_real_text(miniharem):
+    # Measured 0.741 when the lexicons were introduced (0.480 before):
+    # a regression floor, the target is asserted below.
+    assert miniharem.name_words > 1_000
+    assert miniharem.name_recall >= 0.72
+
+
+@needs_miniharem
+@pytest.mark.xfail(
+    strict=True,
+    reason="person-name word recall on MiniHAREM is 0.741, target 0.97 (see BENCHMARKS.md); "
+    "strict, so reaching the target turns this into a failure to update",
+)
+def test_it_meets_the_name_word_target_on_real_text(miniharem):
+    assert miniharem.name_recall >= REAL_NAME_WORD_RECALL
+
+
+def test_it_scores_real_text_word_by_word():
+    text = "Ontem o Sr. Julianderson Pereira falou com o Presidente Kusturica em Lisboa."
+    start = text.index("Julianderson")
+    other = text.index("Kusturica")
+    documents = [
+        {
+            "doc_id": "x",
+            "doc_text": text,
+            "entities": [
+                {"label": "PESSOA", "start_offset": start, "end_offset": start + 21},
+                {"label": "PESSOA", "start_offset": other - 11, "end_offset": other + 9},
+                {
+                    "label": "LOCAL",
+                    "start_offset": text.index("Lisboa"),
+                    "end_offset": len(text) - 1,
+                },
+            ],
+        }
+    ]
+    score = evaluate_real_text(documents)
+    # "Presidente" is a title, not part of the name; Kusturica alone has no evidence.
+    assert (score.name_words, score.name_words_redacted) == (3, 2)
+    assert score.other_words_kept == score.other_words == 8
+    assert any("recall" in failure for failure in score.failures)
+
+
+def test_it_rejects_a_file_that_is_not_harem_json(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text('{"doc_text": "a"}', encoding="utf-8")
+    with pytest.raises(ValueError, match="HAREM"):
+        read_harem(path)
+
+
+def test_the_command_reports_a_missing_real_text_file(tmp_path):
+    with pytest.raises(CommandError, match="real-text file not found"):
+        call_command("evaluate_redaction", real_text=tmp_path / "none.json", stdout=StringIO())
+
+
+@needs_miniharem
+def test_the_command_prints_real_text_figures_and_fails_on_the_missed_target():
+    out = StringIO()
+    with pytest.raises(CommandError, match="name-word recall"):
+        call_command("evaluate_redaction", real_text=MINIHAREM, stdout=out)
+    assert "person-name words" in out.getvalue() and "other words" in out.getvalue()
