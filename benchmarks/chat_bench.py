@@ -13,13 +13,20 @@ time, p50 and p95).
     python benchmarks/chat_bench.py --preset capacity
     python benchmarks/chat_bench.py --sessions 50 --mode open --rate 20 --duration 30
     python benchmarks/chat_bench.py --preset light --purge-messages 1000000
+    python benchmarks/chat_bench.py --preset light --peer litellm
 
 With `--purge-messages N`, N messages past retention are added to the database
 first, and after the app phase a second app phase runs, with the same load
 shape, for exactly as long as `manage.py purge_expired_data` takes to delete
 them: the purge's rate and the chat's overhead during it against its idle value.
 
-Presets: light, capacity, saturation, smoke (see PRESETS); any flag given
+With `--peer litellm`, LiteLLM's proxy (benchmarks/peer_gateway.py: pinned
+version, its own virtualenv under var/, no database, a master key, two workers)
+is started in front of the same simulator after the baseline and driven by the
+same naive SDK loop with the same load shape: its overhead over the baseline and
+its CPU per answer (its whole process tree) are reported beside the app's.
+
+Presets: light, capacity, capacity-5000, saturation, smoke (see PRESETS); any flag given
 overrides the preset's value. Closed loop: every session sends, waits for
 `done`, sends again. Open loop: messages arrive at `--rate` per second in
 total (Poisson or uniform) on sessions picked at random (Poisson) or in turn
@@ -31,7 +38,11 @@ addresses are used.
 Results: a table on stdout and JSON (`--output`, default
 benchmarks/results/<UTC time>-<preset>.json). Exit status 0 when every
 accepted message got its answer stored and no error was seen, 1 otherwise,
-2 when the run could not be set up.
+2 when the run could not be set up. A peer that cannot be installed or started,
+or that fails messages, does not stop the run (the baseline and the app are
+still measured and reported, the reason is in the report's `peer.error`), but
+when everything else passed the exit status is 3: the comparison asked for is
+missing.
 """
 
 from __future__ import annotations
@@ -67,6 +78,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import peer_gateway  # noqa: E402 - needs ROOT on the path
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/neonpro_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 DEFAULT_CONTENT = (
@@ -84,6 +97,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # AI_SESSION_CAPACITY connected, each sending about one message a minute.
     "capacity": {"sessions": 2500, "token_delay_ms": 20.0, "mode": "open", "rate": 42.0,
                  "duration": 60.0, "web_processes": 2},
+    # Twice that: 5,000 connected, one message per session about every 60 s. Three web
+    # processes: two carried 2,500 sessions in 544 MiB, each process is about 200 MiB
+    # before its first connection, so a fourth would not fit in the 1 GiB target.
+    "capacity-5000": {"sessions": 5000, "token_delay_ms": 20.0, "mode": "open", "rate": 84.0,
+                      "duration": 60.0, "web_processes": 3},
     # As many answers as the machine can produce: pipeline vs the naive SDK loop.
     "saturation": {"sessions": 100, "token_delay_ms": 0.0, "mode": "closed", "duration": 30.0,
                    "web_processes": 2},
@@ -146,6 +164,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "and PostgreSQL; default: pgbouncer when installed")
     parser.add_argument("--skip-baseline", action="store_true",
                         help="only measure the app (no overhead figures)")
+    parser.add_argument("--peer", choices=("litellm",),
+                        help="also measure a peer gateway in front of the same simulator, "
+                        "driven by the baseline's naive SDK loop (installed on first use "
+                        "into its own virtualenv)")
+    parser.add_argument("--peer-venv", default=str(peer_gateway.DEFAULT_VENV), metavar="DIR",
+                        help="the peer's virtualenv (default var/peer-litellm; created "
+                        "on first use, reused after)")
+    parser.add_argument("--peer-workers", type=int, default=peer_gateway.LITELLM_WORKERS,
+                        choices=(1, 2, 3, 4), help="the peer's worker processes (default 2)")
     parser.add_argument("--profile", metavar="DIR",
                         help="record the daphne processes with py-spy during the app phase")
     parser.add_argument("--profile-gil", action="store_true",
@@ -172,6 +199,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("give --messages or --duration (or a --preset)")
     if args.sessions < 1:
         parser.error("--sessions must be at least 1")
+    if args.peer and args.skip_baseline:
+        parser.error("--peer needs the baseline (its overhead is measured against it)")
     try:
         args.app_settings = app_settings(args.app_setting)
     except SetupError as exc:
@@ -374,6 +403,119 @@ def flush_redis(redis_url: str) -> None:
         raise SetupError(f"Redis is not reachable: {exc}") from None
 
 
+# --- limits for thousands of connections -----------------------------------------------
+
+# PgBouncer's server pool for the bench database (start_pgbouncer): pool plus reserve.
+_PGBOUNCER_SERVER_CONNECTIONS = 25
+_PGBOUNCER_MAX_CLIENTS = 1000
+# The harness's own: population, stored-answer check, statistics, the purge command.
+_HARNESS_DB_CONNECTIONS = 4
+# A web process's connections besides its database threads (startup checks, health).
+_EXTRA_DB_CONNECTIONS_PER_PROCESS = 2
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        return int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _port_range() -> int | None:
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range")
+                     .read_text().split())
+    except (OSError, ValueError):
+        return None
+    return high - low + 1
+
+
+def _postgres_room(database_url: str) -> dict[str, int]:
+    import psycopg
+
+    conninfo = urlunsplit(urlsplit(database_url)._replace(scheme="postgresql"))
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute(
+                "SELECT current_setting('max_connections')::int, "
+                "current_setting('superuser_reserved_connections')::int, "
+                "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+            ).fetchone()
+    except psycopg.Error as exc:
+        raise SetupError(f"PostgreSQL is not reachable: {exc}") from None
+    assert row is not None
+    max_connections, reserved, in_use = row
+    return {"max_connections": max_connections, "in_use": in_use,
+            "free": max_connections - reserved - in_use}
+
+
+def _redis_room(redis_url: str) -> dict[str, int]:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        maxclients = int(client.config_get("maxclients")["maxclients"])
+        in_use = int(client.info("clients")["connected_clients"])
+    except redis.RedisError as exc:
+        raise SetupError(f"Redis is not reachable: {exc}") from None
+    return {"maxclients": maxclients, "in_use": in_use, "free": maxclients - in_use}
+
+
+def check_connection_limits(args: argparse.Namespace, *, open_files: int, db_threads: int,
+                            postgres: dict[str, int], redis_clients: dict[str, int],
+                            port_range: int | None) -> dict[str, Any]:
+    """What `args.sessions` WebSockets and the run's processes need from this machine,
+    against what it has; raises SetupError naming the first limit that is too low.
+
+    The WebSockets themselves cost no database connection (the web processes reach
+    PostgreSQL from a fixed pool of threads each), so the descriptors and ports of
+    the harness, which holds every client socket, are what grows with the sessions.
+    """
+    sessions, web = args.sessions, args.web_processes
+    # The harness: one socket per session, up to one per session again in the naive
+    # loop phases (one HTTP connection per busy worker), plus files and pipes.
+    harness_files = 2 * sessions + 256
+    # A web process (the limit is inherited): its share of the sessions, its database
+    # and Redis connections, its files.
+    web_files = -(-sessions // web) + db_threads + 256
+    web_db = web * (db_threads + _EXTRA_DB_CONNECTIONS_PER_PROCESS)
+    db_needed = (_PGBOUNCER_SERVER_CONNECTIONS if args.db_pooler == "pgbouncer" else web_db)
+    db_needed += _HARNESS_DB_CONNECTIONS
+    # Per web process: the channel layer's pool and the cache's (a few each).
+    redis_needed = 16 * web + 4
+    limits = {
+        "open_files": {"limit": open_files, "harness_needs": harness_files,
+                       "web_process_needs": web_files},
+        "postgres_connections": {**postgres, "needed": db_needed,
+                                 "db_threads_per_process": db_threads},
+        "redis_clients": {**redis_clients, "needed": redis_needed},
+        "ephemeral_ports": {"range": port_range, "needed": 2 * sessions},
+        "listen_backlog_max": _read_int("/proc/sys/net/core/somaxconn"),
+    }
+    if open_files < max(harness_files, web_files):
+        raise SetupError(f"open-files limit {open_files} is too low for {sessions} sessions: "
+                         f"the harness needs {harness_files} (raise `ulimit -n`)")
+    if postgres["free"] < db_needed:
+        raise SetupError(
+            f"PostgreSQL has {postgres['free']} connections free (max_connections "
+            f"{postgres['max_connections']}, {postgres['in_use']} in use) and the run needs "
+            f"{db_needed} ({web} web processes x {db_threads} database threads"
+            f"{', through PgBouncer' if args.db_pooler == 'pgbouncer' else ''}): raise "
+            "max_connections, lower AI_DB_THREADS or use --db-pooler pgbouncer")
+    if args.db_pooler == "pgbouncer" and web_db > _PGBOUNCER_MAX_CLIENTS:
+        raise SetupError(f"{web_db} database clients exceed PgBouncer's max_client_conn "
+                         f"{_PGBOUNCER_MAX_CLIENTS}: lower AI_DB_THREADS or --web-processes")
+    if redis_clients["free"] < redis_needed:
+        raise SetupError(f"Redis has {redis_clients['free']} clients free (maxclients "
+                         f"{redis_clients['maxclients']}) and the run needs about "
+                         f"{redis_needed}: raise maxclients")
+    if port_range is not None and port_range < 2 * sessions:
+        raise SetupError(f"the ephemeral port range holds {port_range} ports and "
+                         f"{sessions} sessions need up to {2 * sessions}: widen "
+                         "net.ipv4.ip_local_port_range")
+    return limits
+
+
 def _pgbouncer_binary() -> str | None:
     return shutil.which("pgbouncer") or next(
         (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.path.exists(p)), None)
@@ -404,7 +546,7 @@ def start_pgbouncer(procs: Subprocesses, database_url: str) -> str:
         f"auth_type = trust\nauth_file = {conf_dir / 'userlist.txt'}\n"
         # The deployment's pool (docker-compose.yml).
         "pool_mode = transaction\ndefault_pool_size = 20\nreserve_pool_size = 5\n"
-        "reserve_pool_timeout = 3\nmax_client_conn = 1000\n"
+        f"reserve_pool_timeout = 3\nmax_client_conn = {_PGBOUNCER_MAX_CLIENTS}\n"
         "ignore_startup_parameters = extra_float_digits,options\n"
     )
     argv = [binary, str(conf_dir / "pgbouncer.ini")]
@@ -788,16 +930,14 @@ def baseline_exchange(client: Any, *, content: str, system_prompt: str,
     return exchange
 
 
-async def run_baseline(args: argparse.Namespace, sim_url: str, system_prompt: str,
-                       harness: Any, procs: Subprocesses) -> PhaseStats:
-    """The same load shape straight against the simulator with the SDK."""
+async def naive_loop_phase(args: argparse.Namespace, *, base_url: str, api_key: str,
+                           system_prompt: str, harness: Any,
+                           watch: ResourceWatch) -> tuple[PhaseStats, dict[str, Any]]:
+    """The naive SDK loop against `base_url` with the run's load shape; returns its
+    timings and what `watch` saw (the baseline and the peer go through here alike)."""
     import openai
 
-    watch = ResourceWatch([], others={
-        "simulator": [p.pid for n, p in procs.running if n == "simulator"],
-        "load_generator": [os.getpid()]})
-
-    client = openai.AsyncOpenAI(api_key="bench-openai-key", base_url=f"{sim_url}/v1",
+    client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url,
                                 max_retries=0, timeout=args.message_timeout)
     try:
         exchange = baseline_exchange(client, content=args.content, system_prompt=system_prompt,
@@ -811,9 +951,113 @@ async def run_baseline(args: argparse.Namespace, sim_url: str, system_prompt: st
         resources = await watch.stop()
         stats.context = {"machine_busy_cores": resources["machine_busy_cores"],
                          "other_cpu_cores": resources["other_cpu_cores"]}
-        return stats
+        return stats, resources
     finally:
         await client.close()
+
+
+async def run_baseline(args: argparse.Namespace, sim_url: str, system_prompt: str,
+                       harness: Any, procs: Subprocesses) -> PhaseStats:
+    """The same load shape straight against the simulator with the SDK."""
+    watch = ResourceWatch([], others={
+        "simulator": [p.pid for n, p in procs.running if n == "simulator"],
+        "load_generator": [os.getpid()]})
+    stats, _resources = await naive_loop_phase(
+        args, base_url=f"{sim_url}/v1", api_key="bench-openai-key",
+        system_prompt=system_prompt, harness=harness, watch=watch)
+    return stats
+
+
+# --- the peer: a gateway in front of the same simulator ---------------------------------
+
+
+def start_peer(procs: Subprocesses, args: argparse.Namespace,
+               sim_url: str) -> tuple[str, str, subprocess.Popen, float]:
+    """Start the peer's proxy on a free loopback port and wait until all its workers
+    serve; returns its URL, master key, process and start-up seconds."""
+    master_key = "sk-bench-" + secrets.token_hex(16)
+    config_dir = procs.log_dir / "peer-litellm"
+    config_dir.mkdir(exist_ok=True)
+    config, log_config = peer_gateway.write_config(config_dir, peer_gateway.litellm_config(
+        provider_url=sim_url, model=BASELINE_MODEL, api_key="bench-openai-key",
+        master_key=master_key))
+    port = _free_port()
+    process = procs.start(
+        "peer-litellm",
+        peer_gateway.litellm_argv(executable=args.peer_executable, config=config,
+                                  log_config=log_config, port=port, workers=args.peer_workers),
+        env=peer_gateway.litellm_env(dict(os.environ)),
+    )
+    url = f"http://127.0.0.1:{port}"
+    started_s = peer_gateway.wait_ready(url=url, process=process, workers=args.peer_workers,
+                                        log=procs.log_dir / "peer-litellm.log")
+    return url, master_key, process, started_s
+
+
+async def warm_up_workers(args: argparse.Namespace, *, base_url: str, api_key: str,
+                          system_prompt: str, workers: int, rounds: int = 3) -> PhaseStats:
+    """Unmeasured messages that reach every worker of a multi-process server.
+
+    The workers share one listening socket, and an idle server's accepts tend to go to
+    the same worker: sequential warm-up messages could leave the others cold (their
+    first requests import and build what the first one did, seconds on a busy
+    machine). Concurrent requests on fresh connections reach the ones not busy.
+    """
+    import openai
+
+    stats = PhaseStats(measuring=False)
+    for _ in range(rounds):
+        client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0,
+                                    timeout=args.message_timeout)
+        try:
+            exchange = baseline_exchange(client, content=args.content,
+                                         system_prompt=system_prompt,
+                                         timeout=args.message_timeout)
+            await asyncio.gather(*(exchange(i, stats) for i in range(4 * workers)))
+        finally:
+            await client.close()
+    return stats
+
+
+async def run_peer(args: argparse.Namespace, sim_url: str, system_prompt: str,
+                   harness: Any, procs: Subprocesses) -> dict[str, Any]:
+    """The peer phase: start the proxy, drive it like the baseline, stop it.
+
+    Its CPU is that of its whole process tree (the uvicorn supervisor and its
+    workers). Whatever goes wrong is reported in the result, not raised: the
+    baseline and the app are measured either way.
+    """
+    info: dict[str, Any] = {"name": args.peer, "version": peer_gateway.LITELLM_VERSION,
+                            "workers": args.peer_workers, "database": None, "error": None}
+    if args.peer_error:
+        info["error"] = args.peer_error
+        return info
+    tree: list[Any] = []
+    process = None
+    try:
+        # Blocking, but nothing else runs on the loop between the phases.
+        url, master_key, process, start_s = start_peer(procs, args, sim_url)
+        info["start_s"] = round(start_s, 1)
+        warm = await warm_up_workers(args, base_url=f"{url}/v1", api_key=master_key,
+                                     system_prompt=system_prompt, workers=args.peer_workers)
+        info["warmup_errors"] = dict(warm.errors)
+        tree = peer_gateway.process_tree(process.pid)
+        watch = ResourceWatch([p.pid for p in tree], others={
+            "simulator": [p.pid for n, p in procs.running if n == "simulator"],
+            "load_generator": [os.getpid()]})
+        stats, resources = await naive_loop_phase(
+            args, base_url=f"{url}/v1", api_key=master_key, system_prompt=system_prompt,
+            harness=harness, watch=watch)
+    except peer_gateway.PeerError as exc:
+        info["error"] = str(exc)
+        return info
+    finally:
+        if process is not None:
+            procs.stop(process)
+        peer_gateway.stop_tree(tree)
+    info["stats"] = stats
+    info["resources"] = resources
+    return info
 
 
 # --- the app over WebSockets ------------------------------------------------------------
@@ -1218,14 +1462,19 @@ def evaluate_targets(preset: str | None, result: dict[str, Any]) -> list[dict[st
             for q, limit in (("p50", 10.0), ("p95", 25.0)):
                 value = overhead.get(metric, {}).get(q)
                 add(f"{metric} overhead {q} <= {limit:g} ms", value, limit, within(value, limit))
-    elif preset == "capacity":
+    elif preset in ("capacity", "capacity-5000"):
         add("errors == 0", result["errors"], 0, result["errors"] == 0)
         add("lost == 0", result["lost"], 0, result["lost"] == 0)
-        for metric in ("ttft", "total"):
+        # The 5,000-session variant's bar is on the first token only.
+        for metric in ("ttft", "total") if preset == "capacity" else ("ttft",):
             value = overhead.get(metric, {}).get("p95")
             add(f"{metric} overhead p95 <= 50 ms", value, 50.0, within(value, 50.0))
         rss = result["app"]["server"]["peak_rss_mib"]
         add("server RSS <= 1024 MiB", rss, 1024, rss <= 1024)
+        connections = result["app"]["connections"]
+        failed = sum((connections["failed"] or {}).values())
+        add(f"all {result['config']['sessions']} connections opened", failed, 0,
+            failed == 0 and connections["opened"] == result["config"]["sessions"])
     elif preset == "saturation":
         ratio = result.get("throughput_ratio")
         add("app throughput >= 2x naive SDK loop", ratio, 2.0,
@@ -1352,13 +1601,20 @@ async def measure(args: argparse.Namespace, seats: list[Seat], servers: list[tup
     harness = psutil.Process()
     load_start = [round(x, 2) for x in os.getloadavg()]
     baseline = None
+    peer = None
     if not args.skip_baseline:
         print(f"baseline: naive openai.AsyncOpenAI loop, {args.sessions} workers", flush=True)
         baseline = await run_baseline(args, sim_url, settings.AI_SYSTEM_PROMPT, harness, procs)
+    if args.peer:
+        print(f"peer: LiteLLM proxy {peer_gateway.LITELLM_VERSION} ({args.peer_workers} "
+              f"workers, no database) driven by the same loop", flush=True)
+        peer = await run_peer(args, sim_url, settings.AI_SYSTEM_PROMPT, harness, procs)
+        if peer["error"]:
+            print(f"peer phase skipped: {peer['error']}", file=sys.stderr, flush=True)
     print(f"app: {args.sessions} WebSocket sessions on {len(servers)} daphne process(es)",
           flush=True)
     app = await run_app(args, seats, servers, procs, harness, purge_env)
-    return {"baseline": baseline, "load_start": load_start, **app}
+    return {"baseline": baseline, "peer": peer, "load_start": load_start, **app}
 
 
 def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[str, Any],
@@ -1390,6 +1646,7 @@ def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[st
                                                     / base_stats.completed, 1)
                                               if base_stats.completed else None)
     purge_phase = phase_json(during_purge["stats"]) if during_purge else None
+    peer = peer_json(measured.get("peer"), baseline, app)
     errors = (app["errors"] + sum(warm.errors.values()) + (baseline["errors"] if baseline else 0)
               + (purge_phase["errors"] if purge_phase else 0))
     result: dict[str, Any] = {
@@ -1413,6 +1670,9 @@ def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[st
                     "load_average_start": measured["load_start"],
                     "load_average_end": [round(x, 2) for x in os.getloadavg()]},
         "setup_s": {k: round(v, 1) for k, v in setup_s.items()},
+        # What the sessions need from the machine (descriptors, database and Redis
+        # connections, ports) against what it has, checked before the run.
+        "limits": getattr(args, "limits", None),
         # Summary: app messages measured, every error seen (both phases, warm-up too),
         # accepted messages without a stored complete answer.
         "messages": app["messages"],
@@ -1426,6 +1686,7 @@ def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[st
         "simulator": sim_stats,
         "overhead_ms": None,
         "throughput_ratio": None,
+        "peer": peer,
         "profile": measured["profiles"],
     }
     if baseline is not None:
@@ -1440,6 +1701,42 @@ def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[st
         result["during_purge"] = _purge_comparison(
             app, purge_phase, baseline, {**during_purge["purge"], **measured["purge_data"]})
     result["targets"] = evaluate_targets(args.preset, result)
+    return result
+
+
+def peer_json(peer: dict[str, Any] | None, baseline: dict[str, Any] | None,
+              app: dict[str, Any]) -> dict[str, Any] | None:
+    """The peer phase beside the baseline and the app: its own timings, its overhead over
+    the same-run baseline, and its CPU per answer against the app's web processes'."""
+    if peer is None:
+        return None
+    result = {key: peer[key] for key in ("name", "version", "workers", "database", "error")}
+    result["start_s"] = peer.get("start_s")
+    result["warmup_errors"] = peer.get("warmup_errors")
+    stats: PhaseStats | None = peer.get("stats")
+    if stats is None:
+        return result
+    resources = peer["resources"]
+    result.update(phase_json(stats))
+    result["server"] = resources
+    result["load_generator_cpu_cores"] = round(
+        stats.harness_cpu_s / max(1e-9, stats.finished - stats.started), 3)
+    # The proxy's whole process tree (supervisor and workers) per answered message.
+    result["server_cpu_ms_per_message"] = (round(1000 * resources["cpu_s"] / stats.completed, 1)
+                                          if stats.completed else None)
+    if baseline is not None:
+        result["overhead_ms"] = {
+            metric: {q: _difference(result, baseline, f"{metric}_ms", q) for q in ("p50", "p95")}
+            for metric in ("ttft", "total")
+        }
+        if result["throughput_msg_s"] and baseline["throughput_msg_s"]:
+            result["throughput_ratio"] = round(
+                result["throughput_msg_s"] / baseline["throughput_msg_s"], 3)
+    app_cpu, peer_cpu = app.get("server_cpu_ms_per_message"), result["server_cpu_ms_per_message"]
+    # Below 1: the app's web processes spend less CPU per answer than the peer's proxy.
+    result["app_cpu_ratio"] = round(app_cpu / peer_cpu, 3) if app_cpu and peer_cpu else None
+    if result["errors"] and not result["error"]:
+        result["error"] = f"{result['errors']} of its messages failed: {result['errors_by_code']}"
     return result
 
 
@@ -1487,8 +1784,11 @@ def print_report(result: dict[str, Any]) -> None:
               f"{'total p50':>11}{'total p95':>11}{'gen CPU':>9}")
     print(header)
     print("-" * len(header))
-    rows = [("direct SDK (naive loop)", result["baseline"]), ("app over WebSocket",
-                                                                result["app"])]
+    peer = result.get("peer")
+    peer_phase = peer if peer and "messages" in peer else None
+    peer_label = f"{peer['name']} proxy {peer['version']}" if peer else ""
+    rows = [("direct SDK (naive loop)", result["baseline"]), (peer_label[:23], peer_phase),
+            ("app over WebSocket", result["app"])]
     for label, phase in rows:
         if phase is None:
             continue
@@ -1504,6 +1804,13 @@ def print_report(result: dict[str, Any]) -> None:
               f"{_fmt(overhead['ttft']['p50'], 10)}{_fmt(overhead['ttft']['p95'], 10)}"
               f"{_fmt(overhead['total']['p50'], 11)}{_fmt(overhead['total']['p95'], 11)}")
         print(f"{'':24}{'':15}{'(ratio)':>9}")
+    if peer_phase and peer_phase.get("overhead_ms"):
+        po, ratio = peer_phase["overhead_ms"], peer_phase.get("throughput_ratio")
+        print(f"{'overhead (peer - SDK)':24}{'':15}{_fmt(ratio, 9, 2)}"
+              f"{_fmt(po['ttft']['p50'], 10)}{_fmt(po['ttft']['p95'], 10)}"
+              f"{_fmt(po['total']['p50'], 11)}{_fmt(po['total']['p95'], 11)}")
+    if peer and peer.get("error"):
+        print(f"peer {peer['name']}: {peer['error']}")
     during = result.get("during_purge")
     if during:
         phase = during["app"]
@@ -1538,12 +1845,28 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"app phase: machine busy {server['machine_busy_cores']} cores; other processes (cores): "
           + ", ".join(f"{k} {v}" for k, v in server["other_cpu_cores"].items()))
     if result["baseline"]:
+        peer_cpu = (f"{peer_label} ({peer['workers']} workers) "
+                    f"{peer_phase['server_cpu_ms_per_message']} ms, " if peer_phase else "")
         print(f"CPU per message: app (web processes) {app['server_cpu_ms_per_message']} ms, "
-              f"naive SDK loop {result['baseline']['sdk_cpu_ms_per_message']} ms")
+              f"{peer_cpu}naive SDK loop {result['baseline']['sdk_cpu_ms_per_message']} ms")
+    if peer_phase:
+        ps = peer_phase["server"]
+        print(f"peer phase: machine busy {ps['machine_busy_cores']} cores; proxy CPU "
+              f"{ps['cpu_cores']} cores, RSS peak {ps['peak_rss_mib']} MiB "
+              f"({len(ps['processes'])} processes); app CPU per answer / peer's: "
+              f"{peer_phase['app_cpu_ratio']}")
     print(f"server: CPU {server['cpu_cores']} cores over {server['wall_s']} s, RSS "
           f"{server['rss_mib']} MiB (peak {server['peak_rss_mib']}); connections "
           f"{conn['opened']} opened in {conn['connect_s']} s, "
           f"{conn['rss_per_connection_kib']} KiB each idle, failed {conn['failed'] or 0}")
+    limits = result.get("limits")
+    if limits:
+        files, pg = limits["open_files"], limits["postgres_connections"]
+        print(f"limits: open files {files['limit']} (harness needs {files['harness_needs']}); "
+              f"PostgreSQL {pg['free']} connections free, {pg['needed']} needed "
+              f"({pg['db_threads_per_process']} database threads per web process); Redis "
+              f"{limits['redis_clients']['free']} clients free; ephemeral ports "
+              f"{limits['ephemeral_ports']['range']}; somaxconn {limits['listen_backlog_max']}")
     split = app.get("ttft_split_ms")
     if split:
         print(f"app TTFT split p50/p95: ack {split['ack']['p50']}/{split['ack']['p95']} ms, "
@@ -1598,6 +1921,24 @@ def raise_open_files_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def install_peer(args: argparse.Namespace, setup_s: dict[str, float]) -> None:
+    """With --peer, install (first time) or find the peer's proxy before anything else:
+    a failure is noted in `args.peer_error` and the run goes on without the peer."""
+    args.peer_executable, args.peer_error = None, None
+    if not args.peer:
+        return
+    venv = Path(args.peer_venv)
+    print(f"peer: litellm[proxy]=={peer_gateway.LITELLM_VERSION} in "
+          f"{peer_gateway.venv_label(venv)} (installed on first use)", flush=True)
+    mark = time.monotonic()
+    try:
+        args.peer_executable = peer_gateway.ensure_litellm(venv=venv)
+    except peer_gateway.PeerError as exc:
+        args.peer_error = str(exc)
+        print(f"peer: {exc}\nthe run goes on without the peer", file=sys.stderr, flush=True)
+    setup_s["peer_install"] = time.monotonic() - mark
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # unwinds through the finally blocks that stop subprocesses
 
@@ -1611,15 +1952,12 @@ def main(argv: list[str] | None = None) -> int:
     for url, what in ((args.database_url, "--database-url"), (args.redis_url, "--redis-url")):
         _require_loopback(url, what)
     limit = raise_open_files_limit()
-    if limit < 2 * args.sessions + 256:
-        print(f"open-files limit {limit} is too low for {args.sessions} sessions",
-              file=sys.stderr)
-        return 2
     work_dir = Path(tempfile.mkdtemp(prefix="neonpro-chat-bench-"))
     procs = Subprocesses(work_dir)
     ok = False
     try:
         setup_s: dict[str, float] = {}
+        install_peer(args, setup_s)
         started = time.monotonic()
         sim_url = start_simulator(procs, args)
         env = app_env(args, sim_url, work_dir)
@@ -1630,6 +1968,17 @@ def main(argv: list[str] | None = None) -> int:
         import django
 
         django.setup()
+        from django.conf import settings
+
+        try:
+            db_threads = int(args.app_settings.get("AI_DB_THREADS", settings.AI_DB_THREADS))
+        except ValueError:
+            raise SetupError("--app-setting AI_DB_THREADS needs a whole number") from None
+        # Before creating thousands of clinicians: a limit that is too low fails now.
+        args.limits = check_connection_limits(
+            args, open_files=limit, db_threads=db_threads,
+            postgres=_postgres_room(args.database_url), redis_clients=_redis_room(args.redis_url),
+            port_range=_port_range())
         mark = time.monotonic()
         tag = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
         seats = create_population(args.sessions, tag)
@@ -1683,6 +2032,9 @@ def main(argv: list[str] | None = None) -> int:
         print_report(result)
         print(f"results: {output}")
         ok = result["errors"] == 0 and result["lost"] == 0 and result["messages"] > 0
+        if ok and args.peer and (result["peer"] is None or result["peer"]["error"]):
+            ok = False  # keeps the logs: the peer's says why it failed
+            return 3
         return 0 if ok else 1
     except SetupError as exc:
         print(f"benchmark set-up failed: {exc}", file=sys.stderr)
