@@ -252,6 +252,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": APP_VERSION,
     "DESCRIPTION": "Chat sessions, messages (JSON or SSE), consent and data-subject access.",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema maps every endpoint and field: like the API it describes, it needs a
+    # signed-in user (JWT or session), never an anonymous one.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
 }
 

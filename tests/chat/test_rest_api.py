@@ -249,6 +249,13 @@ def test_it_serves_the_openapi_schema(clinician):
     assert "/api/v1/ai-chat/sessions/{session_id}/messages/" in response.content.decode()
 
 
+def test_it_refuses_the_openapi_schema_to_anonymous_clients():
+    response = api_client().get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+    assert "/api/v1/" not in response.content.decode()
+
+
 def test_it_carries_the_incoming_trace_to_the_provider(clinician, ai_settings, simulator):
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     client = api_client(clinician)
