@@ -222,9 +222,14 @@ class _Prepared:
     new_question: bool = False
 
 
-def _validate_content(content: Any) -> str:
+def message_content_validate(*, content: Any) -> str:
+    """The one rule for a clinician message's text, whichever door it came through
+    (REST, SSE, WebSocket): a non-empty string without NUL characters (PostgreSQL's
+    text type cannot store them), at most AI_MAX_INPUT_CHARS long."""
     if not isinstance(content, str) or not content.strip():
         raise ChatError("invalid", "content must be a non-empty string.")
+    if "\x00" in content:
+        raise ChatError("invalid", "content must not contain NUL characters.")
     if len(content) > settings.AI_MAX_INPUT_CHARS:
         raise ChatError(
             "message_too_long",
@@ -716,7 +721,7 @@ async def message_accept_async(*, user, session_id, content: Any,
     sessions don't queue behind each other's inserts.
     """
     try:
-        content = _validate_content(content)
+        content = message_content_validate(content=content)
         client_uuid = _validate_client_id(client_id)
         screened = None
         if moderation_enabled():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -152,6 +153,20 @@ def test_it_rejects_invalid_messages_with_400(clinician, ai_settings, payload):
     response = client.post(f"{SESSIONS}{session_id}/messages/", payload, format="json")
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/event-stream"])
+def test_it_refuses_a_nul_character_with_the_pipelines_one_rule(clinician, ai_settings, accept):
+    client = api_client(clinician)
+    session_id = _create_session(client)["id"]
+    response = client.post(f"{SESSIONS}{session_id}/messages/", {"content": "dose\x00 alta"},
+                           format="json", HTTP_ACCEPT=accept)
+    assert response.status_code == 400
+    # The same refusal as the WebSocket's (tests/chat/test_websocket.py); an SSE request
+    # refused before its stream starts gets the JSON error body.
+    assert json.loads(response.content) == {"code": "invalid",
+                               "detail": "content must not contain NUL characters."}
+    assert not ChatMessage.objects.filter(session_id=session_id).exists()
 
 
 def test_it_rejects_malformed_json_with_400(clinician, ai_settings):
