@@ -250,6 +250,16 @@ def test_it_is_unavailable_for_chat_but_only_degraded_for_the_system_when_both_p
     chat_health = get("/api/v1/ai-chat/health", **AUTH)
     assert chat_health.status_code == 503
     assert chat_health.json()["status"] == "unavailable"
+    # Nothing to fail over to: the secondary is down too.
+    assert chat_health.json()["providerStatus"]["failoverReady"] is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_reports_failover_not_ready_when_only_the_secondary_is_down(monitoring, simulator):
+    simulator.set_fault("anthropic", status=503, paths="*")
+    body = get("/api/v1/ai-chat/health", **AUTH).json()
+    assert body["status"] == "degraded"
+    assert body["providerStatus"]["failoverReady"] is False
 
 
 @pytest.mark.django_db(transaction=True)
