@@ -586,7 +586,13 @@ def _finish_answer(
         message.input_tokens, message.output_tokens = done.input_tokens, done.output_tokens
         message.tokens_estimated = done.tokens_estimated
     elif attempts:
-        message.provider, message.model = attempts[-1].provider, attempts[-1].model
+        # The stored text's author: the last attempt that produced text (a failover that
+        # never answered left the previous provider's partial text in place, and a reset
+        # before the next provider's first token discarded it); with no text at all, the
+        # last provider tried.
+        source = next((a for a in reversed(attempts) if a.first_token_ms is not None),
+                      attempts[-1]) if display_text or provider_text else attempts[-1]
+        message.provider, message.model = source.provider, source.model
     message.updated_at = timezone.now()
     with transaction.atomic():
         _store_answer(message)

@@ -230,6 +230,22 @@ def test_it_keeps_the_user_message_when_both_providers_fail(clinician, ai_settin
     assert failed.status == "failed" and failed.error_code == "provider_unavailable"
 
 
+def test_it_names_the_provider_whose_partial_text_it_kept(clinician, ai_settings, simulator):
+    # The primary drops the connection mid-answer; the secondary never answers.
+    simulator.set_fault(provider="openai", drop_after_chunks=4, times=1)
+    simulator.set_fault(provider="anthropic", status=529, times=1)
+    client = api_client(clinician)
+    session_id = _create_session(client)["id"]
+    response = _send(client, session_id, "Intervalo entre sessões de laser?")
+    assert response.status_code == 503
+    failed = ChatMessage.objects.get(session_id=session_id, role="assistant")
+    assert failed.status == "failed" and failed.content  # the primary's partial text
+    assert (failed.provider, failed.model) == ("openai", ai_settings.OPENAI_MODEL)
+    attempts = ProviderAttempt.objects.filter(message=failed).order_by("started_at")
+    assert [(a.provider, a.outcome) for a in attempts] == [("openai", "error"),
+                                                           ("anthropic", "error")]
+
+
 def test_it_retries_a_failed_answer_with_the_same_client_id(clinician, ai_settings, simulator):
     simulator.set_fault(provider="openai", status=503, times=1)
     simulator.set_fault(provider="anthropic", status=503, times=1)
