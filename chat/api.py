@@ -80,7 +80,7 @@ def _sse(frames) -> StreamingHttpResponse:
             yield b"event: " + frame["type"].encode() + b"\ndata: " + orjson.dumps(frame) + b"\n\n"
 
     response = StreamingHttpResponse(events(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
+    response["Cache-Control"] = "no-store"  # the answer is personal data
     response["X-Accel-Buffering"] = "no"  # let proxies pass tokens through as they come
     return response
 

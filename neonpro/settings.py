@@ -97,6 +97,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # auditlog's middleware with the actor of JWT-authenticated API calls too.
     "compliance.middleware.AuditActorMiddleware",
+    # Cache-Control: no-store on everything sent to a signed-in user (personal data).
+    "compliance.middleware.PrivateResponseMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
