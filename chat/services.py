@@ -770,6 +770,52 @@ async def answer_stream(prepared: _Prepared, *, trace_id: str | None = None
             yield frame
 
 
+# Answers whose reader went away, kept referenced until they are stored (the event loop
+# holds tasks only weakly).
+_DETACHED_ANSWERS: set[asyncio.Task] = set()
+
+
+async def answer_outliving_reader(frames: AsyncIterator[dict[str, Any]]
+                                  ) -> AsyncIterator[dict[str, Any]]:
+    """Relay `frames`, but let the answer run to its end if the reader goes away.
+
+    The rule for every door: a client that goes away (closed tab, lost network, a
+    proxy timeout) does not stop the answer; only an explicit stop does. The
+    answer is generated to its end and stored, and the client that reconnects and
+    resends the same client_id gets it replayed without a second provider call
+    (and without losing what the assistant said). The WebSocket consumer runs each
+    answer in its own task for the same reason; SSE, whose response generator is
+    cancelled when the client disconnects, goes through here.
+    """
+    queue: asyncio.Queue = asyncio.Queue()
+    done = object()
+    failure: list[BaseException] = []
+    reader_gone = False
+
+    async def produce() -> None:
+        try:
+            async for frame in frames:
+                queue.put_nowait(frame)
+        except Exception as exc:
+            if reader_gone:
+                logger.exception("answer failed after its reader left",
+                                 extra={"event": "relay_failed"})
+            failure.append(exc)
+        finally:
+            queue.put_nowait(done)
+
+    task = asyncio.ensure_future(produce())
+    _DETACHED_ANSWERS.add(task)
+    task.add_done_callback(_DETACHED_ANSWERS.discard)
+    try:
+        while (frame := await queue.get()) is not done:
+            yield frame
+    finally:
+        reader_gone = True
+    if failure:
+        raise failure[0]
+
+
 async def message_stream(
     *, user, session_id, content: Any, client_id: Any = None, trace_id: str | None = None
 ) -> AsyncIterator[dict[str, Any]]:
