@@ -13,7 +13,7 @@ from __future__ import annotations
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from auditlog.middleware import AuditlogMiddleware
 from django.contrib.auth import get_user_model
-from django.utils.functional import SimpleLazyObject
+from django.utils.functional import SimpleLazyObject, empty
 
 
 def _authenticated_user(request):
@@ -62,9 +62,22 @@ class PrivateResponseMiddleware:
 
     @staticmethod
     def _private(request, response):
-        if _authenticated_user(request) is not None and \
+        if _signed_in_user_seen(request) and \
                 "no-store" not in response.get("Cache-Control", ""):
             # Replaces weaker directives (no-cache, max-age): no-store is the one that
             # keeps the body out of every cache.
             response["Cache-Control"] = "no-store"
         return response
+
+
+def _signed_in_user_seen(request) -> bool:
+    """Did the view serve a signed-in user? Only a user already looked up counts: a view
+    that never asked who is signed in served nothing personal, and looking the user up
+    here would cost a query (and, during a database outage, turn the clean 503 the
+    view produced into a 500)."""
+    user = getattr(request, "user", None)
+    if isinstance(user, SimpleLazyObject):
+        user = None if user._wrapped is empty else user._wrapped
+    if user is None:  # async views ask through request.auser(), which caches here
+        user = getattr(request, "_acached_user", None)
+    return isinstance(user, get_user_model()) and user.is_authenticated
