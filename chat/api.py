@@ -76,11 +76,12 @@ class SessionCloseView(APIView):
 
 def _sse(frames) -> StreamingHttpResponse:
     async def events():
-        async for frame in frames:
+        # A client that disconnects does not stop the answer (the rule of every door).
+        async for frame in services.answer_outliving_reader(frames):
             yield b"event: " + frame["type"].encode() + b"\ndata: " + orjson.dumps(frame) + b"\n\n"
 
     response = StreamingHttpResponse(events(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
+    response["Cache-Control"] = "no-store"  # the answer is personal data
     response["X-Accel-Buffering"] = "no"  # let proxies pass tokens through as they come
     return response
 

@@ -58,6 +58,7 @@ from chat.ratelimit import (
     window_count_hit,
 )
 from chat.serializers import ErrorSerializer
+from chat.token_families import FamilyTokenObtainPairSerializer, FamilyTokenRefreshSerializer
 from compliance import audit
 from monitoring import metrics
 
@@ -304,6 +305,9 @@ def _lockout_error(lockout: Lockout) -> ChatError:
 class TokenObtainView(TokenObtainPairView):
     """`POST /api/v1/auth/token/` with lock-out after repeated failures (429 + Retry-After)."""
 
+    # Each sign-in starts a refresh-token family (chat.token_families).
+    serializer_class = FamilyTokenObtainPairSerializer
+
     @extend_schema(request=TokenObtainPairSerializer,
                    responses={200: TokenObtainPairSerializer, **_ERRORS})
     def post(self, request: Request, *args, **kwargs) -> Response:
@@ -321,7 +325,10 @@ class TokenObtainView(TokenObtainPairView):
 
 
 class TokenRefreshRateLimitedView(TokenRefreshView):
-    """`POST /api/v1/auth/token/refresh/`: single-use refresh tokens, rate limited per address."""
+    """`POST /api/v1/auth/token/refresh/`: single-use refresh tokens, rate limited per address;
+    a rotated token used again revokes its whole family (chat.token_families)."""
+
+    serializer_class = FamilyTokenRefreshSerializer
 
     @extend_schema(request=TokenRefreshSerializer,
                    responses={200: TokenRefreshSerializer, **_ERRORS})

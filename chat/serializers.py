@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
 
 from chat.models import ChatMessage, ChatSession
@@ -47,9 +48,19 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class MessageContentField(StrictCharField):
+    """A message's text: a string here; everything else is checked by the pipeline's one
+    rule (`services.message_content_validate`), the same for REST, SSE and WebSocket, so
+    an over-long message gets 413 and a NUL character the same refusal on every door."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(trim_whitespace=False, allow_blank=True, **kwargs)
+        self.validators = [v for v in self.validators
+                           if not isinstance(v, ProhibitNullCharactersValidator)]
+
+
 class MessageCreateSerializer(serializers.Serializer):
-    # Length is checked by the pipeline so an over-long message gets 413, not 400.
-    content = StrictCharField(trim_whitespace=False)
+    content = MessageContentField()
     client_id = serializers.UUIDField(required=False, allow_null=True)
 
 

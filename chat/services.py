@@ -222,9 +222,14 @@ class _Prepared:
     new_question: bool = False
 
 
-def _validate_content(content: Any) -> str:
+def message_content_validate(*, content: Any) -> str:
+    """The one rule for a clinician message's text, whichever door it came through
+    (REST, SSE, WebSocket): a non-empty string without NUL characters (PostgreSQL's
+    text type cannot store them), at most AI_MAX_INPUT_CHARS long."""
     if not isinstance(content, str) or not content.strip():
         raise ChatError("invalid", "content must be a non-empty string.")
+    if "\x00" in content:
+        raise ChatError("invalid", "content must not contain NUL characters.")
     if len(content) > settings.AI_MAX_INPUT_CHARS:
         raise ChatError(
             "message_too_long",
@@ -581,7 +586,13 @@ def _finish_answer(
         message.input_tokens, message.output_tokens = done.input_tokens, done.output_tokens
         message.tokens_estimated = done.tokens_estimated
     elif attempts:
-        message.provider, message.model = attempts[-1].provider, attempts[-1].model
+        # The stored text's author: the last attempt that produced text (a failover that
+        # never answered left the previous provider's partial text in place, and a reset
+        # before the next provider's first token discarded it); with no text at all, the
+        # last provider tried.
+        source = next((a for a in reversed(attempts) if a.first_token_ms is not None),
+                      attempts[-1]) if display_text or provider_text else attempts[-1]
+        message.provider, message.model = source.provider, source.model
     message.updated_at = timezone.now()
     with transaction.atomic():
         _store_answer(message)
@@ -716,7 +727,7 @@ async def message_accept_async(*, user, session_id, content: Any,
     sessions don't queue behind each other's inserts.
     """
     try:
-        content = _validate_content(content)
+        content = message_content_validate(content=content)
         client_uuid = _validate_client_id(client_id)
         screened = None
         if moderation_enabled():
@@ -757,6 +768,52 @@ async def answer_stream(prepared: _Prepared, *, trace_id: str | None = None
         yield _ack_frame(prepared)
         async for frame in _generate(prepared, trace_id=trace_id):
             yield frame
+
+
+# Answers whose reader went away, kept referenced until they are stored (the event loop
+# holds tasks only weakly).
+_DETACHED_ANSWERS: set[asyncio.Task] = set()
+
+
+async def answer_outliving_reader(frames: AsyncIterator[dict[str, Any]]
+                                  ) -> AsyncIterator[dict[str, Any]]:
+    """Relay `frames`, but let the answer run to its end if the reader goes away.
+
+    The rule for every door: a client that goes away (closed tab, lost network, a
+    proxy timeout) does not stop the answer; only an explicit stop does. The
+    answer is generated to its end and stored, and the client that reconnects and
+    resends the same client_id gets it replayed without a second provider call
+    (and without losing what the assistant said). The WebSocket consumer runs each
+    answer in its own task for the same reason; SSE, whose response generator is
+    cancelled when the client disconnects, goes through here.
+    """
+    queue: asyncio.Queue = asyncio.Queue()
+    done = object()
+    failure: list[BaseException] = []
+    reader_gone = False
+
+    async def produce() -> None:
+        try:
+            async for frame in frames:
+                queue.put_nowait(frame)
+        except Exception as exc:
+            if reader_gone:
+                logger.exception("answer failed after its reader left",
+                                 extra={"event": "relay_failed"})
+            failure.append(exc)
+        finally:
+            queue.put_nowait(done)
+
+    task = asyncio.ensure_future(produce())
+    _DETACHED_ANSWERS.add(task)
+    task.add_done_callback(_DETACHED_ANSWERS.discard)
+    try:
+        while (frame := await queue.get()) is not done:
+            yield frame
+    finally:
+        reader_gone = True
+    if failure:
+        raise failure[0]
 
 
 async def message_stream(

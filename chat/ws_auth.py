@@ -11,7 +11,8 @@ The stack, outermost first (`chat_auth_stack`):
   1011 or a failed handshake); while the process is stopping, new sockets are
   refused and open ones get the same frame and code once their answer is
   settled (daphne sends only 1000 or 3000-4999, so not RFC 6455's 1012);
-- `ChatOriginValidator`: the Origin must match ALLOWED_HOSTS or CORS_ORIGIN;
+- `ChatOriginValidator`: the Origin must be one of CORS_ORIGIN or the site itself
+  (a host of ALLOWED_HOSTS, same scheme and port as the socket);
 - connection attempts per client address (WS_CONNECT_RATE_PER_IP per minute),
   counted before authentication so floods never reach the database;
 - authentication (session cookie, then Bearer JWT);
@@ -34,10 +35,11 @@ from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.http.request import split_domain_port, validate_host
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
@@ -74,30 +76,101 @@ class JWTAuthMiddleware(BaseMiddleware):
         return await super().__call__(scope, receive, send)
 
 
-def allowed_origins() -> list[str]:
-    """Origins allowed to open WebSockets: ALLOWED_HOSTS plus CORS_ORIGIN."""
-    origins = list(settings.ALLOWED_HOSTS)
-    for origin in settings.CORS_ALLOWED_ORIGINS:
-        parsed = urlparse(origin)
-        origins.append(f"{parsed.scheme}://{parsed.netloc}" if parsed.scheme else origin)
-    return origins
+# An origin is compared as (scheme, host, port), with the scheme's default port filled in.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+Origin = tuple[str, str, int]
 
 
-class ChatOriginValidator(OriginValidator):
-    """Like Channels' AllowedHostsOriginValidator, also accepting CORS_ORIGIN.
+def parse_origin(value: str) -> Origin | None:
+    """(scheme, host, port) of an Origin header value or a configured origin, else None
+    (`null`, a path, credentials, a non-web scheme or a bad port are not origins)."""
+    parsed = urlparse(value.strip().lower())
+    if parsed.scheme not in _DEFAULT_PORTS or not parsed.hostname:
+        return None
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment or parsed.username \
+            or parsed.password is not None:
+        return None
+    try:
+        port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
+    except ValueError:
+        return None
+    return parsed.scheme, parsed.hostname, port
 
-    Clients that send no Origin header (server-to-server API clients) are not
-    browsers and cannot be abused through cross-site requests; they still need
-    a valid token.
+
+def _header(scope, name: bytes) -> str:
+    for key, value in scope.get("headers") or []:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _connection_is_secure(scope) -> bool:
+    """TLS to the client, directly or (like Django's request.is_secure()) as the reverse
+    proxy reports it through SECURE_PROXY_SSL_HEADER."""
+    if scope.get("scheme") in ("wss", "https"):
+        return True
+    proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if not proxy_header:
+        return False
+    name, expected = proxy_header
+    header = name.removeprefix("HTTP_").lower().replace("_", "-").encode("latin-1")
+    return _header(scope, header).split(",")[0].strip() == expected
+
+
+def _connection_scheme_and_port(scope) -> tuple[str, int]:
+    """The web scheme and port the client connected to (a ws:// socket on port 8000
+    belongs to the http://…:8000 page)."""
+    scheme = "https" if _connection_is_secure(scope) else "http"
+    _, port = split_domain_port(_header(scope, b"host"))
+    if port:
+        return scheme, int(port)
+    if not _header(scope, b"host") and scope.get("server"):
+        return scheme, int(scope["server"][1])
+    return scheme, _DEFAULT_PORTS[scheme]
+
+
+def allowed_cors_origins() -> set[Origin]:
+    """The origins of CORS_ORIGIN, normalised (default ports filled in)."""
+    return {origin for value in settings.CORS_ALLOWED_ORIGINS
+            if (origin := parse_origin(value)) is not None}
+
+
+def origin_allowed(*, origin: str | None, scope) -> bool:
+    """May a page of `origin` open this WebSocket?
+
+    No Origin header: a server-to-server API client, not a browser, so it cannot
+    be abused through cross-site requests (it still needs a valid token). A
+    browser's Origin must be exactly one of CORS_ORIGIN, or the site itself: a
+    host of ALLOWED_HOSTS with the scheme and port this socket was opened on.
+    Scheme and port count: `http://localhost:1` is another site than the one
+    served on `http://localhost:8000`, and a plain-HTTP page must not talk to
+    the HTTPS site's sockets.
     """
+    if origin is None:
+        return True
+    parsed = parse_origin(origin)
+    if parsed is None:
+        return False
+    if parsed in allowed_cors_origins():
+        return True
+    scheme, host, port = parsed
+    return validate_host(host, settings.ALLOWED_HOSTS) and \
+        (scheme, port) == _connection_scheme_and_port(scope)
 
-    def __init__(self, application):
-        super().__init__(application, allowed_origins())
 
-    def valid_origin(self, parsed_origin):
-        if parsed_origin is None:
-            return True
-        return super().valid_origin(parsed_origin)
+class ChatOriginValidator:
+    """Refuses (HTTP 403 at the handshake) a WebSocket whose Origin is not allowed."""
+
+    def __init__(self, application) -> None:
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        raw = next((value for key, value in scope.get("headers") or [] if key == b"origin"),
+                   None)
+        origin = None if raw is None else raw.decode("latin-1")
+        if origin_allowed(origin=origin, scope=scope):
+            return await self.application(scope, receive, send)
+        return await WebsocketDenier()(scope, receive, send)
 
 
 # --- Refusing a socket ------------------------------------------------------------------

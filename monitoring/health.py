@@ -559,6 +559,21 @@ def _failover_ready() -> bool:
     return router.failover_ready()
 
 
+def failover_ready_verdict(*, configured: Any, providers: dict[str, dict]) -> bool:
+    """`providerStatus.failoverReady`: could the secondary answer if the primary failed now?
+
+    The router's answer (a distinct secondary is configured and its circuit is not
+    open) says nothing about a secondary nobody has called lately, so the live probe of
+    this very report must also find it not unhealthy; with both providers down (or
+    the secondary alone), failing over would not help, and the answer is false.
+    """
+    if configured is not True:  # False, or the check failed or timed out
+        return False
+    secondary = (settings.AI_SECONDARY_PROVIDER or "").strip().lower()
+    probe = providers.get(secondary)
+    return probe is not None and probe["status"] != UNHEALTHY
+
+
 def ai_chat_status(*, database: dict, cache_json: dict, providers: dict[str, dict],
                    activity: Any, redaction_ok: Any, utilization: float | None) -> str:
     """operational / degraded / unavailable from the shaped check results (rules above)."""
@@ -625,7 +640,6 @@ async def ai_chat_health(*, details: bool) -> tuple[dict[str, Any], int]:
     if not details:
         return _summary(status), http_status
     failed = isinstance(activity, CheckFailed)
-    failover = results["failover"]
     body = {
         "status": status,
         "sessionCapacity": {"current": current, "maximum": maximum,
@@ -633,7 +647,8 @@ async def ai_chat_health(*, details: bool) -> tuple[dict[str, Any], int]:
         "providerStatus": {
             "primary": settings.AI_PRIMARY_PROVIDER,
             "secondary": settings.AI_SECONDARY_PROVIDER,
-            "failoverReady": failover if isinstance(failover, bool) else False,
+            "failoverReady": failover_ready_verdict(configured=results["failover"],
+                                                    providers=providers),
         },
         "compliance": {
             "piiRedactionActive": redaction_ok,

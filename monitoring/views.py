@@ -7,12 +7,14 @@ Who sees details
 ``/api/metrics`` at all, need one of:
 
 - ``Authorization: Bearer <MONITORING_TOKEN>`` when a token is configured;
-- a signed-in staff user or member of the "Operations" group (Django session);
-- nothing, when no token is configured and ``DEBUG`` is on (local runs).
+- a signed-in staff user or member of the "Operations" group (Django session).
 
-Without a token and with ``DEBUG`` off only staff / Operations sessions get
-details. Everyone else gets ``{status, timestamp, version}`` from the health
-reports and 401 from ``/api/metrics``.
+``DEBUG`` opens nothing: the details name the database, the providers and the
+traffic, and a development machine is reachable by others too. Local runs get a
+token generated on first start (``ensure_monitoring_token``, printed with the
+demo passwords). Without a token only staff / Operations sessions get details.
+Everyone else gets ``{status, timestamp, version}`` from the health reports and
+401 from ``/api/metrics``.
 
 ``/api/health/live`` (the process answers; no dependency is touched) and
 ``/api/health/ready`` (database and cache reachable, else 503) are open: they
@@ -54,16 +56,12 @@ def may_see_details(request: HttpRequest) -> bool:
     """The access rule of the module docstring (sync views)."""
     if _bearer_matches(request):
         return True
-    if not settings.MONITORING_TOKEN and settings.DEBUG:
-        return True
     return _user_may_see(getattr(request, "user", None))
 
 
 async def amay_see_details(request: HttpRequest) -> bool:
     """The access rule of the module docstring (async views)."""
     if _bearer_matches(request):
-        return True
-    if not settings.MONITORING_TOKEN and settings.DEBUG:
         return True
     if not hasattr(request, "auser"):
         return False

@@ -97,6 +97,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # auditlog's middleware with the actor of JWT-authenticated API calls too.
     "compliance.middleware.AuditActorMiddleware",
+    # Cache-Control: no-store on everything sent to a signed-in user (personal data).
+    "compliance.middleware.PrivateResponseMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -252,6 +254,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": APP_VERSION,
     "DESCRIPTION": "Chat sessions, messages (JSON or SSE), consent and data-subject access.",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema maps every endpoint and field: like the API it describes, it needs a
+    # signed-in user (JWT or session), never an anonymous one.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
 }
 

@@ -12,11 +12,12 @@ export SECURE_SSL_REDIRECT=${SECURE_SSL_REDIRECT:-false}
 PORT=${PORT:-8000}
 SIM_PORT=${SIMULATED_PROVIDER_PORT:-8765}
 export SIMULATED_PROVIDER_URL=${SIMULATED_PROVIDER_URL:-http://127.0.0.1:$SIM_PORT}
-mkdir -p var
+VAR_DIR=${NEONPRO_VAR_DIR:-var}
+mkdir -p "$VAR_DIR"
 
 # The audit-anchor key (AUDIT_ANCHOR_KEY): generated once, kept outside the
 # database; DEBUG runs read var/audit-anchor.key when the variable is unset.
-ANCHOR_KEY_FILE="${NEONPRO_VAR_DIR:-var}/audit-anchor.key"
+ANCHOR_KEY_FILE="$VAR_DIR/audit-anchor.key"
 if [ -z "${AUDIT_ANCHOR_KEY:-}${AUDIT_ANCHOR_KEY_FILE:-}" ] && [ ! -s "$ANCHOR_KEY_FILE" ]; then
   mkdir -p "$(dirname "$ANCHOR_KEY_FILE")"
   (umask 077 && "$PY" -c "import secrets; print(secrets.token_urlsafe(48))" > "$ANCHOR_KEY_FILE")
@@ -28,6 +29,12 @@ fi
 # A refusal must not stop the app: after deleting var/neonpro.sqlite3 the old
 # anchors describe a chain that no longer exists (move var/audit-anchors away).
 "$PY" manage.py anchor_audit_chain || echo "Audit chain not anchored: see the message above."
+# Health details and /api/metrics need a token here too: one is generated on the
+# first run, printed with the demo passwords, and reused afterwards.
+if [ -z "${MONITORING_TOKEN:-}" ] && [ -z "${MONITORING_TOKEN_FILE:-}" ]; then
+  "$PY" manage.py ensure_monitoring_token --file "$VAR_DIR/monitoring-token"
+  export MONITORING_TOKEN_FILE="$VAR_DIR/monitoring-token"
+fi
 
 sim_pid=""
 cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true; }
@@ -46,6 +53,9 @@ if [ -n "${DEMO_PASSWORD:-}" ]; then
 else
   echo "Log in as clinician, officer or ops with the passwords printed above on the first run"
   echo "(set DEMO_PASSWORD and run again to choose them)."
+fi
+if [ -n "${MONITORING_TOKEN_FILE:-}" ]; then
+  echo "Health details and metrics: curl -H \"Authorization: Bearer \$(cat $MONITORING_TOKEN_FILE)\" http://127.0.0.1:$PORT/api/health"
 fi
 echo
 "$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" neonpro.asgi:application

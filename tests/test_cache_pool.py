@@ -56,3 +56,63 @@ def test_every_context_gets_the_same_client_object():
 
     # Building a redis-py client sets up its reply parsers: done once per process.
     assert asyncio.run(ids_of_steps()) == {client_object_id()}
+
+
+# --- JSON values, never pickle -------------------------------------------------------------
+
+
+class _Exploit:
+    """Unpickling this creates `marker`: what a planted payload could do to a web process."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def _raw_redis():
+    return caches["default"]._cache.get_client(None, write=True)
+
+
+def test_a_pickle_planted_in_redis_is_never_unpickled(tmp_path, caplog):
+    import pickle
+
+    cache = caches["default"]
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(_Exploit(marker))
+    cache.set("planted", {"ok": True}, timeout=60)
+    cache.set("neighbour", [1, 2.5, "três"], timeout=60)
+    _raw_redis().set(cache.make_key("planted"), payload)  # what an attacker in Redis does
+
+    assert cache.get("planted", "fallback") == "fallback"
+    assert cache.get_many(["planted", "neighbour"]) == {"neighbour": [1, 2.5, "três"]}
+    assert not marker.exists()
+    assert any(getattr(r, "event", None) == "cache_value_unreadable" for r in caplog.records)
+    # Nothing in Redis is a pickle: values are JSON text (integers plain, for INCR).
+    cache.set("planted", {"ok": True}, timeout=60)
+    assert _raw_redis().get(cache.make_key("planted")) == b'{"ok":true}'
+
+
+def test_the_cache_round_trips_json_values_and_counts_with_incr():
+    cache = caches["default"]
+    value = {"until": 1733212800.25, "code": "rate_limited", "ok": False, "n": None,
+             "items": [1, "dois"]}
+    cache.set("record", value, timeout=60)
+    assert cache.get("record") == value
+    cache.set("flag", True, timeout=60)
+    assert cache.get("flag") is True
+    cache.add("counter", 0, timeout=60)
+    assert cache.incr("counter") == 1 and cache.incr("counter") == 2
+    assert cache.get("counter") == 2
+
+
+def test_the_cache_refuses_a_value_json_cannot_carry():
+    import datetime as dt
+
+    cache = caches["default"]
+    with pytest.raises(TypeError):
+        cache.set("when", dt.datetime.now(dt.UTC), timeout=60)
+    with pytest.raises(ValueError):
+        cache.set("nan", float("nan"), timeout=60)
+    assert cache.get("when") is None

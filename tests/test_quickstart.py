@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -101,3 +102,69 @@ def test_it_completes_a_chat_on_a_fresh_sqlite_database(embedded_server, simulat
     turns = [(turn["role"], turn["content"]) for turn in requests[-1]["body"]["messages"]]
     assert turns[-3:] == [("user", "Olá, assistente!"), ("assistant", answer),
                           ("user", "E a segunda pergunta?")]
+
+
+# --- make run itself: the monitoring endpoints are closed by default ---------------------------
+
+
+@pytest.fixture
+def make_run(tmp_path):
+    """scripts/run-local.sh (what `make run` starts) with its own ports and data directory."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "TEST_DATABASE_NAME", "OPENAI_API_KEY",
+                        "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
+                        "SIMULATED_PROVIDER_URL", "MONITORING_TOKEN", "MONITORING_TOKEN_FILE",
+                        "DEBUG")}
+    port, sim_port = free_port(), free_port()
+    env.update(NEONPRO_VAR_DIR=str(tmp_path), PORT=str(port),
+               SIMULATED_PROVIDER_PORT=str(sim_port), DEMO_PASSWORD=PASSWORD,
+               VENV=str(Path(sys.executable).parent.parent), LOG_LEVEL="warning")
+    log = tmp_path / "run.log"
+    base_url = f"http://127.0.0.1:{port}"
+
+    def start() -> subprocess.Popen:
+        with log.open("a") as out:
+            # Its own process group: the script, the simulator and daphne stop together.
+            process = subprocess.Popen(["scripts/run-local.sh"], cwd=ROOT, env=env,
+                                       stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        _wait_until_serving(base_url, process, deadline_s=120)
+        return process
+
+    def stop(process: subprocess.Popen) -> None:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+
+    yield base_url, start, stop, log, tmp_path
+
+
+def test_make_run_generates_a_monitoring_token_and_keeps_the_details_closed(make_run):
+    base, start, stop, log, var_dir = make_run
+    process = start()
+    try:
+        printed = re.search(r"monitoring token: (\S+)  \(", log.read_text())
+        assert printed, log.read_text()[-3000:]
+        token = printed.group(1)
+        assert (var_dir / "monitoring-token").read_text().strip() == token
+        assert (var_dir / "monitoring-token").stat().st_mode & 0o077 == 0
+        with httpx.Client(base_url=base, timeout=30) as http:
+            assert set(http.get("/api/health").json()) == {"status", "timestamp", "version"}
+            assert set(http.get("/api/v1/ai-chat/health").json()) == {"status", "timestamp",
+                                                                      "version"}
+            assert http.get("/api/metrics").status_code == 401
+            assert http.get("/api/metrics",
+                            headers={"Authorization": "Bearer wrong"}).status_code == 401
+            auth = {"Authorization": f"Bearer {token}"}
+            assert "services" in http.get("/api/health", headers=auth).json()
+            assert "ai_chat_" in http.get("/api/metrics", headers=auth).text
+    finally:
+        stop(process)
+    # A second run reuses the token and does not print it again.
+    process = start()
+    try:
+        assert log.read_text().count(token) == 1
+        with httpx.Client(base_url=base, timeout=30) as http:
+            assert http.get("/api/metrics",
+                            headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    finally:
+        stop(process)

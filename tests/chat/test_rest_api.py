@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -154,6 +155,20 @@ def test_it_rejects_invalid_messages_with_400(clinician, ai_settings, payload):
     assert response.json()["code"] == "invalid"
 
 
+@pytest.mark.parametrize("accept", ["application/json", "text/event-stream"])
+def test_it_refuses_a_nul_character_with_the_pipelines_one_rule(clinician, ai_settings, accept):
+    client = api_client(clinician)
+    session_id = _create_session(client)["id"]
+    response = client.post(f"{SESSIONS}{session_id}/messages/", {"content": "dose\x00 alta"},
+                           format="json", HTTP_ACCEPT=accept)
+    assert response.status_code == 400
+    # The same refusal as the WebSocket's (tests/chat/test_websocket.py); an SSE request
+    # refused before its stream starts gets the JSON error body.
+    assert json.loads(response.content) == {"code": "invalid",
+                               "detail": "content must not contain NUL characters."}
+    assert not ChatMessage.objects.filter(session_id=session_id).exists()
+
+
 def test_it_rejects_malformed_json_with_400(clinician, ai_settings):
     client = api_client(clinician)
     response = client.post(SESSIONS, data="{not json", content_type="application/json")
@@ -215,6 +230,22 @@ def test_it_keeps_the_user_message_when_both_providers_fail(clinician, ai_settin
     assert failed.status == "failed" and failed.error_code == "provider_unavailable"
 
 
+def test_it_names_the_provider_whose_partial_text_it_kept(clinician, ai_settings, simulator):
+    # The primary drops the connection mid-answer; the secondary never answers.
+    simulator.set_fault(provider="openai", drop_after_chunks=4, times=1)
+    simulator.set_fault(provider="anthropic", status=529, times=1)
+    client = api_client(clinician)
+    session_id = _create_session(client)["id"]
+    response = _send(client, session_id, "Intervalo entre sessões de laser?")
+    assert response.status_code == 503
+    failed = ChatMessage.objects.get(session_id=session_id, role="assistant")
+    assert failed.status == "failed" and failed.content  # the primary's partial text
+    assert (failed.provider, failed.model) == ("openai", ai_settings.OPENAI_MODEL)
+    attempts = ProviderAttempt.objects.filter(message=failed).order_by("started_at")
+    assert [(a.provider, a.outcome) for a in attempts] == [("openai", "error"),
+                                                           ("anthropic", "error")]
+
+
 def test_it_retries_a_failed_answer_with_the_same_client_id(clinician, ai_settings, simulator):
     simulator.set_fault(provider="openai", status=503, times=1)
     simulator.set_fault(provider="anthropic", status=503, times=1)
@@ -247,6 +278,13 @@ def test_it_serves_the_openapi_schema(clinician):
     response = api_client(clinician).get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert "/api/v1/ai-chat/sessions/{session_id}/messages/" in response.content.decode()
+
+
+def test_it_refuses_the_openapi_schema_to_anonymous_clients():
+    response = api_client().get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+    assert "/api/v1/" not in response.content.decode()
 
 
 def test_it_carries_the_incoming_trace_to_the_provider(clinician, ai_settings, simulator):

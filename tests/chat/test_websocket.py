@@ -77,6 +77,20 @@ async def test_it_closes_a_foreign_session_with_4404(make_user, clinician, ai_se
         assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4404}
 
 
+async def test_it_refuses_a_nul_character_like_rest_and_stores_nothing(clinician, ai_settings):
+    session = await _session_for(clinician)
+    ws = await _open(clinician, session.id)
+    await ws.send_json_to({"type": "message", "content": "dose\x00 alta"})
+    frame = await ws.receive_json_from(timeout=5)
+    assert frame == {"type": "error", "code": "invalid",
+                     "detail": "content must not contain NUL characters."}
+    assert not await ChatMessage.objects.filter(session_id=session.id).aexists()
+    # The socket stays usable.
+    await ws.send_json_to({"type": "ping"})
+    assert await ws.receive_json_from(timeout=5) == {"type": "pong"}
+    await ws.disconnect()
+
+
 async def test_it_rejects_a_foreign_origin(clinician, ai_settings):
     session = await _session_for(clinician)
     ws = WebsocketCommunicator(application, f"/ws/ai-chat/{session.id}/",

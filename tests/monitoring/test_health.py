@@ -250,6 +250,16 @@ def test_it_is_unavailable_for_chat_but_only_degraded_for_the_system_when_both_p
     chat_health = get("/api/v1/ai-chat/health", **AUTH)
     assert chat_health.status_code == 503
     assert chat_health.json()["status"] == "unavailable"
+    # Nothing to fail over to: the secondary is down too.
+    assert chat_health.json()["providerStatus"]["failoverReady"] is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_reports_failover_not_ready_when_only_the_secondary_is_down(monitoring, simulator):
+    simulator.set_fault("anthropic", status=503, paths="*")
+    body = get("/api/v1/ai-chat/health", **AUTH).json()
+    assert body["status"] == "degraded"
+    assert body["providerStatus"]["failoverReady"] is False
 
 
 @pytest.mark.django_db(transaction=True)
@@ -384,18 +394,19 @@ def test_it_shows_details_to_staff_and_operations_sessions(monitoring, make_user
 
 
 @pytest.mark.django_db(transaction=True)
-def test_without_a_token_it_is_open_only_in_debug(monitoring, make_user):
+def test_without_a_token_only_staff_sessions_see_details_even_in_debug(monitoring, make_user):
     monitoring.MONITORING_TOKEN = ""
-    monitoring.DEBUG = False
-    assert set(get("/api/health").json()) == SUMMARY_KEYS
     staff = make_user(username="staff-without-token")
     staff.is_staff = True
     staff.save()
     client = Client()
     client.force_login(staff)
-    assert set(client.get("/api/v1/ai-chat/health").json()) == CHAT_KEYS
-    monitoring.DEBUG = True
-    assert set(get("/api/health").json()) == SYSTEM_KEYS
+    for debug in (False, True):
+        monitoring.DEBUG = debug
+        assert set(get("/api/health").json()) == SUMMARY_KEYS, debug
+        assert set(get("/api/v1/ai-chat/health").json()) == {"status", "timestamp",
+                                                             "version"}, debug
+        assert set(client.get("/api/v1/ai-chat/health").json()) == CHAT_KEYS, debug
 
 
 @pytest.mark.django_db(transaction=True)

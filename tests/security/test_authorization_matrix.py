@@ -62,8 +62,7 @@ API_405 = signed_in(405)
 NO_SESSION = 404  # someone else's session is indistinguishable from a missing one
 
 ROUTES: dict[str, tuple[str, dict[str, dict[str, int]]]] = {
-    "api/schema/": ("/api/schema/", only_get(signed_in(200, anonymous=200),
-                                             signed_in(405, anonymous=405))),
+    "api/schema/": ("/api/schema/", only_get(signed_in(200), API_405)),
     "api/v1/auth/token/": ("/api/v1/auth/token/", {
         **{m: signed_in(405, anonymous=405) for m in METHODS},
         "POST": signed_in(400, anonymous=400),  # no credentials in the body

@@ -16,8 +16,10 @@ from tests.chat.helpers import bearer
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
 
-def _communicator(app, session_id, *, origin: str | None, user=None, client=None):
+def _communicator(app, session_id, *, origin: str | None, user=None, client=None,
+                  extra_headers=()):
     headers = [] if origin is None else [(b"origin", origin.encode())]
+    headers += [(name.encode(), value.encode()) for name, value in extra_headers]
     if user is not None:
         headers.append((b"authorization", bearer(user).encode()))
     communicator = WebsocketCommunicator(app, f"/ws/ai-chat/{session_id}/", headers=headers)
@@ -43,20 +45,54 @@ async def _opens(communicator) -> bool:
 
 async def test_it_accepts_only_allowed_origins(settings, clinician, ai_settings):
     settings.ALLOWED_HOSTS = ["neonpro.com.br"]
-    settings.CORS_ALLOWED_ORIGINS = ["https://app.neonpro.com.br"]
-    app = chat_auth_stack(URLRouter(websocket_urlpatterns))  # reads the settings now
+    # Configured with its default port: compared normalised.
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.neonpro.com.br:443"]
+    app = chat_auth_stack(URLRouter(websocket_urlpatterns))
     session = await _session(clinician)
+    # The site as the TLS-terminating proxy forwards it.
+    proxied = [("host", "neonpro.com.br"), ("x-forwarded-proto", "https")]
     for origin, allowed in [
         ("https://neonpro.com.br", True),
+        ("https://neonpro.com.br:443", True),
         ("https://app.neonpro.com.br", True),
+        ("HTTPS://App.NeonPro.com.br/", True),
         (None, True),  # API clients send no Origin; they still need a token
         ("https://evil.example", False),
         ("https://neonpro.com.br.evil.example", False),
         ("null", False),  # sandboxed frames and file:// pages
         ("http://app.neonpro.com.br:8443", False),
+        ("http://neonpro.com.br", False),  # a plain-HTTP page of the TLS site
+        ("https://neonpro.com.br:8443", False),
+        ("http://app.neonpro.com.br", False),
+        ("https://user@neonpro.com.br", False),
+        ("chrome-extension://neonpro.com.br", False),
     ]:
-        opened = await _opens(_communicator(app, session.id, origin=origin, user=clinician))
+        opened = await _opens(_communicator(app, session.id, origin=origin, user=clinician,
+                                            extra_headers=proxied))
         assert opened is allowed, origin
+
+
+@pytest.mark.parametrize(("host", "origin", "scheme", "allowed"), [
+    ("127.0.0.1:8000", "http://127.0.0.1:8000", "ws", True),
+    ("localhost:8000", "http://localhost:8000", "ws", True),
+    ("localhost:8000", "http://localhost:1", "ws", False),
+    ("localhost:8000", "http://localhost", "ws", False),
+    ("127.0.0.1:8000", "https://127.0.0.1", "ws", False),
+    ("127.0.0.1:8000", "https://127.0.0.1:8000", "ws", False),
+    ("127.0.0.1", "http://127.0.0.1:80", "ws", True),  # the default port, normalised
+    ("127.0.0.1", "https://127.0.0.1", "wss", True),
+    ("127.0.0.1", "http://127.0.0.1", "wss", False),
+])
+async def test_it_compares_the_origins_scheme_host_and_port(settings, clinician, ai_settings,
+                                                            host, origin, scheme, allowed):
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    settings.CORS_ALLOWED_ORIGINS = []
+    app = chat_auth_stack(URLRouter(websocket_urlpatterns))
+    session = await _session(clinician)
+    communicator = _communicator(app, session.id, origin=origin, user=clinician,
+                                 extra_headers=[("host", host)])
+    communicator.scope["scheme"] = scheme
+    assert await _opens(communicator) is allowed
 
 
 async def test_it_limits_connection_attempts_per_user_with_4429(settings, clinician, ai_settings):
