@@ -13,12 +13,28 @@ from django.contrib import admin, messages
 from django.db.models import Count, F
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
-from django.utils.html import format_html, linebreaks
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from chat.models import ChatMessage, ChatSession, Clinic, ClinicMembership, ProviderAttempt
+from chat.models import (
+    OUTCOME_LABELS,
+    ChatMessage,
+    ChatSession,
+    Clinic,
+    ClinicMembership,
+    ProviderAttempt,
+)
 from compliance import audit
+from compliance.people import person_short_name
 from compliance.roles import is_compliance_officer
+
+# Why a session ended (chat.services), as officers read it.
+CLOSE_REASON_LABELS = {
+    "closed_by_user": _("closed by the clinician"),
+    "idle": _("expired after inactivity"),
+    "subject_erased": _("closed by a data erasure"),
+    "consent_revoked": _("closed because consent was revoked"),
+}
 
 
 @admin.register(Clinic)
@@ -36,11 +52,16 @@ class ClinicAdmin(admin.ModelAdmin):
 
 @admin.register(ClinicMembership)
 class ClinicMembershipAdmin(admin.ModelAdmin):
-    list_display = ["user", "clinic", "role", "created_at"]
+    list_display = ["person", "clinic", "role", "created_at"]
     list_filter = ["clinic", "role"]
-    search_fields = ["user__username", "clinic__name"]
+    search_fields = ["user__username", "user__first_name", "user__last_name", "clinic__name"]
+    search_help_text = _("Name, username or clinic.")
     list_select_related = ["user", "clinic"]
-    raw_id_fields = ["user"]
+    autocomplete_fields = ["user"]
+
+    @admin.display(description=_("user"), ordering="user__first_name")
+    def person(self, obj: ClinicMembership) -> str:
+        return person_short_name(obj.user)
 
 
 class ChatMessageInline(admin.TabularInline):
@@ -82,27 +103,29 @@ class ChatMessageInline(admin.TabularInline):
 
     @admin.display(description=_("text (as the clinician saw it)"))
     def text(self, obj: ChatMessage) -> str:
-        return format_html("<div style='white-space:pre-wrap'>{}</div>",
-                           linebreaks(obj.content)) if obj.content else "—"
+        # Plain text in a pre-wrap block: line breaks kept, any markup shown as typed.
+        return format_html('<div class="np-message">{}</div>', obj.content) \
+            if obj.content else "—"
 
     @admin.display(description=_("sent to / received from the AI provider"))
     def sent_to_provider(self, obj: ChatMessage) -> str:
-        return obj.redacted_content or "—"
+        return format_html('<div class="np-message">{}</div>', obj.redacted_content) \
+            if obj.redacted_content else "—"
 
 
 @admin.register(ChatSession)
 class ChatSessionAdmin(admin.ModelAdmin):
-    list_display = ["id", "user", "clinic", "status", "created_at", "last_activity_at",
+    list_display = ["short_id", "person", "clinic", "status", "created_at", "last_activity_at",
                     "message_count", "legal_hold"]
     list_filter = ["status", "legal_hold", "clinic", ("created_at", admin.DateFieldListFilter),
                    ("last_activity_at", admin.DateFieldListFilter)]
     search_fields = ["id__exact", "user__username", "user__id__exact"]
     search_help_text = _("Session id, username or user id.")
-    list_select_related = ["user", "clinic"]
+    list_select_related = ["user__clinic_membership__clinic", "clinic"]
     inlines = [ChatMessageInline]
     actions = ["place_legal_hold", "release_legal_hold"]
-    _metadata_fields = ["id", "user", "clinic", "status", "created_at", "last_activity_at",
-                        "expires_at", "closed_at", "close_reason", "legal_hold"]
+    _metadata_fields = ["id", "person", "clinic", "status", "created_at", "last_activity_at",
+                        "expires_at", "closed_at", "close_reason_label", "legal_hold"]
 
     def get_queryset(self, request):
         # Titles and PII mappings are encrypted: not loaded (nor decrypted) for lists.
@@ -126,6 +149,20 @@ class ChatSessionAdmin(admin.ModelAdmin):
     @admin.display(description=_("messages"), ordering="message_total")
     def message_count(self, obj: ChatSession) -> int:
         return obj.message_total
+
+    @admin.display(description=_("session"), ordering="created_at")
+    def short_id(self, obj: ChatSession) -> str:
+        return str(obj.id)[:8]
+
+    @admin.display(description=_("clinician"), ordering="user__first_name")
+    def person(self, obj: ChatSession) -> str:
+        return person_short_name(obj.user)
+
+    @admin.display(description=_("close reason"))
+    def close_reason_label(self, obj: ChatSession) -> str:
+        if not obj.close_reason:
+            return "—"
+        return str(CLOSE_REASON_LABELS.get(obj.close_reason, obj.close_reason))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if request.method == "GET" and self.has_view_or_change_permission(request):
@@ -174,17 +211,30 @@ class ChatSessionAdmin(admin.ModelAdmin):
         self._set_legal_hold(request, queryset, False)
 
 
+class OutcomeFilter(admin.SimpleListFilter):
+    title = _("outcome")
+    parameter_name = "outcome"
+
+    def lookups(self, request, model_admin):
+        return list(OUTCOME_LABELS.items())
+
+    def queryset(self, request, queryset):
+        return queryset.filter(outcome=self.value()) if self.value() else queryset
+
+
 @admin.register(ProviderAttempt)
 class ProviderAttemptAdmin(admin.ModelAdmin):
     """Which AI provider received (redacted) text, when, and what happened."""
 
-    list_display = ["id", "started_at", "provider", "model", "outcome", "error_code",
+    list_display = ["id", "started_at", "provider", "model", "outcome_label", "error_code",
                     "latency_ms", "input_tokens", "output_tokens", "cost_usd", "session"]
-    list_filter = ["provider", "outcome", "error_code", ("started_at", admin.DateFieldListFilter)]
+    list_filter = ["provider", OutcomeFilter, "error_code",
+                   ("started_at", admin.DateFieldListFilter)]
     search_fields = ["message__session__id__exact", "message__id__exact"]
-    fields = ["started_at", "provider", "model", "outcome", "error_code", "latency_ms",
+    search_help_text = _("Session id or message id.")
+    fields = ["started_at", "provider", "model", "outcome_label", "error_code", "latency_ms",
               "first_token_ms", "input_tokens", "output_tokens", "tokens_estimated", "cost_usd",
-              "session", "message_id"]
+              "session", "message_ref"]
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -193,7 +243,15 @@ class ProviderAttemptAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("session"))
     def session(self, obj: ProviderAttempt):
-        return obj.session_ref
+        return str(obj.session_ref)[:8] if obj.session_ref else "—"
+
+    @admin.display(description=_("chat message"))
+    def message_ref(self, obj: ProviderAttempt) -> str:
+        return str(obj.message_id)
+
+    @admin.display(description=_("outcome"), ordering="outcome")
+    def outcome_label(self, obj: ProviderAttempt) -> str:
+        return obj.get_outcome_display()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

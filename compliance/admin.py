@@ -6,21 +6,34 @@ from __future__ import annotations
 import json
 import math
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from auditlog.admin import LogEntryAdmin as AuditlogLogEntryAdmin
 from auditlog.filters import ResourceTypeFilter
 from auditlog.models import LogEntry
+from auditlog.render import get_field_verbose_name
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from chat.models import Clinic
-from compliance import audit, dsr, services
+from chat.models import Clinic, ClinicMembership
+from compliance import audit, dsr, people, services
 from compliance.models import AuditEvent, ConsentRecord, DataSubjectRequest, TermsVersion
+
+
+def _person_of(user) -> str:
+    """"Maria S. (Clínica X)" for a user loaded with its membership and clinic."""
+    membership = getattr(user, "clinic_membership", None) if user is not None else None
+    name = people.person_short_name(user)
+    return f"{name} ({membership.clinic.name})" if membership is not None else name
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -47,25 +60,68 @@ class ClinicIdFilter(admin.SimpleListFilter):
         return queryset.filter(clinic_id=self.value()) if self.value() else queryset
 
 
-class SubjectUserFilter(admin.SimpleListFilter):
-    """Events about one user (any user id works in the URL; the list shows the latest)."""
+class _RecentPeopleFilter(admin.SimpleListFilter):
+    """People of the latest events, by name and clinic (any user id works in the URL)."""
 
-    title = _("subject user")
-    parameter_name = "subject_user_id"
+    field = ""
     max_choices = 50
 
     def lookups(self, request, model_admin):
         ids = list(
-            AuditEvent.objects.exclude(subject_user_id=None).order_by("-id")
-            .values_list("subject_user_id", flat=True)[:2000]
+            AuditEvent.objects.exclude(**{self.field: None}).order_by("-id")
+            .values_list(self.field, flat=True)[:2000]
         )
         recent = list(dict.fromkeys(ids))[: self.max_choices]
-        names = dict(get_user_model().objects.filter(pk__in=recent)
-                     .values_list("pk", "username"))
-        return [(pk, f"{names.get(pk, '?')} (#{pk})") for pk in recent]
+        labels = people.people_labels(user_ids=recent)
+        choices = [(pk, str(labels[pk])) for pk in recent if pk in labels]
+        return sorted(choices, key=lambda choice: choice[1].casefold())
 
     def queryset(self, request, queryset):
-        return queryset.filter(subject_user_id=self.value()) if self.value() else queryset
+        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
+
+
+class SubjectUserFilter(_RecentPeopleFilter):
+    title = _("data subject")
+    parameter_name = "subject_user_id"
+    field = "subject_user_id"
+
+
+class ActorFilter(_RecentPeopleFilter):
+    title = _("performed by")
+    parameter_name = "actor_id"
+    field = "actor_id"
+
+
+class PeopleFilter(admin.SimpleListFilter):
+    """Events by or about the people a name search found (ids only in the URL).
+
+    The person search posts the name or e-mail and is redirected here, so the
+    term never appears in a URL, and so never in an access log or the history.
+    """
+
+    title = _("people found")
+    parameter_name = "people"
+
+    def lookups(self, request, model_admin):
+        return []  # reached through the person search only
+
+    def expected_parameters(self):
+        return [self.parameter_name]
+
+    def queryset(self, request, queryset):
+        ids = _id_list(self.value())
+        if ids is None:
+            return queryset
+        return queryset.filter(Q(actor_id__in=ids) | Q(subject_user_id__in=ids))
+
+
+def _id_list(value: str | None) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        return [int(part) for part in value.split(",") if part][:50]
+    except ValueError:
+        return []
 
 
 def _users_matching(term: str) -> list[int]:
@@ -73,20 +129,56 @@ def _users_matching(term: str) -> list[int]:
                 .values_list("pk", flat=True)[:10])
 
 
+def _person_annotations(prefix: str, field: str) -> dict:
+    """Name parts of the user an audit id points at, read in the list's one query."""
+    user = get_user_model().objects.filter(pk=OuterRef(field))
+    return {
+        f"{prefix}_first": Subquery(user.values("first_name")[:1]),
+        f"{prefix}_last": Subquery(user.values("last_name")[:1]),
+        f"{prefix}_username": Subquery(user.values("username")[:1]),
+        f"{prefix}_clinic": Subquery(
+            ClinicMembership.objects.filter(user_id=OuterRef(field)).values("clinic__name")[:1]
+        ),
+    }
+
+
+def _annotated_person(obj, prefix: str, user_id: int | None) -> str:
+    if user_id is None:
+        return "—"
+    username = getattr(obj, f"{prefix}_username", None)
+    if username is None:
+        return _("user #%(id)s (removed)") % {"id": user_id}
+    first = (getattr(obj, f"{prefix}_first") or "").strip().split(" ")[0]
+    last = (getattr(obj, f"{prefix}_last") or "").strip()
+    name = f"{first} {last[0].upper()}." if first and last else first or username
+    clinic = getattr(obj, f"{prefix}_clinic")
+    return f"{name} ({clinic})" if clinic else name
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["id", "created_at", "event_type", "actor_id", "subject_user_id",
-                    "clinic_id", "session_id", "metadata_summary"]
+    list_display = ["id", "created_at", "event_type", "actor", "subject", "clinic",
+                    "session_ref", "metadata_summary"]
     list_filter = ["event_type", ("created_at", admin.DateFieldListFilter), ClinicIdFilter,
-                   SubjectUserFilter]
+                   SubjectUserFilter, ActorFilter, PeopleFilter]
     date_hierarchy = "created_at"
     search_fields = ["id__exact", "actor_id__exact", "subject_user_id__exact",
                      "session_id__exact", "clinic_id__exact", "event_type"]
-    search_help_text = _("Event id, user id or username, session id, clinic id, event type.")
-    fields = ["id", "created_at", "event_type", "actor_id", "subject_user_id", "clinic_id",
-              "session_id", "metadata_pretty", "prev_hash", "hash", "hash_matches"]
+    search_help_text = _("Event number, user id or username, session id, clinic id or event "
+                         "type. To find a person by name or e-mail, use the person search.")
+    fields = ["id", "created_at", "event_type", "actor", "subject", "clinic", "session_id",
+              "metadata_pretty", "prev_hash", "hash", "hash_matches"]
     readonly_fields = fields
     show_full_result_count = False
+    change_list_template = "admin/compliance/auditevent/change_list.html"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            **_person_annotations("actor", "actor_id"),
+            **_person_annotations("subject", "subject_user_id"),
+            clinic_name=Subquery(Clinic.objects.filter(pk=OuterRef("clinic_id"))
+                                 .values("name")[:1]),
+        )
 
     def get_search_results(self, request, queryset, search_term):
         found, may_duplicate = super().get_search_results(request, queryset, search_term)
@@ -95,14 +187,54 @@ class AuditEventAdmin(ReadOnlyAdmin):
             found |= queryset.filter(Q(actor_id__in=user_ids) | Q(subject_user_id__in=user_ids))
         return found, may_duplicate
 
-    @admin.display(description=_("metadata"))
+    def get_urls(self):
+        return [
+            path("person-search/", self.admin_site.admin_view(self.person_search_view),
+                 name="compliance_auditevent_person_search"),
+        ] + super().get_urls()
+
+    def person_search_view(self, request: HttpRequest) -> HttpResponse:
+        """POST a name or e-mail; redirect to the events of the people it names (ids only)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = reverse("admin:compliance_auditevent_changelist")
+        if request.method != "POST":
+            return HttpResponseRedirect(changelist)
+        term = request.POST.get("person", "").strip()
+        ids = people.people_search(term=term) if len(term) >= 2 else []
+        if not ids:
+            self.message_user(request, _("Nobody matches that name or e-mail."),
+                              messages.WARNING)
+            return HttpResponseRedirect(changelist)
+        query = urlencode({"people": ",".join(map(str, ids))})
+        return HttpResponseRedirect(f"{changelist}?{query}")
+
+    @admin.display(description=_("performed by"), ordering="actor_id")
+    def actor(self, obj: AuditEvent) -> str:
+        return _annotated_person(obj, "actor", obj.actor_id)
+
+    @admin.display(description=_("data subject"), ordering="subject_user_id")
+    def subject(self, obj: AuditEvent) -> str:
+        return _annotated_person(obj, "subject", obj.subject_user_id)
+
+    @admin.display(description=_("clinic"), ordering="clinic_id")
+    def clinic(self, obj: AuditEvent) -> str:
+        if obj.clinic_id is None:
+            return "—"
+        return getattr(obj, "clinic_name", None) or _("clinic #%(id)s") % {"id": obj.clinic_id}
+
+    @admin.display(description=_("chat session"))
+    def session_ref(self, obj: AuditEvent) -> str:
+        return str(obj.session_id)[:8] if obj.session_id else "—"
+
+    @admin.display(description=_("details"))
     def metadata_summary(self, obj: AuditEvent) -> str:
         text = json.dumps(obj.metadata, sort_keys=True, ensure_ascii=False)
         return text if len(text) <= 120 else text[:117] + "..."
 
-    @admin.display(description=_("metadata"))
+    @admin.display(description=_("details (codes and counts)"))
     def metadata_pretty(self, obj: AuditEvent) -> str:
-        return format_html("<pre>{}</pre>",
+        return format_html("<pre class=\"np-json\">{}</pre>",
                            json.dumps(obj.metadata, sort_keys=True, indent=2, ensure_ascii=False))
 
     @admin.display(description=_("content matches its hash"), boolean=True)
@@ -114,14 +246,39 @@ if admin.site.is_registered(LogEntry):  # auditlog registers its own admin first
     admin.site.unregister(LogEntry)
 
 
+class RecordTypeFilter(ResourceTypeFilter):
+    """auditlog's filter by record type, named by the model's (translated) verbose name."""
+
+    title = _("record type")
+
+    def lookups(self, request, model_admin):
+        ids = (model_admin.get_queryset(request).order_by()
+               .values_list("content_type_id", flat=True).distinct())
+        types = ContentType.objects.filter(pk__in=list(ids))
+        return sorted(((t.pk, str(t.name)) for t in types), key=lambda c: c[1].casefold())
+
+
 @admin.register(LogEntry)
 class LogEntryAdmin(AuditlogLogEntryAdmin):
     """auditlog's change log, with deletion refused outright."""
 
-    list_filter = ["action", ResourceTypeFilter, ("timestamp", admin.DateFieldListFilter)]
+    list_filter = ["action", RecordTypeFilter, ("timestamp", admin.DateFieldListFilter)]
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    # auditlog builds these two columns in English only: the same, through our catalogue.
+    @admin.display(description=_("changes"))
+    def msg_short(self, obj: LogEntry) -> str:
+        if obj.action in (LogEntry.Action.DELETE, LogEntry.Action.ACCESS):
+            return ""
+        names = [str(get_field_verbose_name(obj, name)) for name in obj.changes_dict]
+        return ngettext("%(count)d change: %(fields)s", "%(count)d changes: %(fields)s",
+                        len(names)) % {"count": len(names), "fields": ", ".join(names)}
+
+    @admin.display(description=_("correlation id"))
+    def cid_url(self, obj: LogEntry):
+        return super().cid_url(obj)
 
 
 class ActiveConsentFilter(admin.SimpleListFilter):
@@ -154,21 +311,26 @@ class ConsentClinicFilter(admin.SimpleListFilter):
 
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(ReadOnlyAdmin):
-    list_display = ["id", "user", "purpose", "terms_version", "granted_at", "revoked_at",
+    list_display = ["id", "person", "purpose", "terms_version", "granted_at", "revoked_at",
                     "is_active"]
     list_filter = ["purpose", "terms_version", ActiveConsentFilter, ConsentClinicFilter,
                    ("granted_at", admin.DateFieldListFilter),
                    ("revoked_at", admin.DateFieldListFilter)]
     date_hierarchy = "granted_at"
     search_fields = ["user__username", "user__id__exact", "terms_version"]
-    list_select_related = ["user"]
-    readonly_fields = ["user", "purpose", "terms_version", "granted_at", "revoked_at",
+    search_help_text = _("Username, user id or terms version.")
+    list_select_related = ["user__clinic_membership__clinic"]
+    readonly_fields = ["person", "purpose", "terms_version", "granted_at", "revoked_at",
                        "ip_address", "user_agent"]
     fields = readonly_fields
 
     @admin.display(description=_("active"), boolean=True)
     def is_active(self, obj: ConsentRecord) -> bool:
         return obj.is_active
+
+    @admin.display(description=_("data subject"), ordering="user__first_name")
+    def person(self, obj: ConsentRecord) -> str:
+        return _person_of(obj.user)
 
 
 @admin.register(TermsVersion)
@@ -258,7 +420,7 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
         if obj.is_overdue(now):
             late = (now - obj.due_at).days
             label = _("OVERDUE by %(days)s day(s)") % {"days": late} if late else _("OVERDUE")
-            return format_html('<strong style="color:#ba2121">{}</strong>', label)
+            return format_html('<strong class="np-overdue">{}</strong>', label)
         days_left = math.ceil((obj.due_at - now) / timedelta(days=1))
         return _("%(days)s day(s) left") % {"days": days_left}
 

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 # LGPD Art. 19 II: a complete answer to an access request within 15 days of receipt.
 DSR_RESPONSE_DAYS = 15
@@ -19,14 +20,16 @@ class ConsentRecord(models.Model):
         AI_CHAT = "ai_chat", _("AI chat assistant")
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="consent_records"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="consent_records",
+        verbose_name=_("data subject"),
     )
-    purpose = models.CharField(max_length=40, choices=Purpose.choices)
-    terms_version = models.CharField(max_length=40)
-    granted_at = models.DateTimeField(default=timezone.now)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=400, blank=True, default="")
+    purpose = models.CharField(_("purpose"), max_length=40, choices=Purpose.choices)
+    terms_version = models.CharField(_("terms version"), max_length=40)
+    granted_at = models.DateTimeField(_("granted at"), default=timezone.now)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("browser (user agent)"), max_length=400, blank=True,
+                                  default="")
 
     class Meta:
         verbose_name = _("consent record")
@@ -35,7 +38,11 @@ class ConsentRecord(models.Model):
         indexes = [models.Index(fields=["user", "purpose", "revoked_at"])]
 
     def __str__(self) -> str:
-        return f"consent {self.purpose} v{self.terms_version} user {self.user_id}"
+        from compliance.people import person_short_name, short_date
+
+        return _("Consent of %(person)s (terms %(version)s), given on %(date)s") % {
+            "person": person_short_name(self.user), "version": self.terms_version,
+            "date": short_date(self.granted_at)}
 
     @property
     def is_active(self) -> bool:
@@ -52,7 +59,7 @@ class TermsVersion(models.Model):
     )
     summary = models.CharField(_("summary"), max_length=500, blank=True, default="")
     text = models.TextField(_("text"), blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     class Meta:
         verbose_name = _("terms version")
@@ -93,16 +100,18 @@ class AuditEvent(models.Model):
         DATA_ERASED = "data_erased", _("data erased")
         RETENTION_PURGE = "retention_purge", _("retention purge")
 
-    id = models.BigIntegerField(primary_key=True)
-    created_at = models.DateTimeField(db_index=True)
-    event_type = models.CharField(max_length=40, choices=EventType.choices, db_index=True)
-    actor_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    subject_user_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    clinic_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    session_id = models.UUIDField(null=True, blank=True, db_index=True)
-    metadata = models.JSONField(default=dict, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    id = models.BigIntegerField(_("number"), primary_key=True)
+    created_at = models.DateTimeField(_("recorded at"), db_index=True)
+    event_type = models.CharField(_("event"), max_length=40, choices=EventType.choices,
+                                  db_index=True)
+    actor_id = models.BigIntegerField(_("performed by"), null=True, blank=True, db_index=True)
+    subject_user_id = models.BigIntegerField(_("data subject"), null=True, blank=True,
+                                             db_index=True)
+    clinic_id = models.BigIntegerField(_("clinic"), null=True, blank=True, db_index=True)
+    session_id = models.UUIDField(_("chat session"), null=True, blank=True, db_index=True)
+    metadata = models.JSONField(_("details (codes and counts)"), default=dict, blank=True)
+    prev_hash = models.CharField(_("previous event's hash"), max_length=64)
+    hash = models.CharField(_("hash (SHA-256)"), max_length=64, unique=True)
 
     class Meta:
         verbose_name = _("audit event")
@@ -110,7 +119,11 @@ class AuditEvent(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return f"#{self.id} {self.event_type}"
+        from compliance.people import short_datetime
+
+        return _("Event no. %(id)s: %(event)s (%(when)s)") % {
+            "id": self.id, "event": self.get_event_type_display(),
+            "when": short_datetime(self.created_at)}
 
 
 class DataSubjectRequest(models.Model):
@@ -157,7 +170,12 @@ class DataSubjectRequest(models.Model):
         indexes = [models.Index(fields=["status", "due_at"])]
 
     def __str__(self) -> str:
-        return f"request #{self.pk} {self.request_type} user {self.user_id}"
+        from compliance.people import person_short_name, short_date
+
+        return _("%(kind)s request from %(person)s — received on %(received)s, due "
+                 "%(due)s") % {
+            "kind": self.short_kind(), "person": person_short_name(self.user),
+            "received": short_date(self.received_at), "due": short_date(self.due_at)}
 
     def save(self, *args, **kwargs) -> None:
         if self.due_at is None:
@@ -168,5 +186,20 @@ class DataSubjectRequest(models.Model):
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
 
+    def short_kind(self) -> str:
+        """The type as a noun that fits in a sentence ("access", not the article)."""
+        return str(_SHORT_KINDS.get(self.request_type, self.request_type))
+
     def is_overdue(self, now=None) -> bool:
         return self.is_open and self.due_at < (now or timezone.now())
+
+
+_SHORT_KINDS = {
+    DataSubjectRequest.RequestType.ACCESS: pgettext_lazy("request kind", "access"),
+    DataSubjectRequest.RequestType.CORRECTION: pgettext_lazy("request kind", "correction"),
+    DataSubjectRequest.RequestType.DELETION: pgettext_lazy("request kind", "deletion"),
+    DataSubjectRequest.RequestType.CONSENT_REVOCATION:
+        pgettext_lazy("request kind", "consent revocation"),
+    DataSubjectRequest.RequestType.SHARING_INFO:
+        pgettext_lazy("request kind", "sharing information"),
+}

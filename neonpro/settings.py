@@ -331,7 +331,9 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 # --- I18n --------------------------------------------------------------------
 LANGUAGE_CODE = "pt-br"
 LANGUAGES = [("pt-br", "Português (Brasil)"), ("en", "English")]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# The project's catalogue first; then translations of third-party apps that ship no
+# pt_BR catalogue (django-auditlog), kept apart so that makemessages never drops them.
+LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale" / "vendor"]
 TIME_ZONE = "America/Sao_Paulo"
 USE_I18N = True
 USE_TZ = True

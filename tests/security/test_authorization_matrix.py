@@ -242,6 +242,10 @@ ADMIN_ROUTES: dict[str, tuple[str, dict[str, dict[str, int]]]] = {
     "admin/auth/user/<id>/password/": (
         "/admin/auth/user/{auth/user}/password/",
         {m: {**_staff(403), "superuser": 200} for m in ADMIN_METHODS}),
+    # Officers' tools: staff who may read the audit trail (officers, superuser) only.
+    "admin/compliance/auditevent/person-search/": (
+        "/admin/compliance/auditevent/person-search/",
+        {m: {**_staff(302), "ops": 403} for m in ADMIN_METHODS}),
 }
 for _model, _access in MODEL_ACCESS.items():
     ADMIN_ROUTES.update(_admin_model_routes(_model, _access))
