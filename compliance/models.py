@@ -99,6 +99,13 @@ class AuditEvent(models.Model):
         DATA_EXPORTED = "data_exported", _("data exported")
         DATA_ERASED = "data_erased", _("data erased")
         RETENTION_PURGE = "retention_purge", _("retention purge")
+        PII_REVEALED = "pii_revealed", _("personal data revealed to an officer")
+        AUDIT_CHAIN_VERIFIED = "audit_chain_verified", _("audit chain verified")
+        AUDIT_TRAIL_EXPORTED = "audit_trail_exported", _("audit trail exported")
+        INCIDENT_RECORDED = "incident_recorded", _("security incident recorded")
+        INCIDENT_UPDATED = "incident_updated", _("security incident updated")
+        INCIDENT_NOTIFIED = "incident_notified", _("security incident notification sent")
+        INCIDENT_CLOSED = "incident_closed", _("security incident closed")
 
     id = models.BigIntegerField(_("number"), primary_key=True)
     created_at = models.DateTimeField(_("recorded at"), db_index=True)

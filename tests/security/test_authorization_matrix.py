@@ -246,6 +246,10 @@ ADMIN_ROUTES: dict[str, tuple[str, dict[str, dict[str, int]]]] = {
     "admin/compliance/auditevent/person-search/": (
         "/admin/compliance/auditevent/person-search/",
         {m: {**_staff(302), "ops": 403} for m in ADMIN_METHODS}),
+    # Revealing a session's personal data: officers only (an empty POST: the form again).
+    "admin/chat/chatsession/<path:object_id>/reveal/": (
+        "/admin/chat/chatsession/{chat/chatsession}/reveal/",
+        {m: {**_staff(200), "ops": 403} for m in ADMIN_METHODS}),
 }
 for _model, _access in MODEL_ACCESS.items():
     ADMIN_ROUTES.update(_admin_model_routes(_model, _access))
