@@ -13,11 +13,13 @@ from auditlog.filters import ResourceTypeFilter
 from auditlog.models import LogEntry
 from auditlog.render import get_field_verbose_name
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import Case, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -26,7 +28,13 @@ from django.utils.translation import ngettext
 
 from chat.models import Clinic, ClinicMembership
 from compliance import audit, dsr, people, services
-from compliance.models import AuditEvent, ConsentRecord, DataSubjectRequest, TermsVersion
+from compliance.models import (
+    DSR_RESPONSE_DAYS,
+    AuditEvent,
+    ConsentRecord,
+    DataSubjectRequest,
+    TermsVersion,
+)
 
 
 def _person_of(user) -> str:
@@ -368,6 +376,10 @@ class TermsVersionAdmin(admin.ModelAdmin):
         obj._state.adding = False
 
 
+# Open requests this close to their due date are shown in amber.
+DUE_SOON_DAYS = 3
+
+
 class OverdueFilter(admin.SimpleListFilter):
     title = _("deadline")
     parameter_name = "deadline"
@@ -387,18 +399,46 @@ class OverdueFilter(admin.SimpleListFilter):
 
 @admin.register(DataSubjectRequest)
 class DataSubjectRequestAdmin(admin.ModelAdmin):
-    list_display = ["id", "user", "request_type", "status", "received_at", "due_at",
+    list_display = ["id", "person", "request_type", "status", "received_at", "due_at",
                     "deadline"]
     list_filter = ["status", "request_type", OverdueFilter,
                    ("received_at", admin.DateFieldListFilter)]
     search_fields = ["id__exact", "user__username", "user__id__exact"]
-    list_select_related = ["user"]
-    raw_id_fields = ["user"]
+    search_help_text = _("Request number, username or user id.")
+    list_select_related = ["user__clinic_membership__clinic"]
+    # Officers pick the person by name, username or e-mail (the user admin's search).
+    autocomplete_fields = ["user"]
     actions = ["export_subject_data", "erase_subject_data", "apply_consent_revocation",
                "mark_in_progress", "mark_completed", "mark_rejected"]
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # requests are the evidence of how the subject was answered
+
+    def get_ordering(self, request):
+        # Open requests first, the nearest due date at the top.
+        open_first = Case(When(status__in=DataSubjectRequest.OPEN_STATUSES, then=Value(0)),
+                          default=Value(1))
+        return [open_first.asc(), "due_at"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        if obj is None and "received_at" in form.base_fields:
+            form.base_fields["received_at"].help_text = _(
+                "The answer is due %(days)s days after receipt (LGPD Art. 19 II); the due "
+                "date is computed and shown once the request is saved."
+            ) % {"days": DSR_RESPONSE_DAYS}
+        return form
+
+    def response_add(self, request, obj, post_url_continue=None):
+        self.message_user(request, _("Request filed for %(person)s; the answer is due on "
+                                     "%(due)s.") % {"person": people.person_short_name(obj.user),
+                                                    "due": people.short_date(obj.due_at)},
+                          messages.SUCCESS)
+        return super().response_add(request, obj, post_url_continue)
+
+    @admin.display(description=_("data subject"), ordering="user__first_name")
+    def person(self, obj: DataSubjectRequest) -> str:
+        return _person_of(obj.user)
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -422,7 +462,10 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
             label = _("OVERDUE by %(days)s day(s)") % {"days": late} if late else _("OVERDUE")
             return format_html('<strong class="np-overdue">{}</strong>', label)
         days_left = math.ceil((obj.due_at - now) / timedelta(days=1))
-        return _("%(days)s day(s) left") % {"days": days_left}
+        label = _("%(days)s day(s) left") % {"days": days_left}
+        if days_left <= DUE_SOON_DAYS:
+            return format_html('<strong class="np-due-soon">{}</strong>', label)
+        return label
 
     def save_model(self, request, obj: DataSubjectRequest, form, change: bool) -> None:
         if change:
@@ -456,7 +499,7 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
                                         DataSubjectRequest.RequestType.SHARING_INFO) \
                 and request_obj.is_open:
             dsr.dsr_set_status(request=request_obj, status=DataSubjectRequest.Status.COMPLETED,
-                               actor=request.user, note="Export delivered.")
+                               actor=request.user, note=_("Export delivered."))
         response = JsonResponse(document, json_dumps_params={"ensure_ascii": False,
                                                              "indent": 2})
         response["Content-Disposition"] = (
@@ -464,9 +507,31 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
         )
         return response
 
+    @staticmethod
+    def _confirmed(request) -> bool:
+        """True once the officer confirmed on the intermediate page (like Django's delete)."""
+        return request.POST.get("confirmed") == "yes"
+
+    def _confirmation(self, request, queryset: QuerySet, action: str, question, warning):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Are you sure?"), "question": question, "warning": warning,
+            "requests": list(queryset.select_related("user")), "action": action,
+            "opts": self.model._meta,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/compliance/datasubjectrequest/confirm.html",
+                                context)
+
     @admin.action(description=_("Erase / anonymise the subject's data"),
                   permissions=["change"])
-    def erase_subject_data(self, request, queryset: QuerySet) -> None:
+    def erase_subject_data(self, request, queryset: QuerySet) -> HttpResponse | None:
+        if not self._confirmed(request):
+            return self._confirmation(
+                request, queryset, "erase_subject_data",
+                _("Erase or anonymise the data of the people of these requests?"),
+                _("This cannot be undone: messages, titles and personal details are wiped and "
+                  "the accounts are deactivated. Sessions under legal hold keep their content."))
         done = skipped = 0
         for request_obj in queryset.select_related("user"):
             if (request_obj.request_type != DataSubjectRequest.RequestType.DELETION
@@ -483,14 +548,22 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
                 continue
             dsr.dsr_set_status(request=request_obj, status=DataSubjectRequest.Status.COMPLETED,
                                actor=request.user,
-                               note=f"Erased {counts['messages']} messages in "
-                                    f"{counts['sessions']} sessions; "
-                                    f"{counts['sessions_on_legal_hold']} under legal hold kept.")
+                               note=_("%(messages)s messages erased in %(sessions)s sessions; "
+                                      "%(held)s under legal hold kept.") % {
+                                   "messages": counts["messages"],
+                                   "sessions": counts["sessions"],
+                                   "held": counts["sessions_on_legal_hold"]})
             done += 1
         self._report(request, done, skipped, _("open deletion requests"))
 
     @admin.action(description=_("Apply consent revocation"), permissions=["change"])
-    def apply_consent_revocation(self, request, queryset: QuerySet) -> None:
+    def apply_consent_revocation(self, request, queryset: QuerySet) -> HttpResponse | None:
+        if not self._confirmed(request):
+            return self._confirmation(
+                request, queryset, "apply_consent_revocation",
+                _("Revoke the consent of the people of these requests?"),
+                _("Their open chat sessions are closed and they can use the assistant again "
+                  "only after consenting anew."))
         done = skipped = 0
         for request_obj in queryset.select_related("user"):
             if (request_obj.request_type != DataSubjectRequest.RequestType.CONSENT_REVOCATION
