@@ -12,6 +12,7 @@ from auditlog.admin import LogEntryAdmin as AuditlogLogEntryAdmin
 from auditlog.filters import ResourceTypeFilter
 from auditlog.models import LogEntry
 from auditlog.render import get_field_verbose_name
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
@@ -27,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from chat.models import Clinic, ClinicMembership
-from compliance import audit, dsr, people, services
+from compliance import audit, backoffice, dsr, people, services
 from compliance.models import (
     DSR_RESPONSE_DAYS,
     AuditEvent,
@@ -163,6 +164,16 @@ def _annotated_person(obj, prefix: str, user_id: int | None) -> str:
     return f"{name} ({clinic})" if clinic else name
 
 
+class AuditExportForm(forms.Form):
+    start = forms.DateField(label=_("from"), widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=_("to (inclusive)"),
+                          widget=forms.DateInput(attrs={"type": "date"}))
+    clinic = forms.ModelChoiceField(label=_("clinic"), queryset=Clinic.objects.order_by("name"),
+                                    required=False, empty_label=_("all clinics"))
+    file_format = forms.ChoiceField(label=_("format"),
+                                    choices=[("csv", "CSV"), ("json", "JSON")])
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["id", "created_at", "event_type", "actor", "subject", "clinic",
@@ -196,10 +207,58 @@ class AuditEventAdmin(ReadOnlyAdmin):
         return found, may_duplicate
 
     def get_urls(self):
+        view = self.admin_site.admin_view
         return [
-            path("person-search/", self.admin_site.admin_view(self.person_search_view),
+            path("person-search/", view(self.person_search_view),
                  name="compliance_auditevent_person_search"),
+            path("verify/", view(self.verify_view), name="compliance_auditevent_verify"),
+            path("export/", view(self.export_view), name="compliance_auditevent_export"),
         ] + super().get_urls()
+
+    def _page(self, request, template: str, title, **context) -> TemplateResponse:
+        return TemplateResponse(request, f"admin/compliance/auditevent/{template}", {
+            **self.admin_site.each_context(request), "title": title, "opts": self.opts,
+            **context,
+        })
+
+    def verify_view(self, request: HttpRequest) -> HttpResponse:
+        """GET: the page; POST: run the verification (chain and anchors), recorded."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        status = None
+        if request.method == "POST":
+            try:
+                status = backoffice.audit_chain_check(actor=request.user)
+            except audit.AuditWriteError:
+                self.message_user(request, _("The verification could not be recorded in the "
+                                             "audit trail, so it was not run."), messages.ERROR)
+        return self._page(request, "verify.html", _("Verify the audit chain"), status=status)
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """A period, a clinic (or all) and a format; the download is a ZIP with the file
+        and its signed manifest."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = AuditExportForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                export = backoffice.audit_trail_export(
+                    actor=request.user, start=data["start"], end=data["end"],
+                    clinic_id=data["clinic"].pk if data["clinic"] else None,
+                    file_format=data["file_format"])
+            except backoffice.BackofficeError as error:
+                form.add_error(error.field if error.field in form.fields else None,
+                               error.message)
+            except audit.AuditWriteError:
+                self.message_user(request, _("The export could not be recorded in the audit "
+                                             "trail, so it was not produced."), messages.ERROR)
+            else:
+                response = HttpResponse(export.as_zip(), content_type="application/zip")
+                name = export.filename.rsplit(".", 1)[0]
+                response["Content-Disposition"] = f'attachment; filename="{name}.zip"'
+                return response
+        return self._page(request, "export.html", _("Export the audit trail"), form=form)
 
     def person_search_view(self, request: HttpRequest) -> HttpResponse:
         """POST a name or e-mail; redirect to the events of the people it names (ids only)."""

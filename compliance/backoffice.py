@@ -9,11 +9,23 @@ as the action: when the event cannot be written the action does not happen
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
+import json
 import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from compliance import audit
+from compliance import audit, export_check
 from compliance.models import AuditEvent
 
 # Why an officer may read a session's personal data in clear (LGPD Art. 6 III, necessity).
@@ -58,3 +70,157 @@ def pii_reveal_record(*, actor, session, reason: str, reference: str) -> AuditEv
         subject_user_id=session.user_id, clinic_id=session.clinic_id, session_id=session.id,
         metadata={"reason": reason, "reference": reference},
     )
+
+
+# --- Chain verification -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnchorReport:
+    """What an anchor check found: does the trail match its anchors, and the newest one."""
+
+    ok: bool
+    anchors: int
+    last_anchor_at: datetime | None
+    detail: str = ""
+
+
+# Anchor checks (the chain's hash published outside the database) register here, the way
+# apps register with the admin; with none registered the page says there are no anchors.
+_ANCHOR_CHECKS: list[Callable[[], AnchorReport]] = []
+
+
+def register_anchor_check(check: Callable[[], AnchorReport]) -> None:
+    if check not in _ANCHOR_CHECKS:
+        _ANCHOR_CHECKS.append(check)
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    report: audit.ChainReport
+    events: int
+    anchors: list[AnchorReport]
+    checked_at: datetime
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and all(anchor.ok for anchor in self.anchors)
+
+    @property
+    def last_anchor_at(self) -> datetime | None:
+        times = [a.last_anchor_at for a in self.anchors if a.last_anchor_at is not None]
+        return max(times) if times else None
+
+
+def audit_chain_check(*, actor) -> ChainStatus:
+    """Verify the chain (and its anchors, where a check is registered), recording who did.
+
+    The audit_chain_verified event is written even when the chain is broken (it
+    is chained after the break, which verification reports by event id).
+    """
+    report = audit.audit_chain_verify()
+    anchors = [check() for check in _ANCHOR_CHECKS]
+    status = ChainStatus(report=report, events=AuditEvent.objects.count(), anchors=anchors,
+                         checked_at=timezone.now())
+    with transaction.atomic():
+        audit.record_event(
+            event_type=audit.Event.AUDIT_CHAIN_VERIFIED, actor_id=actor.pk,
+            metadata={"ok": status.ok, "checked": report.checked,
+                      "broken_at": report.broken.event_id if report.broken else None,
+                      "anchors": len(anchors)},
+        )
+    return status
+
+
+# --- Export for an auditor ----------------------------------------------------------------
+
+EXPORT_FORMATS = ("csv", "json")
+
+
+@dataclass(frozen=True)
+class TrailExport:
+    filename: str
+    content: bytes
+    manifest: dict[str, Any]
+
+    def as_zip(self) -> bytes:
+        """The file and its manifest, as one download."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(self.filename, self.content)
+            archive.writestr("manifest.json", json.dumps(self.manifest, indent=2,
+                                                         ensure_ascii=False))
+        return buffer.getvalue()
+
+
+def _event_row(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "created_at": event.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "event_type": str(event.event_type), "actor_id": event.actor_id,
+        "subject_user_id": event.subject_user_id, "clinic_id": event.clinic_id,
+        "session_id": str(event.session_id) if event.session_id else None,
+        "metadata": event.metadata, "prev_hash": event.prev_hash, "hash": event.hash,
+    }
+
+
+def _render(rows: list[dict[str, Any]], file_format: str) -> bytes:
+    if file_format == "json":
+        return json.dumps({"format": export_check.MANIFEST_FORMAT, "events": rows},
+                          ensure_ascii=False, indent=1).encode()
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=export_check.CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "metadata": json.dumps(row["metadata"], sort_keys=True,
+                                                       separators=(",", ":"),
+                                                       ensure_ascii=False)})
+    return buffer.getvalue().encode()
+
+
+def audit_trail_export(*, actor, start: date, end: date, clinic_id: int | None,
+                       file_format: str) -> TrailExport:
+    """The trail's events from `start` to `end` (local dates, inclusive), of one clinic
+    or all, as CSV or JSON with each event's hashes, and a signed manifest.
+
+    The manifest holds the count, first and last hash, the file's SHA-256 and an
+    HMAC-SHA256 signature with AUDIT_EXPORT_KEY; `manage.py verify_audit_export`
+    (or `python -m compliance.export_check`) checks both offline. The export is
+    recorded (audit_trail_exported); nothing is delivered if that fails.
+    """
+    if file_format not in EXPORT_FORMATS:
+        raise BackofficeError("file_format", str(_("Choose CSV or JSON.")))
+    if end < start:
+        raise BackofficeError("end", str(_("The end of the period is before its start.")))
+    zone = timezone.get_current_timezone()
+    since = datetime.combine(start, time.min, tzinfo=zone)
+    until = datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone)
+    events = AuditEvent.objects.filter(created_at__gte=since, created_at__lt=until)
+    if clinic_id is not None:
+        events = events.filter(clinic_id=clinic_id)
+    rows = [_event_row(event) for event in events.order_by("id").iterator(chunk_size=2000)]
+    content = _render(rows, file_format)
+    scope = f"clinic-{clinic_id}" if clinic_id is not None else "all-clinics"
+    filename = f"audit-trail-{scope}-{start.isoformat()}-{end.isoformat()}.{file_format}"
+    manifest: dict[str, Any] = {
+        "format": export_check.MANIFEST_FORMAT, "file": filename, "file_format": file_format,
+        "generated_at": timezone.now().astimezone(UTC).isoformat(timespec="seconds"),
+        "generated_by": actor.pk, "period": {"from": start.isoformat(), "to": end.isoformat()},
+        "clinic_id": clinic_id, "count": len(rows),
+        "first_id": rows[0]["id"] if rows else None, "last_id": rows[-1]["id"] if rows else None,
+        "first_hash": rows[0]["hash"] if rows else None,
+        "last_hash": rows[-1]["hash"] if rows else None,
+        "sha256": hashlib.sha256(content).hexdigest(),
+    }
+    key = settings.AUDIT_EXPORT_KEY
+    manifest["signature"] = {
+        "algorithm": "HMAC-SHA256",
+        "key_id": hashlib.sha256(key.encode()).hexdigest()[:12],
+        "value": export_check.manifest_signature(manifest, key),
+    }
+    audit.record_event(
+        event_type=audit.Event.AUDIT_TRAIL_EXPORTED, actor_id=actor.pk, clinic_id=clinic_id,
+        metadata={"from": start.isoformat(), "to": end.isoformat(), "format": file_format,
+                  "count": len(rows), "sha256": manifest["sha256"]},
+    )
+    return TrailExport(filename=filename, content=content, manifest=manifest)

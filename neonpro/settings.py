@@ -10,6 +10,7 @@ real secrets.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -321,6 +322,11 @@ DATA_RETENTION_DAYS = env.int("DATA_RETENTION_DAYS", default=365)
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=1825)
 # Sessions deleted per purge transaction: bounds lock time and transaction size.
 RETENTION_PURGE_BATCH_SIZE = env.int("RETENTION_PURGE_BATCH_SIZE", default=1000)
+# HMAC-SHA256 key that signs audit-trail export manifests; the auditor who checks an
+# export offline receives it through another channel. Unset: derived from SECRET_KEY
+# (exports still verify here, but an auditor would need SECRET_KEY: set a key of its own).
+AUDIT_EXPORT_KEY = _secret("AUDIT_EXPORT_KEY", default="") or hashlib.sha256(
+    b"neonpro.audit-export:" + SECRET_KEY.encode()).hexdigest()
 
 # --- Monitoring --------------------------------------------------------------
 MONITORING_ENABLED = env.bool("MONITORING_ENABLED", default=True)

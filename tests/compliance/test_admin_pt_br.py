@@ -100,7 +100,7 @@ def _english_words(html: str) -> list[str]:
     found = []
     for text in parser.texts:
         text_without_asides = re.sub(r"\([^)]*\)", "", text)
-        words = {w.lower() for w in re.findall(r"[A-Za-z]+", text_without_asides)}
+        words = {w.lower() for w in re.findall(r"[^\W\d_]+", text_without_asides)}
         if words & ENGLISH:
             found.append(text)
     return sorted(set(found))
@@ -125,7 +125,9 @@ def named_objects(make_user, make_session, django_capture_on_commit_callbacks):
 
 
 # The back-office's own pages (named URL, args from the fixture's objects).
-OWN_PAGES = [("admin:chat_chatsession_reveal", "session")]
+OWN_PAGES = [("admin:chat_chatsession_reveal", "session"),
+             ("admin:compliance_auditevent_verify", None),
+             ("admin:compliance_auditevent_export", None)]
 
 
 def _admin_pages(objects: dict) -> list[str]:
@@ -193,3 +195,11 @@ def test_the_english_word_list_catches_an_untranslated_label():
     assert _english_words(html) == ["Created at", "success"]
     assert _english_words("<th>Criado em</th><td>sucesso</td>") == []
 
+
+
+@pytest.mark.django_db
+def test_the_verification_result_is_in_pt_br(pt_client, officer, named_objects):
+    pt_client.force_login(officer)
+    page = pt_client.post(reverse("admin:compliance_auditevent_verify")).content.decode()
+    assert "Íntegra" in page and "eventos verificados" in page
+    assert _english_words(page) == []

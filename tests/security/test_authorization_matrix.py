@@ -246,6 +246,12 @@ ADMIN_ROUTES: dict[str, tuple[str, dict[str, dict[str, int]]]] = {
     "admin/compliance/auditevent/person-search/": (
         "/admin/compliance/auditevent/person-search/",
         {m: {**_staff(302), "ops": 403} for m in ADMIN_METHODS}),
+    "admin/compliance/auditevent/verify/": (
+        "/admin/compliance/auditevent/verify/",
+        {m: {**_staff(200), "ops": 403} for m in ADMIN_METHODS}),
+    "admin/compliance/auditevent/export/": (  # an empty POST: the form with its errors
+        "/admin/compliance/auditevent/export/",
+        {m: {**_staff(200), "ops": 403} for m in ADMIN_METHODS}),
     # Revealing a session's personal data: officers only (an empty POST: the form again).
     "admin/chat/chatsession/<path:object_id>/reveal/": (
         "/admin/chat/chatsession/{chat/chatsession}/reveal/",
