@@ -28,12 +28,14 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from chat.models import Clinic, ClinicMembership
-from compliance import audit, backoffice, dsr, people, services
+from compliance import audit, backoffice, dsr, incidents, people, services
 from compliance.models import (
     DSR_RESPONSE_DAYS,
     AuditEvent,
     ConsentRecord,
     DataSubjectRequest,
+    IncidentNotification,
+    SecurityIncident,
     TermsVersion,
 )
 
@@ -669,3 +671,102 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
                 % {"skipped": skipped, "kind": kind},
                 messages.WARNING,
             )
+
+
+class IncidentNotificationInline(admin.TabularInline):
+    """Notifications sent: added while the incident is open, never changed afterwards."""
+
+    model = IncidentNotification
+    extra = 0
+    can_delete = False
+    fields = ["recipient", "sent_at", "reference", "summary"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a sent notification is a fact: record a new one instead
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return obj is not None and not obj.is_closed and super().has_add_permission(request, obj)
+
+
+class IncidentDeadlineFilter(admin.SimpleListFilter):
+    title = _("notification deadline")
+    parameter_name = "deadline"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", _("overdue, not notified")), ("pending", _("not notified yet"))]
+
+    def queryset(self, request, queryset):
+        pending = queryset.filter(status__in=(SecurityIncident.Status.DRAFT,
+                                              SecurityIncident.Status.OPEN),
+                                  risk_relevant=True)
+        if self.value() == "overdue":
+            return pending.filter(notification_due_at__lt=timezone.now())
+        if self.value() == "pending":
+            return pending
+        return queryset
+
+
+@admin.register(SecurityIncident)
+class SecurityIncidentAdmin(admin.ModelAdmin):
+    """The incident register: recorded, assessed, notified, closed; read-only once closed."""
+
+    list_display = ["id", "title", "status", "became_known_at", "notification_due_at",
+                    "deadline", "subjects_affected"]
+    list_filter = ["status", IncidentDeadlineFilter, "risk_relevant", "source"]
+    search_fields = ["id__exact", "title"]
+    search_help_text = _("Incident number or title.")
+    inlines = [IncidentNotificationInline]
+    fields = ["title", "status", "became_known_at", "notification_due_at", "occurred_at",
+              "description", "data_categories", "subjects_affected", "risk_relevant",
+              "measures", "source", "recorded_by", "closed_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.is_closed:
+            return self.fields
+        return ["notification_due_at", "source", "recorded_by", "closed_at"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.is_closed:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # every incident is kept as evidence (Resolução CD/ANPD 15/2024)
+
+    @admin.display(description=_("deadline"), ordering="notification_due_at")
+    def deadline(self, obj: SecurityIncident) -> str:
+        if obj.status not in (SecurityIncident.Status.DRAFT, SecurityIncident.Status.OPEN) \
+                or not obj.risk_relevant:
+            return "—"
+        left = obj.notification_due_at - timezone.now()
+        if left.total_seconds() < 0:
+            return format_html('<strong class="np-overdue">{}</strong>',
+                               _("OVERDUE: notify the ANPD now"))
+        hours = int(left.total_seconds() // 3600)
+        label = _("%(hours)s hour(s) left to notify") % {"hours": hours}
+        if hours < 24:
+            return format_html('<strong class="np-due-soon">{}</strong>', label)
+        return label
+
+    def save_model(self, request, obj: SecurityIncident, form, change: bool) -> None:
+        try:
+            if change:
+                incidents.incident_update(incident=obj, actor=request.user,
+                                          changed=list(form.changed_data))
+            else:
+                incidents.incident_record(incident=obj, actor=request.user)
+        except incidents.IncidentError as error:
+            raise PermissionDenied(str(error)) from error
+
+    def save_formset(self, request, form, formset, change: bool) -> None:
+        for notification in formset.save(commit=False):
+            notification.incident = form.instance
+            incidents.incident_notification_record(notification=notification,
+                                                   actor=request.user)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        self.message_user(request, _("Incident recorded; the ANPD must be notified by %(due)s "
+                                     "if it may cause relevant risk or damage.")
+                          % {"due": people.short_datetime(obj.notification_due_at)},
+                          messages.WARNING)
+        return super().response_add(request, obj, post_url_continue)

@@ -116,7 +116,8 @@ def audit_chain_check(*, actor) -> ChainStatus:
     """Verify the chain (and its anchors, where a check is registered), recording who did.
 
     The audit_chain_verified event is written even when the chain is broken (it
-    is chained after the break, which verification reports by event id).
+    is chained after the break, which verification reports by event id). A
+    failed verification opens a draft security incident for the officer to complete.
     """
     report = audit.audit_chain_verify()
     anchors = [check() for check in _ANCHOR_CHECKS]
@@ -129,6 +130,10 @@ def audit_chain_check(*, actor) -> ChainStatus:
                       "broken_at": report.broken.event_id if report.broken else None,
                       "anchors": len(anchors)},
         )
+        if not status.ok:
+            from compliance.incidents import incident_open_for_chain_failure
+
+            incident_open_for_chain_failure(report=report, actor=actor)
     return status
 
 

@@ -210,3 +210,99 @@ _SHORT_KINDS = {
     DataSubjectRequest.RequestType.SHARING_INFO:
         pgettext_lazy("request kind", "sharing information"),
 }
+
+
+class SecurityIncident(models.Model):
+    """A security incident involving personal data (LGPD Art. 48; Resolução CD/ANPD 15/2024).
+
+    Every incident is recorded, notified or not, and kept as evidence: once closed
+    it is read-only. `notification_due_at` is the end of the third business day
+    (Brazil's national holidays excluded) after the controller learnt of it.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("draft (to be completed)")
+        OPEN = "open", _("open, being assessed")
+        NOTIFIED = "notified", _("notified")
+        CLOSED = "closed", _("closed")
+
+    class Source(models.TextChoices):
+        OFFICER = "officer", _("recorded by an officer")
+        CHAIN_VERIFICATION = "chain_verification", _("failed audit chain verification")
+
+    OPEN_STATUSES = (Status.DRAFT, Status.OPEN, Status.NOTIFIED)
+
+    title = models.CharField(_("what happened"), max_length=200,
+                             help_text=_("A short description, without personal data."))
+    description = models.TextField(_("description"), blank=True, default="")
+    became_known_at = models.DateTimeField(
+        _("became known at"), help_text=_("When the controller learnt that the incident "
+                                           "affected personal data: the deadline runs from "
+                                           "here."))
+    occurred_at = models.DateTimeField(_("occurred at"), null=True, blank=True)
+    data_categories = models.TextField(
+        _("categories of personal data"), blank=True, default="",
+        help_text=_("For example: health data in chat messages, names, CPF, e-mail."))
+    subjects_affected = models.PositiveIntegerField(_("people affected"), null=True, blank=True)
+    measures = models.TextField(_("measures taken"), blank=True, default="")
+    risk_relevant = models.BooleanField(
+        _("may cause relevant risk or damage"), default=True,
+        help_text=_("If so, the ANPD and the people affected must be told within 3 business "
+                    "days."))
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices,
+                              default=Status.OPEN)
+    source = models.CharField(_("source"), max_length=30, choices=Source.choices,
+                              default=Source.OFFICER, editable=False)
+    notification_due_at = models.DateTimeField(_("notification due at"), editable=False,
+                                               db_index=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("recorded by"), editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("security incident")
+        verbose_name_plural = _("security incidents")
+        ordering = ["-became_known_at"]
+
+    def __str__(self) -> str:
+        from compliance.people import short_date
+
+        return _("Incident no. %(id)s: %(title)s (known on %(known)s)") % {
+            "id": self.pk, "title": self.title, "known": short_date(self.became_known_at)}
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status == self.Status.CLOSED
+
+
+class IncidentNotification(models.Model):
+    """A communication about an incident: to the ANPD, the people affected or a clinic."""
+
+    class Recipient(models.TextChoices):
+        ANPD = "anpd", _("ANPD")
+        SUBJECTS = "subjects", _("people affected")
+        CONTROLLER = "controller", _("clinic (controller)")
+
+    incident = models.ForeignKey(SecurityIncident, on_delete=models.PROTECT,
+                                 related_name="notifications", verbose_name=_("incident"))
+    recipient = models.CharField(_("recipient"), max_length=20, choices=Recipient.choices)
+    sent_at = models.DateTimeField(_("sent at"), default=timezone.now)
+    reference = models.CharField(_("protocol or reference"), max_length=100, blank=True,
+                                 default="")
+    summary = models.TextField(_("what was communicated"), blank=True, default="")
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("recorded by"), editable=False)
+
+    class Meta:
+        verbose_name = _("incident notification")
+        verbose_name_plural = _("incident notifications")
+        ordering = ["sent_at"]
+
+    def __str__(self) -> str:
+        from compliance.people import short_date
+
+        return _("Notification to %(recipient)s on %(date)s") % {
+            "recipient": self.get_recipient_display(), "date": short_date(self.sent_at)}

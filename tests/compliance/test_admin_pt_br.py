@@ -27,7 +27,7 @@ ENGLISH = frozenset("""
     sharing progress rejected
 """.split())
 # Identical in both languages, or names of things.
-SAME_IN_BOTH = frozenset({"hash (SHA-256)", "e-mail", "status", "ID", "IP"})
+SAME_IN_BOTH = frozenset({"hash (SHA-256)", "e-mail", "status", "ID", "IP", "ANPD"})
 
 
 def _labels_of(model) -> list[tuple[str, object]]:

@@ -179,6 +179,8 @@ MODEL_ACCESS: dict[str, dict[str, str]] = {
     # The object in the path is a published version: nobody edits it any more.
     "compliance/termsversion": {"officer": "va", "ops": "", "superuser": "va"},
     "compliance/datasubjectrequest": {"officer": "vac", "ops": "", "superuser": "vac"},
+    # The object in the path is an open incident; closed ones are read-only.
+    "compliance/securityincident": {"officer": "vac", "ops": "", "superuser": "vac"},
 }
 
 
@@ -306,6 +308,13 @@ def world(make_user, ai_settings, settings) -> World:
     async_to_sync(_consume)(services.answer_stream(prepared))
     closable = services.session_create(user=clinician_a, title="")
     request = dsr.dsr_create(user=clinician_a, request_type="access")
+    from django.utils import timezone
+
+    from compliance.incidents import incident_record
+    from compliance.models import SecurityIncident
+
+    incident = incident_record(incident=SecurityIncident(
+        title="Chave de API exposta", became_known_at=timezone.now()), actor=officer)
     return World(
         users={"clinician_a": clinician_a, "clinician_b": clinician_b, "officer": officer,
                "ops": ops, "superuser": superuser},
@@ -324,6 +333,7 @@ def world(make_user, ai_settings, settings) -> World:
             "compliance/consentrecord": str(ConsentRecord.objects.get(user=clinician_a).pk),
             "compliance/termsversion": str(terms.pk),
             "compliance/datasubjectrequest": str(request.pk),
+            "compliance/securityincident": str(incident.pk),
         },
     )
 

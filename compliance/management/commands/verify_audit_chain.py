@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from compliance.audit import audit_chain_verify
+from compliance.incidents import incident_open_for_chain_failure
 
 
 class Command(BaseCommand):
@@ -14,6 +15,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         report = audit_chain_verify()
         if report.broken is not None:
+            # The officers' register gets a draft incident to assess (once while open).
+            incident_open_for_chain_failure(report=report)
             raise CommandError(
                 f"audit chain BROKEN at event id={report.broken.event_id}: "
                 f"{report.broken.reason} ({report.checked} events verified before it)",
