@@ -28,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from chat.models import Clinic, ClinicMembership
-from compliance import audit, backoffice, dsr, incidents, people, services
+from compliance import audit, backoffice, dsr, incidents, people, selectors, services
 from compliance.models import (
     DSR_RESPONSE_DAYS,
     AuditEvent,
@@ -215,6 +215,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
                  name="compliance_auditevent_person_search"),
             path("verify/", view(self.verify_view), name="compliance_auditevent_verify"),
             path("export/", view(self.export_view), name="compliance_auditevent_export"),
+            path("overview/", view(self.overview_view), name="compliance_overview"),
         ] + super().get_urls()
 
     def _page(self, request, template: str, title, **context) -> TemplateResponse:
@@ -222,6 +223,13 @@ class AuditEventAdmin(ReadOnlyAdmin):
             **self.admin_site.each_context(request), "title": title, "opts": self.opts,
             **context,
         })
+
+    def overview_view(self, request: HttpRequest) -> HttpResponse:
+        """The figures a DPO reports monthly (reads only: opening it is not an event)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return self._page(request, "overview.html", _("Compliance overview"),
+                          overview=selectors.compliance_overview())
 
     def verify_view(self, request: HttpRequest) -> HttpResponse:
         """GET: the page; POST: run the verification (chain and anchors), recorded."""

@@ -127,7 +127,8 @@ def named_objects(make_user, make_session, django_capture_on_commit_callbacks):
 # The back-office's own pages (named URL, args from the fixture's objects).
 OWN_PAGES = [("admin:chat_chatsession_reveal", "session"),
              ("admin:compliance_auditevent_verify", None),
-             ("admin:compliance_auditevent_export", None)]
+             ("admin:compliance_auditevent_export", None),
+             ("admin:compliance_overview", None)]
 
 
 def _admin_pages(objects: dict) -> list[str]:

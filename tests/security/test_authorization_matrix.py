@@ -251,6 +251,9 @@ ADMIN_ROUTES: dict[str, tuple[str, dict[str, dict[str, int]]]] = {
     "admin/compliance/auditevent/verify/": (
         "/admin/compliance/auditevent/verify/",
         {m: {**_staff(200), "ops": 403} for m in ADMIN_METHODS}),
+    "admin/compliance/auditevent/overview/": (
+        "/admin/compliance/auditevent/overview/",
+        {m: {**_staff(200), "ops": 403} for m in ADMIN_METHODS}),
     "admin/compliance/auditevent/export/": (  # an empty POST: the form with its errors
         "/admin/compliance/auditevent/export/",
         {m: {**_staff(200), "ops": 403} for m in ADMIN_METHODS}),
