@@ -247,7 +247,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
                     reverse("admin:chat_chatsession_change", args=[session.pk]))
             else:
                 # Render the session page for this response only; its forms post to the
-                # session's own URL, and reloading it shows the masked page again.
+                # session's own URL, and opening it again shows the masked page.
                 request.neonpro_reveal = True
                 request.method = "GET"
                 return self.change_view(
