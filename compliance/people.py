@@ -15,7 +15,6 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.utils import formats, timezone
-from django.utils.translation import gettext as _
 
 
 def person_short_name(user) -> str:
@@ -53,14 +52,6 @@ def people_labels(*, user_ids: Iterable[int | None]) -> dict[int, PersonLabel]:
             clinic=membership.clinic.name if membership is not None else None,
         )
     return labels
-
-
-def person_label(*, user_id: int | None) -> str:
-    """One person's label; "—" for none, "(removed)" for an id that names nobody now."""
-    if user_id is None:
-        return "—"
-    label = people_labels(user_ids=[user_id]).get(user_id)
-    return str(label) if label is not None else _("user #%(id)s (removed)") % {"id": user_id}
 
 
 def short_date(value: datetime | None) -> str:
