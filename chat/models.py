@@ -14,7 +14,7 @@ from compliance.encryption import EncryptedJSONField, EncryptedTextField
 
 class Clinic(models.Model):
     name = models.CharField(_("name"), max_length=200, unique=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     class Meta:
         verbose_name = _("clinic")
@@ -31,18 +31,25 @@ class ClinicMembership(models.Model):
         MANAGER = "manager", _("clinic manager")
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="clinic_membership"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="clinic_membership",
+        verbose_name=_("user"),
     )
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="memberships")
-    role = models.CharField(max_length=20, choices=Role.choices, default=Role.CLINICIAN)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="memberships",
+                               verbose_name=_("clinic"))
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices,
+                            default=Role.CLINICIAN)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     class Meta:
         verbose_name = _("clinic membership")
         verbose_name_plural = _("clinic memberships")
 
     def __str__(self) -> str:
-        return f"{self.user_id}@{self.clinic_id} ({self.role})"
+        from compliance.people import person_short_name
+
+        return _("%(person)s — %(role)s, %(clinic)s") % {
+            "person": person_short_name(self.user), "role": self.get_role_display(),
+            "clinic": self.clinic.name}
 
 
 class ChatSession(models.Model):
@@ -51,23 +58,29 @@ class ChatSession(models.Model):
         CLOSED = "closed", _("closed")
         EXPIRED = "expired", _("expired")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(_("identifier"), primary_key=True, default=uuid.uuid4,
+                          editable=False)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="chat_sessions"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="chat_sessions",
+        verbose_name=_("clinician"),
     )
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="chat_sessions")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="chat_sessions",
+                               verbose_name=_("clinic"))
     # Titles are typed by clinicians and may name a patient: encrypted like messages.
-    title = EncryptedTextField(blank=True, default="")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
-    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
-    last_activity_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    closed_at = models.DateTimeField(null=True, blank=True)
-    close_reason = models.CharField(max_length=40, blank=True, default="")
+    title = EncryptedTextField(_("title"), blank=True, default="")
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices,
+                              default=Status.ACTIVE)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False,
+                                      db_index=True)
+    last_activity_at = models.DateTimeField(_("last activity at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    close_reason = models.CharField(_("close reason"), max_length=40, blank=True, default="")
     # placeholder -> original value, stable for the whole session (see compliance.redaction).
-    pii_mapping = EncryptedJSONField(default=dict, blank=True)
+    pii_mapping = EncryptedJSONField(_("personal data mapping"), default=dict, blank=True)
     legal_hold = models.BooleanField(
-        default=False, help_text=_("Sessions under legal hold are skipped by the retention purge.")
+        _("legal hold"), default=False,
+        help_text=_("Sessions under legal hold are skipped by the retention purge."),
     )
 
     class Meta:
@@ -82,7 +95,11 @@ class ChatSession(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"session {self.id}"
+        from compliance.people import person_short_name, short_date
+
+        return _("Session of %(person)s on %(date)s (%(ref)s)") % {
+            "person": person_short_name(self.user), "date": short_date(self.created_at),
+            "ref": str(self.id)[:8]}
 
     def is_expired(self, now=None) -> bool:
         now = now or timezone.now()
@@ -102,14 +119,16 @@ class ChatMessage(models.Model):
         STOPPED = "stopped", _("stopped")
         FAILED = "failed", _("failed")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
-    role = models.CharField(max_length=10, choices=Role.choices)
+    id = models.UUIDField(_("identifier"), primary_key=True, default=uuid.uuid4,
+                          editable=False)
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages",
+                                verbose_name=_("chat session"))
+    role = models.CharField(_("author"), max_length=10, choices=Role.choices)
     # What the clinician typed (user) or sees (assistant, re-identified).
-    content = EncryptedTextField(blank=True, default="")
+    content = EncryptedTextField(_("text"), blank=True, default="")
     # What left for the provider (user) or came back from it (assistant): placeholders only.
-    redacted_content = EncryptedTextField(blank=True, default="")
-    client_id = models.UUIDField(null=True, blank=True)
+    redacted_content = EncryptedTextField(_("redacted text"), blank=True, default="")
+    client_id = models.UUIDField(_("client identifier"), null=True, blank=True)
     # No database-level constraint on the two relations that point at messages (this
     # one and ProviderAttempt.message): PostgreSQL checks a foreign key with a trigger
     # per deleted row, which tripled the retention purge's time. Rows are only ever
@@ -118,20 +137,22 @@ class ChatMessage(models.Model):
     # link to its session keeps its constraint.
     reply_to = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply",
-        db_constraint=False,
+        db_constraint=False, verbose_name=_("in reply to"),
     )
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.COMPLETE)
-    error_code = models.CharField(max_length=40, blank=True, default="")
-    pii_counts = models.JSONField(default=dict, blank=True)
-    provider = models.CharField(max_length=20, blank=True, default="")
-    model = models.CharField(max_length=100, blank=True, default="")
-    input_tokens = models.PositiveIntegerField(default=0)
-    output_tokens = models.PositiveIntegerField(default=0)
-    tokens_estimated = models.BooleanField(default=False)
-    latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    first_token_ms = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices,
+                              default=Status.COMPLETE)
+    error_code = models.CharField(_("error code"), max_length=40, blank=True, default="")
+    pii_counts = models.JSONField(_("personal data found"), default=dict, blank=True)
+    provider = models.CharField(_("AI provider"), max_length=20, blank=True, default="")
+    model = models.CharField(_("AI model"), max_length=100, blank=True, default="")
+    input_tokens = models.PositiveIntegerField(_("input tokens"), default=0)
+    output_tokens = models.PositiveIntegerField(_("output tokens"), default=0)
+    tokens_estimated = models.BooleanField(_("tokens estimated"), default=False)
+    latency_ms = models.PositiveIntegerField(_("latency (ms)"), null=True, blank=True)
+    first_token_ms = models.PositiveIntegerField(_("first token (ms)"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False,
+                                      db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("chat message")
@@ -147,7 +168,10 @@ class ChatMessage(models.Model):
         indexes = [models.Index(fields=["session", "created_at"])]
 
     def __str__(self) -> str:
-        return f"{self.role} message {self.id}"
+        from compliance.people import short_datetime
+
+        return _("%(role)s message of %(when)s") % {
+            "role": self.get_role_display(), "when": short_datetime(self.created_at)}
 
 
 class ProviderAttempt(models.Model):
@@ -155,18 +179,19 @@ class ProviderAttempt(models.Model):
 
     # No database-level constraint: see ChatMessage.reply_to.
     message = models.ForeignKey(ChatMessage, on_delete=models.CASCADE, related_name="attempts",
-                                db_constraint=False)
-    provider = models.CharField(max_length=20)
-    model = models.CharField(max_length=100)
-    outcome = models.CharField(max_length=30)
-    error_code = models.CharField(max_length=40, blank=True, default="")
-    started_at = models.DateTimeField(default=timezone.now)
-    latency_ms = models.PositiveIntegerField(default=0)
-    first_token_ms = models.PositiveIntegerField(null=True, blank=True)
-    input_tokens = models.PositiveIntegerField(default=0)
-    output_tokens = models.PositiveIntegerField(default=0)
-    tokens_estimated = models.BooleanField(default=False)
-    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+                                db_constraint=False, verbose_name=_("chat message"))
+    provider = models.CharField(_("AI provider"), max_length=20)
+    model = models.CharField(_("AI model"), max_length=100)
+    outcome = models.CharField(_("outcome"), max_length=30)
+    error_code = models.CharField(_("error code"), max_length=40, blank=True, default="")
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    latency_ms = models.PositiveIntegerField(_("latency (ms)"), default=0)
+    first_token_ms = models.PositiveIntegerField(_("first token (ms)"), null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(_("input tokens"), default=0)
+    output_tokens = models.PositiveIntegerField(_("output tokens"), default=0)
+    tokens_estimated = models.BooleanField(_("tokens estimated"), default=False)
+    cost_usd = models.DecimalField(_("cost (USD)"), max_digits=12, decimal_places=6,
+                                   default=0)
 
     class Meta:
         verbose_name = _("provider attempt")
@@ -174,4 +199,16 @@ class ProviderAttempt(models.Model):
         ordering = ["started_at"]
 
     def __str__(self) -> str:
-        return f"{self.provider}/{self.model} {self.outcome}"
+        return f"{self.provider}/{self.model}: {self.get_outcome_display()}"
+
+    def get_outcome_display(self) -> str:
+        return str(OUTCOME_LABELS.get(self.outcome, self.outcome))
+
+
+# Outcomes of a provider attempt (chat.providers.base.AttemptRecord), as officers read them.
+OUTCOME_LABELS = {
+    "success": _("success"),
+    "error": _("error"),
+    "cancelled": _("cancelled"),
+    "skipped_open_circuit": _("skipped (provider circuit open)"),
+}

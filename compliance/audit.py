@@ -57,6 +57,15 @@ REQUIRED_EVENTS = frozenset({
     Event.DATA_ERASED,
     Event.RETENTION_PURGE,
     Event.ADMIN_VIEWED_SESSION,
+    # Officers' back-office actions: no reveal, verification, export or incident
+    # change happens without its record.
+    Event.PII_REVEALED,
+    Event.AUDIT_CHAIN_VERIFIED,
+    Event.AUDIT_TRAIL_EXPORTED,
+    Event.INCIDENT_RECORDED,
+    Event.INCIDENT_UPDATED,
+    Event.INCIDENT_NOTIFIED,
+    Event.INCIDENT_CLOSED,
 })
 
 # Metadata is for counts, codes and ids. Long strings are refused so that free

@@ -14,7 +14,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from chat.models import ChatMessage, ChatSession, ClinicMembership
@@ -168,11 +169,9 @@ def _audit_events(user) -> list[dict[str, Any]]:
     ]
 
 
-def _change_log(user) -> list[dict[str, Any]]:
-    """auditlog entries about the subject's own records: what changed and when (no values)."""
-    from auditlog.models import LogEntry
-
-    objects = [
+def _own_records(user) -> list[tuple[Any, Any]]:
+    """(model, pks) of the records that are the subject's own, for the change log."""
+    return [
         (get_user_model(), [user.pk]),
         (ConsentRecord, ConsentRecord.objects.filter(user=user).values_list("pk", flat=True)),
         (ChatSession, ChatSession.objects.filter(user=user).values_list("pk", flat=True)),
@@ -181,10 +180,21 @@ def _change_log(user) -> list[dict[str, Any]]:
         (DataSubjectRequest,
          DataSubjectRequest.objects.filter(user=user).values_list("pk", flat=True)),
     ]
+
+
+def _own_records_query(user) -> Q:
     query = Q(pk__in=[])
-    for model, pks in objects:
+    for model, pks in _own_records(user):
         query |= Q(content_type=ContentType.objects.get_for_model(model),
                    object_pk__in=[str(pk) for pk in pks])
+    return query
+
+
+def _change_log(user) -> list[dict[str, Any]]:
+    """auditlog entries about the subject's own records: what changed and when (no values)."""
+    from auditlog.models import LogEntry
+
+    query = _own_records_query(user)
     return [
         {"timestamp": _iso(entry.timestamp), "object_type": entry.content_type.model,
          "object_id": entry.object_pk, "action": entry.get_action_display(),
@@ -238,13 +248,20 @@ def dsr_export_subject(*, user, actor=None, request: DataSubjectRequest | None =
 
 
 def _scrub_change_log(user) -> int:
-    """Drop the subject's identifiers from the change log (object names, e-mail, IP)."""
+    """Drop the subject's identifiers from the change log (object names, e-mail, IP).
+
+    Object names of the subject's records read "Maria S. — ..." in the admin, so
+    every entry about any of them is renamed to its type and id.
+    """
     from auditlog.models import LogEntry
 
-    user_type = ContentType.objects.get_for_model(get_user_model())
     with audit.changelog_scrub_allowed():  # the change log is otherwise append-only
-        renamed = LogEntry.objects.filter(
-            content_type=user_type, object_pk=str(user.pk)).update(object_repr=f"user {user.pk}")
+        renamed = 0
+        for model, pks in _own_records(user):
+            renamed += LogEntry.objects.filter(
+                content_type=ContentType.objects.get_for_model(model),
+                object_pk__in=[str(pk) for pk in pks],
+            ).update(object_repr=Concat(Value(f"{model._meta.model_name} "), F("object_pk")))
         return renamed + LogEntry.objects.filter(actor_id=user.pk).update(
             actor_email=None, remote_addr=None, remote_port=None
         )

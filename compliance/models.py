@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 # LGPD Art. 19 II: a complete answer to an access request within 15 days of receipt.
 DSR_RESPONSE_DAYS = 15
@@ -19,14 +20,16 @@ class ConsentRecord(models.Model):
         AI_CHAT = "ai_chat", _("AI chat assistant")
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="consent_records"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="consent_records",
+        verbose_name=_("data subject"),
     )
-    purpose = models.CharField(max_length=40, choices=Purpose.choices)
-    terms_version = models.CharField(max_length=40)
-    granted_at = models.DateTimeField(default=timezone.now)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=400, blank=True, default="")
+    purpose = models.CharField(_("purpose"), max_length=40, choices=Purpose.choices)
+    terms_version = models.CharField(_("terms version"), max_length=40)
+    granted_at = models.DateTimeField(_("granted at"), default=timezone.now)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("browser (user agent)"), max_length=400, blank=True,
+                                  default="")
 
     class Meta:
         verbose_name = _("consent record")
@@ -35,7 +38,11 @@ class ConsentRecord(models.Model):
         indexes = [models.Index(fields=["user", "purpose", "revoked_at"])]
 
     def __str__(self) -> str:
-        return f"consent {self.purpose} v{self.terms_version} user {self.user_id}"
+        from compliance.people import person_short_name, short_date
+
+        return _("Consent of %(person)s (terms %(version)s), given on %(date)s") % {
+            "person": person_short_name(self.user), "version": self.terms_version,
+            "date": short_date(self.granted_at)}
 
     @property
     def is_active(self) -> bool:
@@ -52,7 +59,7 @@ class TermsVersion(models.Model):
     )
     summary = models.CharField(_("summary"), max_length=500, blank=True, default="")
     text = models.TextField(_("text"), blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     class Meta:
         verbose_name = _("terms version")
@@ -92,17 +99,26 @@ class AuditEvent(models.Model):
         DATA_EXPORTED = "data_exported", _("data exported")
         DATA_ERASED = "data_erased", _("data erased")
         RETENTION_PURGE = "retention_purge", _("retention purge")
+        PII_REVEALED = "pii_revealed", _("personal data revealed to an officer")
+        AUDIT_CHAIN_VERIFIED = "audit_chain_verified", _("audit chain verified")
+        AUDIT_TRAIL_EXPORTED = "audit_trail_exported", _("audit trail exported")
+        INCIDENT_RECORDED = "incident_recorded", _("security incident recorded")
+        INCIDENT_UPDATED = "incident_updated", _("security incident updated")
+        INCIDENT_NOTIFIED = "incident_notified", _("security incident notification sent")
+        INCIDENT_CLOSED = "incident_closed", _("security incident closed")
 
-    id = models.BigIntegerField(primary_key=True)
-    created_at = models.DateTimeField(db_index=True)
-    event_type = models.CharField(max_length=40, choices=EventType.choices, db_index=True)
-    actor_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    subject_user_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    clinic_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    session_id = models.UUIDField(null=True, blank=True, db_index=True)
-    metadata = models.JSONField(default=dict, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    id = models.BigIntegerField(_("number"), primary_key=True)
+    created_at = models.DateTimeField(_("recorded at"), db_index=True)
+    event_type = models.CharField(_("event"), max_length=40, choices=EventType.choices,
+                                  db_index=True)
+    actor_id = models.BigIntegerField(_("performed by"), null=True, blank=True, db_index=True)
+    subject_user_id = models.BigIntegerField(_("data subject"), null=True, blank=True,
+                                             db_index=True)
+    clinic_id = models.BigIntegerField(_("clinic"), null=True, blank=True, db_index=True)
+    session_id = models.UUIDField(_("chat session"), null=True, blank=True, db_index=True)
+    metadata = models.JSONField(_("details (codes and counts)"), default=dict, blank=True)
+    prev_hash = models.CharField(_("previous event's hash"), max_length=64)
+    hash = models.CharField(_("hash (SHA-256)"), max_length=64, unique=True)
 
     class Meta:
         verbose_name = _("audit event")
@@ -110,7 +126,11 @@ class AuditEvent(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return f"#{self.id} {self.event_type}"
+        from compliance.people import short_datetime
+
+        return _("Event no. %(id)s: %(event)s (%(when)s)") % {
+            "id": self.id, "event": self.get_event_type_display(),
+            "when": short_datetime(self.created_at)}
 
 
 class DataSubjectRequest(models.Model):
@@ -157,7 +177,12 @@ class DataSubjectRequest(models.Model):
         indexes = [models.Index(fields=["status", "due_at"])]
 
     def __str__(self) -> str:
-        return f"request #{self.pk} {self.request_type} user {self.user_id}"
+        from compliance.people import person_short_name, short_date
+
+        return _("%(kind)s request from %(person)s — received on %(received)s, due "
+                 "%(due)s") % {
+            "kind": self.short_kind(), "person": person_short_name(self.user),
+            "received": short_date(self.received_at), "due": short_date(self.due_at)}
 
     def save(self, *args, **kwargs) -> None:
         if self.due_at is None:
@@ -168,5 +193,116 @@ class DataSubjectRequest(models.Model):
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
 
+    def short_kind(self) -> str:
+        """The type as a noun that fits in a sentence ("access", not the article)."""
+        return str(_SHORT_KINDS.get(self.request_type, self.request_type))
+
     def is_overdue(self, now=None) -> bool:
         return self.is_open and self.due_at < (now or timezone.now())
+
+
+_SHORT_KINDS = {
+    DataSubjectRequest.RequestType.ACCESS: pgettext_lazy("request kind", "access"),
+    DataSubjectRequest.RequestType.CORRECTION: pgettext_lazy("request kind", "correction"),
+    DataSubjectRequest.RequestType.DELETION: pgettext_lazy("request kind", "deletion"),
+    DataSubjectRequest.RequestType.CONSENT_REVOCATION:
+        pgettext_lazy("request kind", "consent revocation"),
+    DataSubjectRequest.RequestType.SHARING_INFO:
+        pgettext_lazy("request kind", "sharing information"),
+}
+
+
+class SecurityIncident(models.Model):
+    """A security incident involving personal data (LGPD Art. 48; Resolução CD/ANPD 15/2024).
+
+    Every incident is recorded, notified or not, and kept as evidence: once closed
+    it is read-only. `notification_due_at` is the end of the third business day
+    (Brazil's national holidays excluded) after the controller learnt of it.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("draft (to be completed)")
+        OPEN = "open", _("open, being assessed")
+        NOTIFIED = "notified", _("notified")
+        CLOSED = "closed", _("closed")
+
+    class Source(models.TextChoices):
+        OFFICER = "officer", _("recorded by an officer")
+        CHAIN_VERIFICATION = "chain_verification", _("failed audit chain verification")
+
+    OPEN_STATUSES = (Status.DRAFT, Status.OPEN, Status.NOTIFIED)
+
+    title = models.CharField(_("what happened"), max_length=200,
+                             help_text=_("A short description, without personal data."))
+    description = models.TextField(_("description"), blank=True, default="")
+    became_known_at = models.DateTimeField(
+        _("became known at"), help_text=_("When the controller learnt that the incident "
+                                           "affected personal data: the deadline runs from "
+                                           "here."))
+    occurred_at = models.DateTimeField(_("occurred at"), null=True, blank=True)
+    data_categories = models.TextField(
+        _("categories of personal data"), blank=True, default="",
+        help_text=_("For example: health data in chat messages, names, CPF, e-mail."))
+    subjects_affected = models.PositiveIntegerField(_("people affected"), null=True, blank=True)
+    measures = models.TextField(_("measures taken"), blank=True, default="")
+    risk_relevant = models.BooleanField(
+        _("may cause relevant risk or damage"), default=True,
+        help_text=_("If so, the ANPD and the people affected must be told within 3 business "
+                    "days."))
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices,
+                              default=Status.OPEN)
+    source = models.CharField(_("source"), max_length=30, choices=Source.choices,
+                              default=Source.OFFICER, editable=False)
+    notification_due_at = models.DateTimeField(_("notification due at"), editable=False,
+                                               db_index=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("recorded by"), editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("security incident")
+        verbose_name_plural = _("security incidents")
+        ordering = ["-became_known_at"]
+
+    def __str__(self) -> str:
+        from compliance.people import short_date
+
+        return _("Incident no. %(id)s: %(title)s (known on %(known)s)") % {
+            "id": self.pk, "title": self.title, "known": short_date(self.became_known_at)}
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status == self.Status.CLOSED
+
+
+class IncidentNotification(models.Model):
+    """A communication about an incident: to the ANPD, the people affected or a clinic."""
+
+    class Recipient(models.TextChoices):
+        ANPD = "anpd", _("ANPD")
+        SUBJECTS = "subjects", _("people affected")
+        CONTROLLER = "controller", _("clinic (controller)")
+
+    incident = models.ForeignKey(SecurityIncident, on_delete=models.PROTECT,
+                                 related_name="notifications", verbose_name=_("incident"))
+    recipient = models.CharField(_("recipient"), max_length=20, choices=Recipient.choices)
+    sent_at = models.DateTimeField(_("sent at"), default=timezone.now)
+    reference = models.CharField(_("protocol or reference"), max_length=100, blank=True,
+                                 default="")
+    summary = models.TextField(_("what was communicated"), blank=True, default="")
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("recorded by"), editable=False)
+
+    class Meta:
+        verbose_name = _("incident notification")
+        verbose_name_plural = _("incident notifications")
+        ordering = ["sent_at"]
+
+    def __str__(self) -> str:
+        from compliance.people import short_date
+
+        return _("Notification to %(recipient)s on %(date)s") % {
+            "recipient": self.get_recipient_display(), "date": short_date(self.sent_at)}

@@ -29,7 +29,10 @@ process reports the same value (aggregate them with ``max()``, never ``sum()``):
 - ``ai_chat_process_memory_usage_percent``: working set of the container
   against its cgroup memory limit when there is one (what the kernel kills
   on), else this process's resident memory against ``MemTotal``;
-- ``ai_chat_db_up``: 1 when ``SELECT 1`` succeeds within the bound, else 0.
+- ``ai_chat_db_up``: 1 when ``SELECT 1`` succeeds within the bound, else 0;
+- ``ai_chat_security_incident_notification_seconds_left``: seconds to the
+  nearest ANPD notification deadline of an open incident not yet notified
+  (negative once past; absent when there is none).
 
 Database and cache reads are bounded (`SCRAPE_TIMEOUT_S`); a failing
 dependency removes its families from the scrape instead of failing it, so
@@ -93,6 +96,17 @@ def _session_figures() -> dict[str, Any]:
     counts[ChatSession.Status.ACTIVE] -= idle_expired
     counts[ChatSession.Status.EXPIRED] += idle_expired
     return counts
+
+
+def _incident_figures() -> float | None:
+    """Seconds to the nearest ANPD notification deadline of an open, not yet notified
+    incident that may cause relevant risk (negative once past); None when there is none."""
+    from django.utils import timezone
+
+    from compliance.incidents import incidents_next_deadline
+
+    deadline = incidents_next_deadline()
+    return None if deadline is None else (deadline - timezone.now()).total_seconds()
 
 
 def _provider_figures() -> dict[str, dict[str, Any]]:
@@ -194,6 +208,10 @@ def _families() -> dict[str, GaugeMetricFamily]:
             "Memory in use, percent of the container's cgroup limit, else of host memory."),
         "db_up": GaugeMetricFamily(
             "ai_chat_db_up", "1 when the database answered SELECT 1 at scrape time, else 0."),
+        "incident_deadline": GaugeMetricFamily(
+            "ai_chat_security_incident_notification_seconds_left",
+            "Seconds to the nearest ANPD notification deadline of an open security incident "
+            "not yet notified (negative: overdue; absent: none). Shared state: use min()."),
     }
 
 
@@ -208,6 +226,7 @@ class AIChatCollector(Collector):
         families = _families()
         results = health.run_bounded(
             {"scrape:sessions": (_session_figures, health.db_fingerprint()),
+             "scrape:incidents": (_incident_figures, health.db_fingerprint()),
              "scrape:providers": (_provider_figures, health.cache_fingerprint())},
             SCRAPE_TIMEOUT_S,
         )
@@ -222,6 +241,9 @@ class AIChatCollector(Collector):
             if capacity > 0:
                 families["utilization"].add_metric(
                     [], round(sessions.get("active", 0) / capacity * 100, 2))
+        deadline = results["scrape:incidents"]
+        if deadline is not None and not isinstance(deadline, health.CheckFailed):
+            families["incident_deadline"].add_metric([], round(deadline))
         providers = results["scrape:providers"]
         if not isinstance(providers, health.CheckFailed):
             for name, status in providers.items():

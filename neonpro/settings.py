@@ -10,6 +10,7 @@ real secrets.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -337,6 +338,11 @@ if not _anchor_keys and DEBUG and (VAR_DIR / "audit-anchor.key").is_file():
 AUDIT_ANCHOR_KEYS = [k.strip() for k in _anchor_keys.split(",") if k.strip()]
 # Append-only directory of anchor files: its own volume, never the database's.
 AUDIT_ANCHOR_DIR = Path(env.str("AUDIT_ANCHOR_DIR", default="") or VAR_DIR / "audit-anchors")
+# HMAC-SHA256 key that signs audit-trail export manifests; the auditor who checks an
+# export offline receives it through another channel. Unset: derived from SECRET_KEY
+# (exports still verify here, but an auditor would need SECRET_KEY: set a key of its own).
+AUDIT_EXPORT_KEY = _secret("AUDIT_EXPORT_KEY", default="") or hashlib.sha256(
+    b"neonpro.audit-export:" + SECRET_KEY.encode()).hexdigest()
 
 # --- Monitoring --------------------------------------------------------------
 MONITORING_ENABLED = env.bool("MONITORING_ENABLED", default=True)
@@ -347,7 +353,9 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 # --- I18n --------------------------------------------------------------------
 LANGUAGE_CODE = "pt-br"
 LANGUAGES = [("pt-br", "Português (Brasil)"), ("en", "English")]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+# The project's catalogue first; then translations of third-party apps that ship no
+# pt_BR catalogue (django-auditlog), kept apart so that makemessages never drops them.
+LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale" / "vendor"]
 TIME_ZONE = "America/Sao_Paulo"
 USE_I18N = True
 USE_TZ = True

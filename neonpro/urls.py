@@ -1,8 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView
 
 from chat.login_protection import TokenObtainView, TokenRefreshRateLimitedView
+
+# The back-office is the compliance officers' tool: it says so in every page's header.
+admin.site.site_header = _("NeonPro — LGPD compliance")
+admin.site.site_title = _("NeonPro — LGPD compliance")
+admin.site.index_title = _("Compliance back-office")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -242,9 +242,13 @@ def test_officers_erase_only_through_open_deletion_requests(client, officer, two
     access = DataSubjectRequest.objects.get(user=a)
     deletion = DataSubjectRequest.objects.get(user=b)
     client.force_login(officer)
-    response = client.post(ADMIN_DSR, {"action": "erase_subject_data",
-                                       "_selected_action": [access.pk, deletion.pk]},
-                           follow=True)
+    # Irreversible (issue 19): a confirmation page first, and nothing happens until confirmed.
+    selection = {"action": "erase_subject_data", "_selected_action": [access.pk, deletion.pk]}
+    confirmation = client.post(ADMIN_DSR, selection)
+    assert confirmation.status_code == 200 and 'name="confirmed"' in confirmation.content.decode()
+    b.refresh_from_db()
+    assert b.is_active
+    response = client.post(ADMIN_DSR, {**selection, "confirmed": "yes"}, follow=True)
     assert response.status_code == 200
     page = response.content.decode()
     assert "1 request(s) processed" in page and "1 request(s) skipped" in page
@@ -252,7 +256,7 @@ def test_officers_erase_only_through_open_deletion_requests(client, officer, two
     a.refresh_from_db()
     assert not b.is_active and a.is_active
     deletion.refresh_from_db()
-    assert deletion.status == "completed" and "Erased 4 messages" in deletion.resolution_note
+    assert deletion.status == "completed" and "4 messages erased" in deletion.resolution_note
     assert AuditEvent.objects.get(event_type=Event.DATA_ERASED).actor_id == officer.pk
 
 

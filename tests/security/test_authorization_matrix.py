@@ -178,6 +178,8 @@ MODEL_ACCESS: dict[str, dict[str, str]] = {
     # The object in the path is a published version: nobody edits it any more.
     "compliance/termsversion": {"officer": "va", "ops": "", "superuser": "va"},
     "compliance/datasubjectrequest": {"officer": "vac", "ops": "", "superuser": "vac"},
+    # The object in the path is an open incident; closed ones are read-only.
+    "compliance/securityincident": {"officer": "vac", "ops": "", "superuser": "vac"},
 }
 
 
@@ -241,6 +243,23 @@ ADMIN_ROUTES: dict[str, tuple[str, dict[str, dict[str, int]]]] = {
     "admin/auth/user/<id>/password/": (
         "/admin/auth/user/{auth/user}/password/",
         {m: {**_staff(403), "superuser": 200} for m in ADMIN_METHODS}),
+    # Officers' tools: staff who may read the audit trail (officers, superuser) only.
+    "admin/compliance/auditevent/person-search/": (
+        "/admin/compliance/auditevent/person-search/",
+        {m: {**_staff(302), "ops": 403} for m in ADMIN_METHODS}),
+    "admin/compliance/auditevent/verify/": (
+        "/admin/compliance/auditevent/verify/",
+        {m: {**_staff(200), "ops": 403} for m in ADMIN_METHODS}),
+    "admin/compliance/auditevent/overview/": (
+        "/admin/compliance/auditevent/overview/",
+        {m: {**_staff(200), "ops": 403} for m in ADMIN_METHODS}),
+    "admin/compliance/auditevent/export/": (  # an empty POST: the form with its errors
+        "/admin/compliance/auditevent/export/",
+        {m: {**_staff(200), "ops": 403} for m in ADMIN_METHODS}),
+    # Revealing a session's personal data: officers only (an empty POST: the form again).
+    "admin/chat/chatsession/<path:object_id>/reveal/": (
+        "/admin/chat/chatsession/{chat/chatsession}/reveal/",
+        {m: {**_staff(200), "ops": 403} for m in ADMIN_METHODS}),
 }
 for _model, _access in MODEL_ACCESS.items():
     ADMIN_ROUTES.update(_admin_model_routes(_model, _access))
@@ -291,6 +310,13 @@ def world(make_user, ai_settings, settings) -> World:
     async_to_sync(_consume)(services.answer_stream(prepared))
     closable = services.session_create(user=clinician_a, title="")
     request = dsr.dsr_create(user=clinician_a, request_type="access")
+    from django.utils import timezone
+
+    from compliance.incidents import incident_record
+    from compliance.models import SecurityIncident
+
+    incident = incident_record(incident=SecurityIncident(
+        title="Chave de API exposta", became_known_at=timezone.now()), actor=officer)
     return World(
         users={"clinician_a": clinician_a, "clinician_b": clinician_b, "officer": officer,
                "ops": ops, "superuser": superuser},
@@ -309,6 +335,7 @@ def world(make_user, ai_settings, settings) -> World:
             "compliance/consentrecord": str(ConsentRecord.objects.get(user=clinician_a).pk),
             "compliance/termsversion": str(terms.pk),
             "compliance/datasubjectrequest": str(request.pk),
+            "compliance/securityincident": str(incident.pk),
         },
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from compliance.audit import verify_chain
+from compliance.incidents import incident_open_for_chain_failure
 
 
 class Command(BaseCommand):
@@ -16,6 +17,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         result = verify_chain()
         if not result.ok:
+            # The officers' register gets a draft incident to assess (once while open).
+            incident_open_for_chain_failure(verification=result)
             more = result.problems_total - len(result.problems)
             lines = [f"audit chain NOT VERIFIED ({result.problems_total} problem(s)):",
                      *(f"- {problem}" for problem in result.problems)]
