@@ -36,4 +36,5 @@ else
   echo "(set DEMO_PASSWORD and run again to choose them)."
 fi
 echo
-"$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" neonpro.asgi:application
+# daphne with bounded request bodies and JSON logs (neonpro/server.py).
+"$VENV/bin/python" -m neonpro.server -b 127.0.0.1 -p "$PORT" neonpro.asgi:application

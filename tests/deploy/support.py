@@ -275,13 +275,19 @@ class Daphne:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def start_daphne(env: dict[str, str], log_path: Path) -> Daphne:
-    """The ASGI app served by daphne on a free loopback port, once /api/health/live answers."""
+# The web process as production starts it (Dockerfile, docker-compose.yml).
+WEB_COMMAND = (sys.executable, "-m", "neonpro.server")
+
+
+def start_daphne(env: dict[str, str], log_path: Path, *,
+                 command: tuple[str, ...] = WEB_COMMAND) -> Daphne:
+    """The ASGI app served by the web process on a free loopback port, once
+    /api/health/live answers; stdout and stderr go to `log_path`."""
     port = free_port()
     log = log_path.open("wb")
     process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "neonpro.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [*command, "-b", "127.0.0.1", "-p", str(port), "neonpro.asgi:application"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     log.close()
     server = Daphne(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
