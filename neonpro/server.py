@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -45,10 +46,12 @@ from daphne.server import Server as DaphneServer
 
 logger = logging.getLogger("neonpro.server")
 
-# After a refusal, how long the rest of an over-long body is read and thrown away
-# before the connection is cut (like nginx's lingering close): long enough for the
-# client to stop sending and read the 413, short enough to cost nothing.
-LINGER_SECONDS = 5.0
+# After a refusal the rest of the body is read and thrown away (nginx's "lingering
+# close"), so the client can finish sending and read the 413 instead of meeting a
+# reset: for at most LINGER_SECONDS in all, and while data keeps coming at least
+# every LINGER_IDLE_SECONDS. It costs a socket for that long, never memory.
+LINGER_SECONDS = 30.0
+LINGER_IDLE_SECONDS = 5.0
 
 
 def body_limit() -> int:
@@ -111,18 +114,15 @@ class BoundedWebRequest(WebRequest):
         channel = self.channel
         transport = channel.transport
         transport.write(too_large_response(self._limit))
-        # From now on everything this connection sends is dropped unread-into-memory.
-        channel.dataReceived = _discard
         channel.setTimeout(None)
         _log_refusal(self, declared=declared)
         if hasattr(transport, "loseWriteConnection"):
             # Half-close: the client sees the 413 and the end of the answer while it
-            # may still be sending; its data is discarded until it stops or LINGER_SECONDS.
+            # may still be sending; what it sends is discarded (see LINGER_SECONDS).
+            channel.dataReceived = _Discarder(transport)
             transport.loseWriteConnection()
-            from twisted.internet import reactor
-
-            reactor.callLater(LINGER_SECONDS, _abort, transport)
         else:
+            channel.dataReceived = _discard
             transport.loseConnection()
 
 
@@ -130,9 +130,27 @@ def _discard(data: bytes) -> None:
     return None
 
 
-def _abort(transport: Any) -> None:
-    if getattr(transport, "connected", False):
-        transport.abortConnection()
+class _Discarder:
+    """Drops what a refused client still sends; cuts the connection when it lingers."""
+
+    def __init__(self, transport: Any) -> None:
+        from twisted.internet import reactor
+
+        self.transport = transport
+        self.deadline = time.monotonic() + LINGER_SECONDS
+        self.idle = reactor.callLater(LINGER_IDLE_SECONDS, self.abort)
+
+    def __call__(self, data: bytes) -> None:
+        if time.monotonic() > self.deadline:
+            self.abort()
+        elif self.idle.active():
+            self.idle.reset(LINGER_IDLE_SECONDS)
+
+    def abort(self) -> None:
+        if self.idle.active():
+            self.idle.cancel()
+        if getattr(self.transport, "connected", False):
+            self.transport.abortConnection()
 
 
 def _log_refusal(request: BoundedWebRequest, *, declared: int | None) -> None:

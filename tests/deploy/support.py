@@ -319,7 +319,7 @@ def production_env(*, database_url: str, simulator_url: str, **overrides: str) -
     if not redis_url:
         pytest.fail("the deployment tests need REDIS_URL (the app shares its cache with "
                     "the tests, which clear it between tests)")
-    return subprocess_env(
+    settings = dict(
         DEBUG="false", ENVIRONMENT="production", SECRET_KEY=SECRET_KEY, JWT_SECRET=JWT_SECRET,
         ENCRYPTION_KEY=ENCRYPTION_KEY, ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false", MONITORING_TOKEN=MONITORING_TOKEN,
@@ -327,5 +327,5 @@ def production_env(*, database_url: str, simulator_url: str, **overrides: str) -
         OPENAI_API_KEY="test-openai-key", ANTHROPIC_API_KEY="test-anthropic-key",
         OPENAI_BASE_URL=f"{simulator_url}/v1", ANTHROPIC_BASE_URL=simulator_url,
         AI_PROVIDER_TIMEOUT="20000", RATE_LIMIT_MAX="100000", LOG_LEVEL="warning",
-        **overrides,
     )
+    return subprocess_env(**{**settings, **overrides})
