@@ -20,5 +20,6 @@ USER neonpro
 # A fresh named volume mounted here takes this directory's owner (compose: auditanchors).
 VOLUME ["/var/lib/neonpro/audit-anchors"]
 EXPOSE 8000
-# --proxy-headers: the client address comes from the reverse proxy's X-Forwarded-For.
-CMD ["daphne", "--proxy-headers", "-b", "0.0.0.0", "-p", "8000", "neonpro.asgi:application"]
+# daphne with bounded request bodies and JSON logs (neonpro/server.py). The client's
+# address comes from X-Forwarded-For only behind TRUSTED_PROXIES (the proxy's network).
+CMD ["python", "-m", "neonpro.server", "-b", "0.0.0.0", "-p", "8000", "neonpro.asgi:application"]

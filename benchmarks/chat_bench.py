@@ -692,11 +692,11 @@ def start_web(procs: Subprocesses, env: dict[str, str], count: int) -> list[tupl
     servers = []
     for index in range(count):
         port = _free_port()
-        # The production command (Dockerfile), bound to loopback: behind the load
-        # balancer, the client address comes from X-Forwarded-For.
+        # The production command (Dockerfile), bound to loopback; the clients connect
+        # directly, so no proxy is trusted (TRUSTED_PROXIES unset).
         process = procs.start(
             f"daphne-{index}",
-            [sys.executable, "-m", "daphne", "--proxy-headers", "-b", "127.0.0.1",
+            [sys.executable, "-m", "neonpro.server", "-b", "127.0.0.1",
              "-p", str(port), "neonpro.asgi:application"],
             env=env,
         )

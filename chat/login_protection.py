@@ -61,6 +61,7 @@ from chat.serializers import ErrorSerializer
 from chat.token_families import FamilyTokenObtainPairSerializer, FamilyTokenRefreshSerializer
 from compliance import audit
 from monitoring import metrics
+from neonpro.client_address import request_client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +102,10 @@ def _http_request(request: Any) -> HttpRequest | None:
 
 
 def client_ip(request: Any) -> str | None:
-    """The client's address (daphne's --proxy-headers puts the real one in REMOTE_ADDR)."""
-    http_request = _http_request(request)
-    if http_request is None:
+    """The client's address, behind trusted proxies only (neonpro.client_address)."""
+    if request is None:
         return None
-    return http_request.META.get("REMOTE_ADDR") or None
+    return request_client_ip(request)
 
 
 def _door(request: Any) -> str:

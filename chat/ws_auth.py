@@ -48,6 +48,7 @@ from chat import shutdown
 from chat.api_errors import outage_dependency, outage_error
 from chat.errors import ChatError
 from chat.ratelimit import rate_limit_hit
+from neonpro.client_address import scope_client_ip
 
 CLOSE_RATE_LIMITED = 4429
 CLOSE_SERVICE_UNAVAILABLE = 4503
@@ -190,10 +191,10 @@ def _rate_limited(retry_after: int) -> ChatError:
 
 
 def _client_key(scope) -> str | None:
-    client = scope.get("client")
-    if not client or not client[0]:
-        return None  # in-process test communicators and unix sockets have no address
-    return hashlib.sha256(f"ws-ip:{client[0]}".encode()).hexdigest()[:32]
+    ip = scope_client_ip(scope)  # behind trusted proxies only (neonpro.client_address)
+    if ip is None:
+        return None
+    return hashlib.sha256(f"ws-ip:{ip}".encode()).hexdigest()[:32]
 
 
 class ConnectionRateLimitMiddleware(BaseMiddleware):

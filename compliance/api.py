@@ -19,14 +19,14 @@ from compliance.serializers import (
     DataSubjectRequestCreateSerializer,
     DataSubjectRequestSerializer,
 )
+from neonpro.client_address import request_client_ip
 
 _AUDIT_UNAVAILABLE = "This could not be recorded in the audit trail right now; try again shortly."
 
 
 def client_ip(request) -> str | None:
-    # REMOTE_ADDR is the proxy in production; daphne's --proxy-headers puts the
-    # client's address there from X-Forwarded-For set by our own proxy.
-    return request.META.get("REMOTE_ADDR") or None
+    # Behind our proxy only: neonpro.client_address settles it for every request.
+    return request_client_ip(request)
 
 
 class ConsentListCreateView(APIView):

@@ -167,9 +167,36 @@ def _keep_configured_logging(**_: object) -> None:
     handlers of settings.LOGGING, so workers and beat write the same JSON lines."""
 
 
+def _quiet_shutdown_notices(sender: Any = None, **_: object) -> None:
+    """Receiver of `worker_ready`: Celery's SIGTERM/SIGQUIT handlers print "worker: Warm
+    shutdown (MainProcess)" as plain text even with --quiet; reinstalled without it, the
+    shutdown is logged as JSON by `_log_shutdown` instead."""
+    from celery.apps import worker as worker_app
+
+    controller = getattr(sender, "controller", None)
+    if controller is None:
+        return
+    worker_app.install_worker_term_handler(controller, verbose=False)
+    worker_app.install_worker_term_hard_handler(controller, verbose=False)
+
+
+def _log_shutdown(sig: str = "", how: str = "", exitcode: int = 0, **_: object) -> None:
+    logging.getLogger("celery.worker").info(
+        "worker shutting down", extra={"event": "worker_shutting_down",
+                                       "metadata": {"signal": sig, "how": how,
+                                                    "exitcode": exitcode}})
+
+
 def connect_celery_logging() -> None:
-    """Keep settings.LOGGING (JSON, PII redaction) in Celery workers and beat (idempotent)."""
+    """Keep settings.LOGGING (JSON, PII redaction) in Celery workers and beat (idempotent),
+    so every line they print is JSON (with the banner off: `celery --quiet`)."""
     from celery import signals
 
+    # Python's warnings as log records too, rather than plain text on stderr.
+    logging.captureWarnings(True)
     signals.setup_logging.connect(_keep_configured_logging, weak=False,
                                   dispatch_uid="monitoring.keep_logging")
+    signals.worker_ready.connect(_quiet_shutdown_notices, weak=False,
+                                 dispatch_uid="monitoring.quiet_shutdown")
+    signals.worker_shutting_down.connect(_log_shutdown, weak=False,
+                                         dispatch_uid="monitoring.log_shutdown")

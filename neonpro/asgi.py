@@ -21,14 +21,18 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from chat import shutdown  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.ws_auth import chat_auth_stack  # noqa: E402
+from monitoring.access_log import AccessLogMiddleware  # noqa: E402
 from monitoring.middleware import TraceContextASGIMiddleware  # noqa: E402
+from neonpro.client_address import ClientAddressMiddleware  # noqa: E402
 
-application = ProtocolTypeRouter(
+# Outermost: the client's address and scheme are settled (TRUSTED_PROXIES) before any
+# limit, audit event or log line reads them; then the JSON access log sees every answer.
+application = ClientAddressMiddleware(AccessLogMiddleware(ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": TraceContextASGIMiddleware(chat_auth_stack(URLRouter(websocket_urlpatterns))),
     }
-)
+)))
 
 # On SIGTERM daphne stops its reactor: let answers in flight finish (or store them as
 # stopped) first, so no message is left half-written.

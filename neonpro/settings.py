@@ -11,6 +11,7 @@ real secrets.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 from pathlib import Path
 
@@ -210,6 +211,18 @@ AUTHENTICATION_BACKENDS = [
     # every door that signs in (web form, admin, API token).
     "chat.login_protection.LockoutBackend",
 ]
+# Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+# CIDR networks). The client is the right-most forwarded address not in this list; empty
+# (the default) = forwarded headers are ignored and the TCP peer is the client
+# (neonpro.client_address).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or CIDR network") from None
+
 # Brute-force protection: failed sign-ins counted per username and per client address
 # in the cache (shared by every process); the window starts at the first failure.
 LOGIN_FAILURE_LIMIT_PER_USERNAME = env.int("LOGIN_FAILURE_LIMIT_PER_USERNAME", default=5)

@@ -58,4 +58,5 @@ if [ -n "${MONITORING_TOKEN_FILE:-}" ]; then
   echo "Health details and metrics: curl -H \"Authorization: Bearer \$(cat $MONITORING_TOKEN_FILE)\" http://127.0.0.1:$PORT/api/health"
 fi
 echo
-"$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" neonpro.asgi:application
+# daphne with bounded request bodies and JSON logs (neonpro/server.py).
+"$VENV/bin/python" -m neonpro.server -b 127.0.0.1 -p "$PORT" neonpro.asgi:application

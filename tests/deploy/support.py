@@ -276,13 +276,19 @@ class Daphne:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def start_daphne(env: dict[str, str], log_path: Path) -> Daphne:
-    """The ASGI app served by daphne on a free loopback port, once /api/health/live answers."""
+# The web process as production starts it (Dockerfile, docker-compose.yml).
+WEB_COMMAND = (sys.executable, "-m", "neonpro.server")
+
+
+def start_daphne(env: dict[str, str], log_path: Path, *,
+                 command: tuple[str, ...] = WEB_COMMAND) -> Daphne:
+    """The ASGI app served by the web process on a free loopback port, once
+    /api/health/live answers; stdout and stderr go to `log_path`."""
     port = free_port()
     log = log_path.open("wb")
     process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "neonpro.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [*command, "-b", "127.0.0.1", "-p", str(port), "neonpro.asgi:application"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     log.close()
     server = Daphne(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
@@ -314,7 +320,7 @@ def production_env(*, database_url: str, simulator_url: str, **overrides: str) -
     if not redis_url:
         pytest.fail("the deployment tests need REDIS_URL (the app shares its cache with "
                     "the tests, which clear it between tests)")
-    return subprocess_env(
+    settings = dict(
         DEBUG="false", ENVIRONMENT="production", SECRET_KEY=SECRET_KEY, JWT_SECRET=JWT_SECRET,
         ENCRYPTION_KEY=ENCRYPTION_KEY, ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false", MONITORING_TOKEN=MONITORING_TOKEN,
@@ -323,5 +329,5 @@ def production_env(*, database_url: str, simulator_url: str, **overrides: str) -
         OPENAI_API_KEY="test-openai-key", ANTHROPIC_API_KEY="test-anthropic-key",
         OPENAI_BASE_URL=f"{simulator_url}/v1", ANTHROPIC_BASE_URL=simulator_url,
         AI_PROVIDER_TIMEOUT="20000", RATE_LIMIT_MAX="100000", LOG_LEVEL="warning",
-        **overrides,
     )
+    return subprocess_env(**{**settings, **overrides})

@@ -21,8 +21,10 @@ HTTPS = {"X-Forwarded-Proto": "https"}  # what the proxy in front of daphne send
 
 @pytest.fixture
 def production(own_redis, start_server, simulator):
+    # The tests play the proxy, on loopback: it must be trusted for its X-Forwarded-Proto
+    # to count (neonpro.client_address).
     return start_server(server_env(database=database_url(), redis=own_redis.url,
-                                   simulator_url=simulator.url))
+                                   simulator_url=simulator.url, TRUSTED_PROXIES="127.0.0.1"))
 
 
 def _assert_security_headers(response: httpx.Response) -> None:
@@ -73,6 +75,9 @@ def test_it_redirects_plain_http_to_https_but_not_the_probes(own_redis, start_se
         assert redirect.status_code == 301
         assert redirect.headers["Location"].startswith("https://")
         assert http.get("/api/health/live").status_code == 200  # orchestrators use http
+        # No proxy is trusted here: a client's own X-Forwarded-Proto does not make
+        # plain HTTP count as HTTPS.
+        assert http.get("/login/", headers=HTTPS).status_code == 301
 
 
 def test_it_sets_secure_host_only_http_only_cookies(production, make_user):
