@@ -572,6 +572,168 @@ class EmailDetector(BrazilianDetector):
             yield Candidate(m.start(), m.end(), 90)
 
 
+# --- Disguised identifiers ------------------------------------------------------
+# What may stand between the digits of a number typed sloppily or on purpose to
+# dodge a filter: spaces between every digit, "_ / \ | ~ •", dashes of any width.
+_LOOSE_SEP = r"[ \t.\-‐‑‒–—_/\\|~•·∙⋅‧*()]"
+_LOOSE_RUN_RE = re.compile(r"(?<![\w])(?:\+\s?)?\(?\d(?:" + _LOOSE_SEP + r"{0,3}\d)*")
+_DIGIT_GROUP_RE = re.compile(r"\d+")
+# Digit counts a number may have right after the keyword of its type. After
+# "CPF" an 11-digit number is a CPF even when a typo broke its check digit.
+_KEYWORD_LENGTHS: dict[str, tuple[type[BrazilianFilth], int, range]] = {
+    "CPF": (CpfFilth, 60, range(11, 12)),
+    "CNPJ": (CnpjFilth, 65, range(14, 15)),
+    "CNS": (CnsFilth, 62, range(15, 16)),
+    "PIS": (PisFilth, 61, range(11, 12)),
+    "TITULO": (TituloFilth, 58, range(12, 14)),
+    "CNH": (CnhFilth, 60, range(11, 12)),
+    "CEP": (CepFilth, 40, range(8, 9)),
+    "TELEFONE": (TelefoneFilth, 55, range(8, 14)),
+    "CARTAO": (CartaoFilth, 70, range(13, 20)),
+    "RG": (RgFilth, 45, range(7, 11)),
+}
+# "right after the keyword": closer than the general context window.
+_KEYWORD_GATE_WINDOW = 32
+_MAX_ID_DIGITS = 19
+
+
+def _mobile_phone(digits: str) -> bool:
+    """DDD + 9 + 8 digits, optionally after the country code 55."""
+    if len(digits) in (12, 13) and digits.startswith("55"):
+        digits = digits[2:]
+    if len(digits) == 12 and digits[0] == "0":
+        digits = digits[1:]
+    return len(digits) == 11 and int(digits[:2]) in _VALID_DDD and digits[2] == "9"
+
+
+def _validated(digits: str) -> tuple[type[BrazilianFilth], int] | None:
+    """The type a bare digit string proves to be by its check digits (or mobile shape)."""
+    n = len(digits)
+    if n == 11 and checksums.cpf_is_valid(digits):
+        return CpfFilth, 60
+    if n == 14 and checksums.cnpj_is_valid(digits):
+        return CnpjFilth, 65
+    if n == 15 and checksums.cns_is_valid(digits):
+        return CnsFilth, 62
+    if 13 <= n <= 19 and CardDetector._issuer_ok(digits) and checksums.luhn_is_valid(digits):
+        return CartaoFilth, 70
+    if n == 12 and checksums.titulo_is_valid(digits):
+        return TituloFilth, 58
+    if _mobile_phone(digits):
+        return TelefoneFilth, 50
+    return None
+
+
+class LooseNumberDetector(BrazilianDetector):
+    """Identifiers whose digits are spread out or mistyped.
+
+    "1 2 3 . 4 5 6 . 7 8 9 - 0 9", "529_982_247_25", "11~98765~4321": the
+    digits are joined and count when they validate (check digits, or a mobile
+    number with a real DDD) or sit right after the keyword of their type, in
+    which case a wrong check digit does not matter ("CPF 123.456.789-00" is
+    still someone's CPF with a typo). Detections of the exact-format detectors
+    win ties; this one adds what they cannot see.
+    """
+
+    name = "br_numero_disfarcado"
+    filth_cls = BrazilianFilth
+
+    def candidates(self, text: str) -> Iterable[Candidate]:  # pragma: no cover - see iter_filth
+        return ()
+
+    def iter_filth(self, text: str, document_name: str | None = None) -> Iterator[Filth]:
+        if not _DIGIT_RE.search(text):
+            return
+        for pos, endpos in _windows(text, 1, before=3, after=0):
+            for m in _LOOSE_RUN_RE.finditer(text, pos, endpos):
+                groups = [(g.start(), g.end()) for g in _DIGIT_GROUP_RE.finditer(m.group())]
+                if sum(e - b for b, e in groups) < 8:
+                    continue
+                for cls, beg, end, priority in self._scan(text, m.start(), groups):
+                    yield cls(beg=beg, end=end, text=text[beg:end], priority=priority,
+                              detector_name=self.name, document_name=document_name,
+                              locale=self.locale)
+
+    @staticmethod
+    def _scan(text: str, offset: int, groups: list[tuple[int, int]]):
+        first = 0
+        while first < len(groups):
+            beg = offset + (0 if first == 0 else groups[first][0])
+            found = None
+            digits = ""
+            # Longest run of groups from `first` that is an identifier.
+            options = []
+            for last in range(first, len(groups)):
+                digits += text[offset + groups[last][0]: offset + groups[last][1]]
+                if len(digits) > _MAX_ID_DIGITS:
+                    break
+                if len(digits) >= 8:
+                    options.append((last, digits))
+            keyword = nearest_keyword(text, beg, _KEYWORD_GATE_WINDOW) if options else None
+            for last, digits in reversed(options):
+                judged = LooseNumberDetector._judge(digits, keyword)
+                if judged is not None:
+                    found = (last, *judged)
+                    break
+            if found is None:
+                first += 1
+                continue
+            last, cls, priority = found
+            yield cls, beg, offset + groups[last][1], priority
+            first = last + 1
+
+    @staticmethod
+    def _judge(digits: str, keyword: str | None) -> tuple[type[BrazilianFilth], int] | None:
+        gated = _KEYWORD_LENGTHS.get(keyword or "")
+        if gated is not None and len(digits) in gated[2] and len(set(digits)) > 1:
+            # (000.000.000-00 after "CPF" is a form's placeholder, not a person's number.)
+            # Just below an exact-format detection after the same keyword.
+            return gated[0], gated[1] + CONTEXT_BONUS - 1
+        if keyword == NEGATIVE:
+            return None  # "lote 1 2 3 ...", "protocolo ...": not a person's number
+        return _validated(digits)
+
+
+_EMAIL_TLDS = (
+    "com|br|net|org|edu|gov|mil|io|me|info|biz|co|us|uk|pt|es|de|fr|it|ar|app|dev|online"
+    "|site|med|adv|eng|tech|xyz|live|email|digital"
+)
+_SPELLED_AT = r"(?:\s+(?:arroba|at)\s+|\s*[(\[{<]\s*(?:arroba|at|@)\s*[)\]}>]\s*|\s*@\s*)"
+_SPELLED_DOT = r"(?:\s+(?:ponto|dot)\s+|\s*[(\[{<]\s*(?:ponto|dot|\.)\s*[)\]}>]\s*|\s*\.\s*)"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+
+
+class SpelledEmailDetector(BrazilianDetector):
+    """E-mail addresses spelled out or spaced: "maria arroba gmail ponto com",
+    "joao at hotmail dot com", "ana [at] clinica [dot] com [dot] br", "bia @ uol . com".
+
+    The domain must end in a known top-level domain, so "arroba" or "at" in a
+    sentence does not make an address of the words around it.
+    """
+
+    name = "br_email_soletrado"
+    filth_cls = EmailFilth
+    needs_digit = False
+    _cue_re = re.compile(r"@|arroba|(?<![a-z])at(?![a-z])")
+    regex = re.compile(
+        r"(?<![\w.+-])[a-z0-9][a-z0-9._%+-]{0,63}(?<![.])"
+        + _SPELLED_AT
+        + _LABEL
+        + r"(?:" + _SPELLED_DOT + _LABEL + r")*?"
+        + _SPELLED_DOT
+        + r"(?:" + _EMAIL_TLDS + r")"
+        + r"(?:" + _SPELLED_DOT + r"(?:br|pt|ar|uk|us|es))?"
+        + r"(?![\w-])",
+        re.IGNORECASE,
+    )
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        if not self._cue_re.search(lowered(text)):
+            return
+        for m in self.regex.finditer(text):
+            yield Candidate(m.start(), m.end(), 89)
+
+
 _MONTHS = (
     "janeiro|fevereiro|mar[cç]o|abril|maio|junho|julho|agosto|setembro|outubro|novembro|dezembro"
 )
@@ -1076,7 +1238,9 @@ def default_detectors() -> list[BrazilianDetector]:
         CepDetector(),
         PhoneDetector(),
         EmailDetector(),
+        SpelledEmailDetector(),
         CardDetector(),
+        LooseNumberDetector(),
         BirthDateDetector(),
         AddressDetector(),
         MedicalRecordDetector(),

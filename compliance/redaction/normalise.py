@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .lexicon import fold
 
@@ -100,3 +101,74 @@ def normalise_value(entity: str, value: str) -> str:
     if entity == "NOME":
         return _name(value)
     return value
+
+
+# --- The normalised view detectors run on ------------------------------------------
+# Characters that render as nothing (zero-width space and joiners, soft hyphen,
+# bidi marks, BOM...): Unicode category Cf. Typed inside a number they would
+# split it in two for a regular expression while a reader sees one number.
+_FORMAT_CHARS = "".join(chr(c) for c in range(0x10000) if unicodedata.category(chr(c)) == "Cf")
+_FORMAT_RE = re.compile(f"[{re.escape(_FORMAT_CHARS)}]")
+
+
+class NormalisedView:
+    """`text` as the detectors see it, and the way back to what the clinician typed.
+
+    `text` is `original` in Unicode NFKC (full-width digits become ASCII,
+    ligatures split, combining accents composed) without format characters.
+    `starts[i]`/`ends[i]` are the original span that view character i came
+    from, so a detection in the view becomes the exact span the clinician typed
+    (a zero-width character or a full-width digit inside it included).
+    """
+
+    __slots__ = ("ends", "original", "starts", "text")
+
+    def __init__(self, original: str, text: str, starts: list[int] | None,
+                 ends: list[int] | None) -> None:
+        self.original = original
+        self.text = text
+        self.starts = starts  # None: the view is the original, offsets are the same
+        self.ends = ends
+
+    @property
+    def identity(self) -> bool:
+        return self.starts is None
+
+    def span(self, beg: int, end: int) -> tuple[int, int]:
+        """The original span of view span [beg, end) (end > beg)."""
+        if self.starts is None or self.ends is None:
+            return beg, end
+        return self.starts[beg], self.ends[end - 1]
+
+
+def _clusters(text: str):
+    """(start, end) of each base character with the combining marks that follow it."""
+    start = 0
+    for index in range(1, len(text) + 1):
+        if index == len(text) or not unicodedata.combining(text[index]):
+            yield start, index
+            start = index
+
+
+def normalised_view(text: str) -> NormalisedView:
+    """The view of `text` detectors run on (see `NormalisedView`).
+
+    Most messages are already in NFKC without format characters: they are their
+    own view, at the cost of one check.
+    """
+    if text.isascii() or (
+        unicodedata.is_normalized("NFKC", text) and not _FORMAT_RE.search(text)
+    ):
+        return NormalisedView(text, text, None, None)
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for start, end in _clusters(text):
+        cluster = text[start:end]
+        if len(cluster) == 1 and _FORMAT_RE.match(cluster):
+            continue
+        normal = _FORMAT_RE.sub("", unicodedata.normalize("NFKC", cluster))
+        pieces.append(normal)
+        starts.extend([start] * len(normal))
+        ends.extend([end] * len(normal))
+    return NormalisedView(text, "".join(pieces), starts, ends)
