@@ -80,6 +80,19 @@ def _address(value: str) -> str:
     return " ".join(words)
 
 
+_SPELLED_AT_RE = re.compile(r"\s*[(\[{<]?\s*(?:\barroba\b|\bat\b|@)\s*[)\]}>]?\s*")
+_SPELLED_DOT_RE = re.compile(r"\s*[(\[{<]?\s*(?:\bponto\b|\bdot\b|\.)\s*[)\]}>]?\s*")
+
+
+def _email(value: str) -> str:
+    # "maria arroba gmail ponto com" is maria@gmail.com.
+    low = value.strip().lower()
+    if "@" in low and " " not in low:
+        return low
+    local, _, domain = _SPELLED_AT_RE.sub("@", low, count=1).partition("@")
+    return f"{local.strip()}@{_SPELLED_DOT_RE.sub('.', domain).strip()}"
+
+
 def _name(value: str) -> str:
     return _SPACES_RE.sub(" ", fold(value)).strip()
 
@@ -93,7 +106,7 @@ def normalise_value(entity: str, value: str) -> str:
     if entity == "TELEFONE":
         return _phone(value)
     if entity == "EMAIL":
-        return value.strip().lower()
+        return _email(value)
     if entity == "DATA_NASCIMENTO":
         return _date(value)
     if entity == "ENDERECO":
