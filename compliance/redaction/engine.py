@@ -85,13 +85,42 @@ class Entity(NamedTuple):
 
 
 # --- Detection ------------------------------------------------------------------
+def _union_same_type(filths: Iterable[Filth]) -> list[Filth]:
+    """Overlapping spans of one type become one span covering both.
+
+    Otherwise the higher-priority one would win alone and the rest of the other
+    would leak: "Camila Ribeiro" found as a name while "Ribeiro" alone is a name
+    known in the session must not go out as "Camila [NOME_2]". The merged
+    filth's `text` is set by the caller, which has the document.
+    """
+    by_type: dict[str, list[Filth]] = {}
+    for filth in filths:
+        by_type.setdefault(filth.entity, []).append(filth)
+    merged: list[Filth] = []
+    for group in by_type.values():
+        group.sort(key=lambda f: f.beg)
+        current = group[0]
+        for filth in group[1:]:
+            if filth.beg < current.end:
+                beg, end = current.beg, max(current.end, filth.end)
+                if getattr(filth, "priority", 0) > getattr(current, "priority", 0):
+                    current = filth
+                current.beg, current.end = beg, end
+                continue
+            merged.append(current)
+            current = filth
+        merged.append(current)
+    return merged
+
+
 def resolve_overlaps(filths: Iterable[Filth]) -> list[Filth]:
     """Keep non-overlapping spans, preferring priority, then length; return them in text order.
 
     scrubadub's own merge would fuse a CPF and an adjacent phone into one
     "CPF+TELEFONE" blob; placeholders need exactly one type per span.
     """
-    ordered = sorted(filths, key=lambda f: (-getattr(f, "priority", 0), -(f.end - f.beg), f.beg))
+    ordered = sorted(_union_same_type(filths),
+                     key=lambda f: (-getattr(f, "priority", 0), -(f.end - f.beg), f.beg))
     starts: list[int] = []  # kept spans, disjoint, sorted by start (hence by end too)
     ends: list[int] = []
     kept: list[Filth] = []
@@ -127,7 +156,10 @@ class BrazilianScrubber(scrubadub.Scrubber):
     def find(self, text: str) -> list[Filth]:
         """Detected spans of `text`, non-overlapping, in text order."""
         try:
-            return list(self.iter_filth(text, run_post_processors=False))
+            found = list(self.iter_filth(text, run_post_processors=False))
+            for filth in found:
+                filth.text = text[filth.beg : filth.end]  # spans may have been merged
+            return found
         finally:
             _detectors.clear_message_caches()
 
@@ -235,16 +267,16 @@ class _Placeholders:
         if surrogate is not None:
             return surrogate
         taken = {normalise_value(entity, s) for s in self.surrogates.values()}
+        avoid = frozenset()
+        if entity == "NOME":
+            avoid = frozenset(self.real_name_words | message_words | {
+                w for s in self.surrogates.values() for w in normalise_value("NOME", s).split()})
         for _ in range(64):
-            candidate = _surrogates.surrogate_for(entity=entity, original=self.mapping[placeholder])
+            candidate = _surrogates.surrogate_for(entity=entity, original=self.mapping[placeholder],
+                                                  avoid=avoid)
             key = normalise_value(entity, candidate)
-            if key in taken or (entity, key) in self.by_key:
-                continue
-            if entity == "NOME" and any(
-                w in self.real_name_words or w in message_words for w in key.split()
-            ):
-                continue
-            break
+            if key not in taken and (entity, key) not in self.by_key:
+                break
         else:  # practically unreachable; never fall back to sending the real value
             raise RuntimeError("no free surrogate")
         self.surrogates[placeholder] = candidate

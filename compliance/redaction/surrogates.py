@@ -107,12 +107,16 @@ def _with_case_of(original: str, fake: str) -> str:
     return fake
 
 
-def _name(original: str) -> str:
+def _name(original: str, avoid: frozenset[str]) -> str:
     words = [w for w in _WORD_RE.findall(original) if fold(w) not in _PARTICLES]
     gender = name_gender(original) or _rng.choice("FM")
-    given = _rng.choice(FEMALE_NAMES if gender == "F" else MALE_NAMES)
-    surnames = _rng.sample(SURNAMES, k=min(max(len(words) - 1, 0), 3))
-    return _with_case_of(original, " ".join([given, *surnames]))
+    givens = [n for n in (FEMALE_NAMES if gender == "F" else MALE_NAMES) if fold(n) not in avoid]
+    surnames = [n for n in SURNAMES if fold(n) not in avoid]
+    count = min(max(len(words) - 1, 0), 3)
+    if not givens or len(surnames) < count:
+        raise LookupError("every surrogate name is taken in this session")
+    fake = [_rng.choice(givens), *_rng.sample(surnames, k=count)]
+    return _with_case_of(original, " ".join(fake))
 
 
 def _cpf(original: str) -> str:
@@ -213,10 +217,14 @@ GENERATORS: dict[str, Callable[[str], str]] = {
     "DATA_NASCIMENTO": _date,
     "ENDERECO": _address,
     "PRONTUARIO": _record,
-    "NOME": _name,
-}
+}  # NOME: see `_name` (it takes the words to avoid)
 
 
-def surrogate_for(*, entity: str, original: str) -> str:
-    """A fresh fake value of type `entity` shaped like `original` (not derived from it)."""
+def surrogate_for(*, entity: str, original: str, avoid: frozenset[str] = frozenset()) -> str:
+    """A fresh fake value of type `entity` shaped like `original` (not derived from it).
+
+    `avoid`: folded words a fake name must not contain (the real names of the session).
+    """
+    if entity == "NOME":
+        return _name(original, avoid)
     return GENERATORS[entity](original)

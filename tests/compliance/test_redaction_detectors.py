@@ -306,7 +306,8 @@ def test_it_leaves_numbers_that_are_not_brazilian_phones(text):
 
 
 def test_it_still_redacts_the_number_when_the_area_code_is_mistyped():
-    assert found("Ligar (20) 98765-4321") == [("TELEFONE", "98765-4321")]
+    assert found("Ligar (20) 98765-4321") == [("TELEFONE", "(20) 98765-4321")]  # after "ligar"
+    assert found("Anotado (20) 98765-4321") == [("TELEFONE", "98765-4321")]
 
 
 # --- E-mail ------------------------------------------------------------------------
