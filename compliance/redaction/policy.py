@@ -54,3 +54,12 @@ def parse_policy(value: str, entity_types: tuple[str, ...]) -> Mapping[str, str]
         else:
             explicit[entity] = policy
     return MappingProxyType({entity: explicit.get(entity, default) for entity in entity_types})
+
+
+def active_policy() -> Mapping[str, str]:
+    """The policy of every entity type under the current settings (`PII_POLICY`)."""
+    from django.conf import settings
+
+    from .engine import ENTITY_TYPES
+
+    return parse_policy(getattr(settings, "PII_POLICY", ""), ENTITY_TYPES)
