@@ -642,20 +642,24 @@ class LooseNumberDetector(BrazilianDetector):
         return ()
 
     def iter_filth(self, text: str, document_name: str | None = None) -> Iterator[Filth]:
-        if not _DIGIT_RE.search(text):
+        # No identifier has fewer than 8 digits: most messages stop here.
+        if sum(run[2] for run in _digit_runs(text)) < 8:
             return
-        for pos, endpos in _windows(text, 1, before=3, after=0):
-            for m in _LOOSE_RUN_RE.finditer(text, pos, endpos):
-                groups = [(g.start(), g.end()) for g in _DIGIT_GROUP_RE.finditer(m.group())]
-                if sum(e - b for b, e in groups) < 8:
-                    continue
-                for cls, beg, end, priority in self._scan(text, m.start(), groups):
-                    yield cls(beg=beg, end=end, text=text[beg:end], priority=priority,
-                              detector_name=self.name, document_name=document_name,
-                              locale=self.locale)
+        for m in _LOOSE_RUN_RE.finditer(text):
+            run = m.group()
+            if len(run) < 8:
+                continue
+            groups = [(g.start(), g.end()) for g in _DIGIT_GROUP_RE.finditer(run)]
+            if sum(e - b for b, e in groups) < 8:
+                continue
+            keyword = nearest_keyword(text, m.start(), _KEYWORD_GATE_WINDOW)
+            for cls, beg, end, priority in self._scan(text, m.start(), groups, keyword):
+                yield cls(beg=beg, end=end, text=text[beg:end], priority=priority,
+                          detector_name=self.name, document_name=document_name,
+                          locale=self.locale)
 
     @staticmethod
-    def _scan(text: str, offset: int, groups: list[tuple[int, int]]):
+    def _scan(text: str, offset: int, groups: list[tuple[int, int]], keyword: str | None):
         first = 0
         while first < len(groups):
             beg = offset + (0 if first == 0 else groups[first][0])
@@ -669,7 +673,10 @@ class LooseNumberDetector(BrazilianDetector):
                     break
                 if len(digits) >= 8:
                     options.append((last, digits))
-            keyword = nearest_keyword(text, beg, _KEYWORD_GATE_WINDOW) if options else None
+            if not options and len(digits) < 8:
+                return  # what is left of the run is too short for any identifier
+            if first and options:
+                keyword = nearest_keyword(text, beg, _KEYWORD_GATE_WINDOW)
             for last, digits in reversed(options):
                 judged = LooseNumberDetector._judge(digits, keyword)
                 if judged is not None:

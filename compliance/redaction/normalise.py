@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from .lexicon import fold
 
@@ -154,20 +155,24 @@ class NormalisedView:
         return self.starts[beg], self.ends[end - 1]
 
 
-def _clusters(text: str):
-    """(start, end) of each base character with the combining marks that follow it."""
-    start = 0
-    for index in range(1, len(text) + 1):
-        if index == len(text) or not unicodedata.combining(text[index]):
-            yield start, index
-            start = index
+# What may change under NFKC or must go: a base character followed by combining
+# marks (they compose), or any single non-ASCII character. Everything else -
+# ASCII, and the precomposed accented letters of Portuguese - is its own view.
+_COMBINING = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+_SUSPECT_RE = re.compile(f".?[{_COMBINING}]+|[^\\x00-\\x7f]", re.DOTALL)
+
+
+@lru_cache(maxsize=4096)
+def _normal_piece(piece: str) -> str:
+    return _FORMAT_RE.sub("", unicodedata.normalize("NFKC", piece))
 
 
 def normalised_view(text: str) -> NormalisedView:
     """The view of `text` detectors run on (see `NormalisedView`).
 
     Most messages are already in NFKC without format characters: they are their
-    own view, at the cost of one check.
+    own view, at the cost of one check. Otherwise only the characters that change
+    are rewritten; the offset map records where each view character came from.
     """
     if text.isascii() or (
         unicodedata.is_normalized("NFKC", text) and not _FORMAT_RE.search(text)
@@ -176,12 +181,23 @@ def normalised_view(text: str) -> NormalisedView:
     pieces: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
-    for start, end in _clusters(text):
-        cluster = text[start:end]
-        if len(cluster) == 1 and _FORMAT_RE.match(cluster):
+    position = 0
+    for m in _SUSPECT_RE.finditer(text):
+        piece = m.group()
+        normal = _normal_piece(piece)
+        if normal == piece:
             continue
-        normal = _FORMAT_RE.sub("", unicodedata.normalize("NFKC", cluster))
+        beg, end = m.span()
+        if position < beg:  # the unchanged run before it maps one to one
+            pieces.append(text[position:beg])
+            starts.extend(range(position, beg))
+            ends.extend(range(position + 1, beg + 1))
         pieces.append(normal)
-        starts.extend([start] * len(normal))
+        starts.extend([beg] * len(normal))
         ends.extend([end] * len(normal))
+        position = end
+    if position < len(text):
+        pieces.append(text[position:])
+        starts.extend(range(position, len(text)))
+        ends.extend(range(position + 1, len(text) + 1))
     return NormalisedView(text, "".join(pieces), starts, ends)
