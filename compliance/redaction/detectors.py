@@ -42,9 +42,13 @@ _TOKEN_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 @lru_cache(maxsize=32)
 def _digit_runs(text: str) -> tuple[tuple[int, int, int], ...]:
     """(start, end, digit count) of every digit run."""
-    return tuple(
-        (m.start(), m.end(), len(_NON_DIGIT_RE.sub("", m.group()))) for m in _RUN_RE.finditer(text)
-    )
+    runs = []
+    for m in _RUN_RE.finditer(text):
+        run = m.group()
+        # Most runs are a bare number ("50", "2025"): no separator to strip.
+        runs.append((m.start(), m.end(), len(run) if run.isdigit()
+                     else len(_NON_DIGIT_RE.sub("", run))))
+    return tuple(runs)
 
 
 @lru_cache(maxsize=32)
@@ -576,7 +580,9 @@ class EmailDetector(BrazilianDetector):
 # What may stand between the digits of a number typed sloppily or on purpose to
 # dodge a filter: spaces between every digit, "_ / \ | ~ •", dashes of any width.
 _LOOSE_SEP = r"[ \t.\-‐‑‒–—_/\\|~•·∙⋅‧*()]"
-_LOOSE_RUN_RE = re.compile(r"(?<![\w])(?:\+\s?)?\(?\d(?:" + _LOOSE_SEP + r"{0,3}\d)*")
+_LOOSE_GAP_RE = re.compile(_LOOSE_SEP + r"{1,3}")
+# A date or a time is never an identifier, even right after "tel." or "CEP".
+_DATE_SHAPE_RE = re.compile(r"\d{1,2}([/.-])\d{1,2}\1\d{2,4}(?!\d)")
 _DIGIT_GROUP_RE = re.compile(r"\d+")
 # Digit counts a number may have right after the keyword of its type. After
 # "CPF" an 11-digit number is a CPF even when a typo broke its check digit.
@@ -641,20 +647,46 @@ class LooseNumberDetector(BrazilianDetector):
     def candidates(self, text: str) -> Iterable[Candidate]:  # pragma: no cover - see iter_filth
         return ()
 
-    def iter_filth(self, text: str, document_name: str | None = None) -> Iterator[Filth]:
-        # No identifier has fewer than 8 digits: most messages stop here.
-        if sum(run[2] for run in _digit_runs(text)) < 8:
+    @staticmethod
+    def _loose_runs(text: str) -> Iterator[tuple[int, int]]:
+        """(start, end) of digit runs joined across odd separators, with >= 8 digits.
+
+        Built from the per-message digit runs every detector shares: neighbouring
+        runs whose gap is only separators belong together.
+        """
+        runs = _digit_runs(text)
+        if sum(run[2] for run in runs) < 8:  # no identifier has fewer digits
             return
-        for m in _LOOSE_RUN_RE.finditer(text):
-            run = m.group()
-            if len(run) < 8:
+        beg, end, digits = runs[0]
+        for next_beg, next_end, next_digits in runs[1:]:
+            if _LOOSE_GAP_RE.fullmatch(text, end, next_beg):
+                end, digits = next_end, digits + next_digits
                 continue
+            if digits >= 8:
+                yield beg, end
+            beg, end, digits = next_beg, next_end, next_digits
+        if digits >= 8:
+            yield beg, end
+
+    def iter_filth(self, text: str, document_name: str | None = None) -> Iterator[Filth]:
+        for beg, end in self._loose_runs(text):
+            if beg and (text[beg - 1].isalnum() or text[beg - 1] == "_"):
+                continue  # inside a code word ("AB1234...")
+            if beg and text[beg - 1] == "(":
+                beg -= 1  # "(11) 9 8765 4321": the area code's parenthesis belongs to it
+            run = text[beg:end]
+            date = _DATE_SHAPE_RE.match(run)
+            if date:  # "12/03/2025 10" - what follows a date may still be a number
+                beg += date.end()
+                while beg < end and not text[beg].isdigit() and text[beg] not in "(+":
+                    beg += 1  # the separator after the date is not part of the number
+                run = text[beg:end]
             groups = [(g.start(), g.end()) for g in _DIGIT_GROUP_RE.finditer(run)]
             if sum(e - b for b, e in groups) < 8:
                 continue
-            keyword = nearest_keyword(text, m.start(), _KEYWORD_GATE_WINDOW)
-            for cls, beg, end, priority in self._scan(text, m.start(), groups, keyword):
-                yield cls(beg=beg, end=end, text=text[beg:end], priority=priority,
+            keyword = nearest_keyword(text, beg, _KEYWORD_GATE_WINDOW)
+            for cls, start, stop, priority in self._scan(text, beg, groups, keyword):
+                yield cls(beg=start, end=stop, text=text[start:stop], priority=priority,
                           detector_name=self.name, document_name=document_name,
                           locale=self.locale)
 
@@ -721,7 +753,7 @@ class SpelledEmailDetector(BrazilianDetector):
     name = "br_email_soletrado"
     filth_cls = EmailFilth
     needs_digit = False
-    _cue_re = re.compile(r"@|arroba|(?<![a-z])at(?![a-z])")
+    _at_word_re = re.compile(r"(?<![a-z])at(?![a-z])")
     regex = re.compile(
         r"(?<![\w.+-])[a-z0-9][a-z0-9._%+-]{0,63}(?<![.])"
         + _SPELLED_AT
@@ -735,7 +767,12 @@ class SpelledEmailDetector(BrazilianDetector):
     )
 
     def candidates(self, text: str) -> Iterator[Candidate]:
-        if not self._cue_re.search(lowered(text)):
+        low = lowered(text)
+        # Substring tests first: "at" inside words (data, tratamento) is everywhere.
+        if "@" not in low and "arroba" not in low and not (
+            ("at " in low or "at]" in low or "at)" in low or "at}" in low or "at>" in low)
+            and self._at_word_re.search(low)
+        ):
             return
         for m in self.regex.finditer(text):
             yield Candidate(m.start(), m.end(), 89)

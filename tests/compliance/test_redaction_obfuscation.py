@@ -188,3 +188,19 @@ def test_it_finds_all_identifiers_of_the_corpus_with_recall_of_at_least_99_perce
     ]
     assert len(hits) >= 500
     assert sum(hits) / len(hits) >= 0.99
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Tel. atualizado 12/03/2025.",
+        "CEP conferido 05.11.2026.",
+        "Telefone novo desde 01-02-2026 10:30.",
+    ],
+)
+def test_it_never_takes_a_date_after_a_keyword_for_an_identifier(text):
+    assert redact(text).text == text
+
+
+def test_it_still_finds_a_number_typed_right_after_a_date():
+    assert found("tel 12/03/2025 11 98765 4321") == [("TELEFONE", "11 98765 4321")]
