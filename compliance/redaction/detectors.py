@@ -754,10 +754,12 @@ class SpelledEmailDetector(BrazilianDetector):
     filth_cls = EmailFilth
     needs_digit = False
     _at_word_re = re.compile(r"(?<![a-z])at(?![a-z])")
-    regex = re.compile(
-        r"(?<![\w.+-])[a-z0-9][a-z0-9._%+-]{0,63}(?<![.])"
-        + _SPELLED_AT
-        + _LABEL
+    # Anchored on the "at" (cheap to find), then the local part backwards and the
+    # domain forwards: one pattern starting at every word would cost O(length x 64).
+    _at_core_re = re.compile(r"@|(?<![a-z])(?:arroba|at)(?![a-z])")
+    _local_re = re.compile(r"(?<![\w.+-])[a-z0-9][a-z0-9._%+-]{0,63}(?<![.])\Z", re.IGNORECASE)
+    _domain_re = re.compile(
+        _LABEL
         + r"(?:" + _SPELLED_DOT + _LABEL + r")*?"
         + _SPELLED_DOT
         + r"(?:" + _EMAIL_TLDS + r")"
@@ -774,9 +776,40 @@ class SpelledEmailDetector(BrazilianDetector):
             and self._at_word_re.search(low)
         ):
             return
-        for m in self.regex.finditer(text):
-            yield Candidate(m.start(), m.end(), 89)
+        end = 0
+        for core in self._at_core_re.finditer(low):
+            left, right = self._around(text, core.start(), core.end())
+            if left < end or (core.group() != "@" and (left == core.start()
+                                                        or right == core.end())):
+                continue  # "arroba"/"at" count only set apart by spaces or brackets
+            if left == core.start() and right == core.end() and not (
+                "ponto" in low[right:right + 80] or "dot" in low[right:right + 80]
+            ):
+                continue  # maria@gmail.com: a typed address, EmailDetector's
+            local = self._local_re.search(text, max(end, left - 64), left)
+            if local is None:
+                continue
+            domain = self._domain_re.match(text, right)
+            if domain is None:
+                continue
+            end = domain.end()
+            yield Candidate(local.start(), end, 89)
 
+    @staticmethod
+    def _around(text: str, beg: int, end: int) -> tuple[int, int]:
+        """The "at" widened over the spaces and one pair of brackets around it."""
+        size = len(text)
+        while beg and text[beg - 1].isspace():
+            beg -= 1
+        while end < size and text[end].isspace():
+            end += 1
+        if beg and end < size and text[beg - 1] in "([{<" and text[end] in ")]}>":
+            beg, end = beg - 1, end + 1
+            while beg and text[beg - 1].isspace():
+                beg -= 1
+            while end < size and text[end].isspace():
+                end += 1
+        return beg, end
 
 _MONTHS = (
     "janeiro|fevereiro|mar[cç]o|abril|maio|junho|julho|agosto|setembro|outubro|novembro|dezembro"

@@ -241,7 +241,8 @@ class _Placeholders:
 
     def placeholder_for(self, entity: str, value: str) -> str:
         # The key is taken on the normalised value: "１２３…" and "123…" are one CPF.
-        key = (entity, normalise_value(entity, normalised_view(value).text))
+        plain = value if value.isascii() else normalised_view(value).text
+        key = (entity, normalise_value(entity, plain))
         placeholder = self.by_key.get(key)
         if placeholder is None:
             index = self.next_index.get(entity, 1)

@@ -204,3 +204,8 @@ def test_it_never_takes_a_date_after_a_keyword_for_an_identifier(text):
 
 def test_it_still_finds_a_number_typed_right_after_a_date():
     assert found("tel 12/03/2025 11 98765 4321") == [("TELEFONE", "11 98765 4321")]
+
+
+def test_it_finds_an_address_typed_with_an_at_sign_and_a_spelled_dot():
+    assert found("Enviar para maria@gmail ponto com hoje.") == [
+        ("EMAIL", "maria@gmail ponto com")]
