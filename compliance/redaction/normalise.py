@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from functools import lru_cache
@@ -118,48 +119,31 @@ def normalise_value(entity: str, value: str) -> str:
 
 
 # --- The normalised view detectors run on ------------------------------------------
+def _changing_chars() -> tuple[str, str]:
+    """(format characters, every BMP character NFKC changes or that composes/vanishes)."""
+    fmt, changing = [], []
+    for code in range(0x80, 0x10000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        c = chr(code)
+        if unicodedata.category(c) == "Cf":
+            fmt.append(c)
+            changing.append(c)
+        elif unicodedata.combining(c) or unicodedata.normalize("NFKC", c) != c:
+            changing.append(c)
+    return "".join(fmt), "".join(changing)
+
+
 # Characters that render as nothing (zero-width space and joiners, soft hyphen,
 # bidi marks, BOM...): Unicode category Cf. Typed inside a number they would
 # split it in two for a regular expression while a reader sees one number.
-_FORMAT_CHARS = "".join(chr(c) for c in range(0x10000) if unicodedata.category(chr(c)) == "Cf")
+_FORMAT_CHARS, _CHANGING_CHARS = _changing_chars()
 _FORMAT_RE = re.compile(f"[{re.escape(_FORMAT_CHARS)}]")
-
-
-class NormalisedView:
-    """`text` as the detectors see it, and the way back to what the clinician typed.
-
-    `text` is `original` in Unicode NFKC (full-width digits become ASCII,
-    ligatures split, combining accents composed) without format characters.
-    `starts[i]`/`ends[i]` are the original span that view character i came
-    from, so a detection in the view becomes the exact span the clinician typed
-    (a zero-width character or a full-width digit inside it included).
-    """
-
-    __slots__ = ("ends", "original", "starts", "text")
-
-    def __init__(self, original: str, text: str, starts: list[int] | None,
-                 ends: list[int] | None) -> None:
-        self.original = original
-        self.text = text
-        self.starts = starts  # None: the view is the original, offsets are the same
-        self.ends = ends
-
-    @property
-    def identity(self) -> bool:
-        return self.starts is None
-
-    def span(self, beg: int, end: int) -> tuple[int, int]:
-        """The original span of view span [beg, end) (end > beg)."""
-        if self.starts is None or self.ends is None:
-            return beg, end
-        return self.starts[beg], self.ends[end - 1]
-
-
-# What may change under NFKC or must go: a base character followed by combining
-# marks (they compose), or any single non-ASCII character. Everything else -
-# ASCII, and the precomposed accented letters of Portuguese - is its own view.
-_COMBINING = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
-_SUSPECT_RE = re.compile(f".?[{_COMBINING}]+|[^\\x00-\\x7f]", re.DOTALL)
+# What the view rewrites: a character NFKC changes (full-width digits, º, ², ligatures),
+# a format character, a run of combining marks (with the letter before it, as they
+# compose), or anything outside the BMP (mathematical digits 𝟏𝟐𝟑...). The accented
+# letters of Portuguese are none of these, so most messages have nothing to rewrite.
+_CHANGING_RE = re.compile(f"[{re.escape(_CHANGING_CHARS)}\U00010000-\U0010FFFF]+")
 
 
 @lru_cache(maxsize=4096)
@@ -167,37 +151,85 @@ def _normal_piece(piece: str) -> str:
     return _FORMAT_RE.sub("", unicodedata.normalize("NFKC", piece))
 
 
+class NormalisedView:
+    """`text` as the detectors see it, and the way back to what the clinician typed.
+
+    `text` is `original` in Unicode NFKC (full-width digits become ASCII,
+    ligatures split, combining accents composed) without format characters.
+    The offset map is kept as segments: stretches copied as they are, and
+    rewritten pieces, each with the original span it came from; a detection in
+    the view becomes the exact span the clinician typed (a zero-width character
+    or a full-width digit inside it included).
+    """
+
+    __slots__ = ("_copied", "_orig_end", "_orig_start", "_view_start", "original", "text")
+
+    def __init__(self, original: str, text: str,
+                 segments: list[tuple[int, int, int, bool]] | None = None) -> None:
+        self.original = original
+        self.text = text
+        # (view start, original start, original end, copied as is), by view start.
+        segments = segments or []
+        self._view_start = [seg[0] for seg in segments]
+        self._orig_start = [seg[1] for seg in segments]
+        self._orig_end = [seg[2] for seg in segments]
+        self._copied = [seg[3] for seg in segments]
+
+    @property
+    def identity(self) -> bool:
+        return not self._view_start
+
+    def _segment(self, index: int) -> int:
+        return bisect.bisect_right(self._view_start, index) - 1
+
+    def span(self, beg: int, end: int) -> tuple[int, int]:
+        """The original span of view span [beg, end) (end > beg)."""
+        if not self._view_start:
+            return beg, end
+        first = self._segment(beg)
+        start = self._orig_start[first]
+        if self._copied[first]:
+            start += beg - self._view_start[first]
+        last = self._segment(end - 1)
+        if self._copied[last]:
+            stop = self._orig_start[last] + (end - self._view_start[last])
+        else:
+            stop = self._orig_end[last]
+        return start, stop
+
+
 def normalised_view(text: str) -> NormalisedView:
     """The view of `text` detectors run on (see `NormalisedView`).
 
-    Most messages are already in NFKC without format characters: they are their
-    own view, at the cost of one check. Otherwise only the characters that change
-    are rewritten; the offset map records where each view character came from.
+    Only the characters that change are rewritten; a message with none of them
+    is its own view at the cost of one scan.
     """
-    if text.isascii() or (
-        unicodedata.is_normalized("NFKC", text) and not _FORMAT_RE.search(text)
-    ):
-        return NormalisedView(text, text, None, None)
+    if text.isascii():
+        return NormalisedView(text, text)
     pieces: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
+    segments: list[tuple[int, int, int, bool]] = []
     position = 0
-    for m in _SUSPECT_RE.finditer(text):
-        piece = m.group()
+    length = 0  # of the view so far
+    for m in _CHANGING_RE.finditer(text):
+        beg, end = m.span()
+        if beg > position and unicodedata.combining(text[beg]):
+            beg -= 1  # the letter a combining mark composes with
+        piece = text[beg:end]
         normal = _normal_piece(piece)
         if normal == piece:
             continue
-        beg, end = m.span()
-        if position < beg:  # the unchanged run before it maps one to one
+        if position < beg:  # the stretch before it is copied one to one
+            segments.append((length, position, beg, True))
             pieces.append(text[position:beg])
-            starts.extend(range(position, beg))
-            ends.extend(range(position + 1, beg + 1))
-        pieces.append(normal)
-        starts.extend([beg] * len(normal))
-        ends.extend([end] * len(normal))
+            length += beg - position
+        if normal:
+            segments.append((length, beg, end, False))
+            pieces.append(normal)
+            length += len(normal)
         position = end
+    if not segments:
+        return NormalisedView(text, text)
     if position < len(text):
+        segments.append((length, position, len(text), True))
         pieces.append(text[position:])
-        starts.extend(range(position, len(text)))
-        ends.extend(range(position + 1, len(text) + 1))
-    return NormalisedView(text, "".join(pieces), starts, ends)
+    return NormalisedView(text, "".join(pieces), segments)
