@@ -684,17 +684,42 @@ class LooseNumberDetector(BrazilianDetector):
             groups = [(g.start(), g.end()) for g in _DIGIT_GROUP_RE.finditer(run)]
             if sum(e - b for b, e in groups) < 8:
                 continue
-            keyword = nearest_keyword(text, beg, _KEYWORD_GATE_WINDOW)
-            for cls, start, stop, priority in self._scan(text, beg, groups, keyword):
-                yield cls(beg=start, end=stop, text=text[start:stop], priority=priority,
-                          detector_name=self.name, document_name=document_name,
-                          locale=self.locale)
+            for part in self._sentences(run, groups):
+                if sum(e - b for b, e in part) < 8:
+                    continue
+                lead = beg if part[0] is groups[0] else beg + part[0][0]
+                yield from self._filths(text, beg, lead, part, document_name)
 
     @staticmethod
-    def _scan(text: str, offset: int, groups: list[tuple[int, int]], keyword: str | None):
+    def _sentences(run: str, groups: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+        """The groups split where a full stop or comma and a space end a number
+        ("... 5566. 209" is a phone, then another number)."""
+        part = [groups[0]]
+        for previous, group in zip(groups, groups[1:], strict=False):
+            if run[previous[1]] in ".," and run[previous[1] + 1: group[0]].strip() == "" \
+                    and group[0] > previous[1] + 1:
+                yield part
+                part = []
+            part.append(group)
+        yield part
+
+    def _filths(self, text: str, offset: int, lead: int, groups: list[tuple[int, int]],
+                document_name: str | None) -> Iterator[Filth]:
+        keyword = nearest_keyword(text, lead, _KEYWORD_GATE_WINDOW)
+        for cls, start, stop, priority in self._scan(text, offset, lead, groups, keyword):
+            exact = _EXACT_FORMS.get(cls)
+            if exact is not None and exact(text[start:stop]):
+                continue  # in a format its own detector reads (and validates): nothing to add
+            yield cls(beg=start, end=stop, text=text[start:stop], priority=priority,
+                      detector_name=self.name, document_name=document_name,
+                      locale=self.locale)
+
+    @staticmethod
+    def _scan(text: str, offset: int, lead: int, groups: list[tuple[int, int]],
+              keyword: str | None):
         first = 0
         while first < len(groups):
-            beg = offset + (0 if first == 0 else groups[first][0])
+            beg = lead if first == 0 else offset + groups[first][0]
             found = None
             digits = ""
             # Longest run of groups from `first` that is an identifier.
@@ -732,6 +757,27 @@ class LooseNumberDetector(BrazilianDetector):
             return None  # "lote 1 2 3 ...", "protocolo ...": not a person's number
         return _validated(digits)
 
+
+# Values an exact-format detector finds on its own, keyword or not (see
+# LooseNumberDetector._filths): emitting them again would only cost time.
+def _exact(regex: re.Pattern[str], valid=None):
+    def check(value: str) -> bool:
+        return regex.fullmatch(value) is not None and (valid is None or valid(_only_digits(value)))
+    return check
+
+
+_EXACT_FORMS = {
+    CpfFilth: _exact(CpfDetector.regex, checksums.cpf_is_valid),
+    CnpjFilth: _exact(CnpjDetector.regex, checksums.cnpj_is_valid),
+    CnsFilth: _exact(CnsDetector.regex, checksums.cns_is_valid),
+    CartaoFilth: _exact(CardDetector.regex, checksums.luhn_is_valid),
+    TituloFilth: _exact(TituloDetector.regex, checksums.titulo_is_valid),
+    PisFilth: _exact(PisDetector.regex, checksums.pis_is_valid),
+    CnhFilth: _exact(re.compile(r"\d{3}[.\s]?\d{3}[.\s]?\d{3}[-.\s]?\d{2}"),
+                     checksums.cnh_is_valid),
+    CepFilth: _exact(re.compile(r"\d{5}-?\d{3}|\d{2}\.\d{3}-?\d{3}")),
+    RgFilth: _exact(re.compile(r"\d{1,3}\.?\d{3}\.?\d{3}(?:-?[\dXx])?")),
+}
 
 _EMAIL_TLDS = (
     "com|br|net|org|edu|gov|mil|io|me|info|biz|co|us|uk|pt|es|de|fr|it|ar|app|dev|online"

@@ -209,3 +209,8 @@ def test_it_still_finds_a_number_typed_right_after_a_date():
 def test_it_finds_an_address_typed_with_an_at_sign_and_a_spelled_dot():
     assert found("Enviar para maria@gmail ponto com hoje.") == [
         ("EMAIL", "maria@gmail ponto com")]
+
+
+def test_it_does_not_run_a_phone_on_into_the_next_sentence():
+    assert found("Tel. (31) 3274-5566. 209 pacientes atendidos.") == [
+        ("TELEFONE", "(31) 3274-5566")]
