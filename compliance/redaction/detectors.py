@@ -705,10 +705,19 @@ class LooseNumberDetector(BrazilianDetector):
 
     def _filths(self, text: str, offset: int, lead: int, groups: list[tuple[int, int]],
                 document_name: str | None) -> Iterator[Filth]:
+        # Most numbers long enough to get here are plain identifiers in a format the
+        # exact detectors read: checked first, without the keyword lookup.
+        whole = text[lead : offset + groups[-1][1]]
+        digits = _only_digits(whole)
+        judged = _validated(digits) if len(digits) <= _MAX_ID_DIGITS else None
+        if judged is not None:
+            exact = _EXACT_FORMS.get(judged[0])
+            if exact is not None and exact(whole, validated=True):
+                return
         keyword = nearest_keyword(text, lead, _KEYWORD_GATE_WINDOW)
         for cls, start, stop, priority in self._scan(text, offset, lead, groups, keyword):
             exact = _EXACT_FORMS.get(cls)
-            if exact is not None and exact(text[start:stop]):
+            if exact is not None and exact(text[start:stop], validated=priority < CONTEXT_BONUS):
                 continue  # in a format its own detector reads (and validates): nothing to add
             yield cls(beg=start, end=stop, text=text[start:stop], priority=priority,
                       detector_name=self.name, document_name=document_name,
@@ -761,8 +770,10 @@ class LooseNumberDetector(BrazilianDetector):
 # Values an exact-format detector finds on its own, keyword or not (see
 # LooseNumberDetector._filths): emitting them again would only cost time.
 def _exact(regex: re.Pattern[str], valid=None):
-    def check(value: str) -> bool:
-        return regex.fullmatch(value) is not None and (valid is None or valid(_only_digits(value)))
+    def check(value: str, *, validated: bool = False) -> bool:
+        if regex.fullmatch(value) is None:
+            return False
+        return validated or valid is None or valid(_only_digits(value))
     return check
 
 
@@ -777,6 +788,7 @@ _EXACT_FORMS = {
                      checksums.cnh_is_valid),
     CepFilth: _exact(re.compile(r"\d{5}-?\d{3}|\d{2}\.\d{3}-?\d{3}")),
     RgFilth: _exact(re.compile(r"\d{1,3}\.?\d{3}\.?\d{3}(?:-?[\dXx])?")),
+    TelefoneFilth: _exact(PhoneDetector.regex, _mobile_phone),
 }
 
 _EMAIL_TLDS = (
