@@ -6,6 +6,7 @@ alert."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from channels.db import database_sync_to_async
@@ -27,6 +28,11 @@ PHONE = "(11) 98765-4321"
 MESSAGE = (f"Paciente Maria Aparecida Souza, CPF {CPF}, telefone {PHONE}, "
            "retorna para reaplicação de toxina botulínica.")
 SECRETS = ("Maria", "Aparecida", "Souza", CPF, "52998224725", "98765-4321")
+
+
+def _leaks(secret: str, text: str) -> bool:
+    # Whole words: a surrogate "Mariana" is not the real "Maria".
+    return re.search(rf"(?<!\w){re.escape(secret)}(?!\w)", text) is not None
 
 
 def _session(user) -> str:
@@ -61,7 +67,7 @@ def test_it_sends_surrogates_and_shows_the_real_values(clinician, ai_settings, s
     fake_phone = mapping["~[TELEFONE_1]"]
     sent = _sent(simulator)
     for secret in SECRETS:
-        assert secret not in sent
+        assert not _leaks(secret, sent)
     assert "[NOME_1]" not in _sent_by_user(simulator) and "[CPF_1]" not in _sent_by_user(
         simulator)
     assert fake_name in sent and fake_cpf in sent and fake_phone in sent
@@ -106,7 +112,7 @@ async def test_it_streams_real_values_back_over_the_websocket(clinician, ai_sett
     for key in ("~[NOME_1]", "~[CPF_1]", "~[TELEFONE_1]"):
         assert mapping[key] not in shown
     sent = _sent(simulator)
-    assert all(secret not in sent for secret in SECRETS)
+    assert not any(_leaks(secret, sent) for secret in SECRETS)
 
 
 def test_it_audits_the_policy_each_detected_type_was_handled_under(clinician, ai_settings):
