@@ -710,7 +710,8 @@ class LooseNumberDetector(BrazilianDetector):
         whole = text[lead : offset + groups[-1][1]]
         digits = _only_digits(whole)
         judged = _validated(digits) if len(digits) <= _MAX_ID_DIGITS else None
-        if judged is not None:
+        # (Not for phones: a mobile-shaped number right after "CPF" is a mistyped CPF.)
+        if judged is not None and judged[0] is not TelefoneFilth:
             exact = _EXACT_FORMS.get(judged[0])
             if exact is not None and exact(whole, validated=True):
                 return

@@ -105,6 +105,7 @@ def test_it_finds_other_disguised_identifiers(text, entity, value):
     [
         ("CPF 529.982.247-26", "CPF", "529.982.247-26"),
         ("CPF: 5 2 9 9 8 2 2 4 7 2 6", "CPF", "5 2 9 9 8 2 2 4 7 2 6"),
+        ("CPF 61954931635", "CPF", "61954931635"),  # mistyped, and shaped like a mobile
         ("CNS 700 0000 0000 0006", "CNS", "700 0000 0000 0006"),
         ("cartão de crédito 4111 1111 1111 1112", "CARTAO", "4111 1111 1111 1112"),
     ],
