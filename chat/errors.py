@@ -17,6 +17,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "in_progress": 409,
     "message_too_long": 413,
     "pii_redaction_failed": 422,
+    "pii_blocked": 422,
     "rate_limited": 429,
     "capacity_exceeded": 503,
     "provider_unavailable": 503,
@@ -35,12 +36,14 @@ class ChatError(Exception):
         *,
         retry_after: int | None = None,
         message_id: str | None = None,
+        types: list[str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.retry_after = retry_after
         self.message_id = message_id
+        self.types = types  # pii_blocked: the entity types the policy refuses
 
     @property
     def status(self) -> int:
@@ -52,10 +55,14 @@ class ChatError(Exception):
             frame["retry_after"] = self.retry_after
         if self.message_id is not None:
             frame["message_id"] = self.message_id
+        if self.types is not None:
+            frame["types"] = self.types
         return frame
 
     def as_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "detail": self.detail}
         if self.message_id is not None:
             body["message_id"] = self.message_id
+        if self.types is not None:
+            body["types"] = self.types
         return body

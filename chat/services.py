@@ -218,6 +218,8 @@ class _Prepared:
     mapping: dict[str, str]
     pii_counts: dict[str, int]
     replay: bool = False
+    # The policy each detected type was handled under (tag/surrogate), for the audit.
+    pii_policy: dict[str, str] | None = None
     # The question was stored by this request (not a resend): its pii_detected event is due.
     new_question: bool = False
 
@@ -291,17 +293,62 @@ def _history(*, session: ChatSession, before: ChatMessage) -> list[ChatTurn]:
     return turns
 
 
+class PiiBlocked(ChatError):
+    """The message holds personal data whose type the PII_POLICY blocks; it is not sent."""
+
+    def __init__(self, result: redaction.RedactionResult) -> None:
+        types = list(result.blocked)
+        super().__init__(
+            "pii_blocked",
+            "The clinic's policy does not allow this personal data to be sent to the "
+            f"assistant ({', '.join(types)}); the message was not sent.",
+            types=types,
+        )
+        self.counts = dict(result.counts)
+
+
 def _redact(text: str, mapping: dict[str, str]) -> redaction.RedactionResult:
-    """The one place text is made safe to leave for a provider. Fails closed."""
+    """The one place text is made safe to leave for a provider. Fails closed.
+
+    Each type found is tagged or replaced by a surrogate as PII_POLICY says; a type
+    under `block` refuses the whole message (`PiiBlocked`) before anything is
+    stored or sent, the moderation call included.
+    """
     if not settings.PII_REDACTION_ENABLED:
         return redaction.RedactionResult(text=text, mapping=dict(mapping), counts={})
     try:
-        return redaction.redact(text, mapping=mapping)
+        result = redaction.redact(text, mapping=mapping, policy=redaction.active_policy())
     except redaction.RedactionError:
         metrics.PII_REDACTION_FAILURES.inc()
         logger.error("PII redaction failed; message not sent",
                      extra={"event": "pii_redaction_failed"})
         raise
+    if result.blocked:
+        raise PiiBlocked(result)
+    return result
+
+
+def _policy_applied(counts: dict[str, int]) -> dict[str, str]:
+    """The policy each detected type was handled under (for the audit trail)."""
+    if not counts:
+        return {}
+    policy = redaction.active_policy()
+    return {entity: policy[entity] for entity in counts}
+
+
+def _record_blocked(*, user, session_id, counts: dict[str, int]) -> None:
+    """Audit and count a message refused by the policy (its text is kept nowhere)."""
+    session = selectors.session_get_for_user(user=user, session_id=session_id)
+    for entity_type, count in counts.items():
+        metrics.PII_DETECTIONS.labels(type=entity_type).inc(count)
+    audit.record_event(
+        event_type=audit.Event.PII_DETECTED, subject_user_id=session.user_id,
+        clinic_id=session.clinic_id, session_id=session.id,
+        metadata={"message_id": None, "types": dict(counts),
+                  "policy": _policy_applied(counts), "outcome": "blocked"})
+    logger.info("message refused by the PII policy", extra={
+        "event": "pii_blocked", "sessionId": str(session.id),
+        "metadata": {"types": sorted(counts)}})
 
 
 @dataclass
@@ -421,6 +468,7 @@ def _store_exchange(*, session: ChatSession, content: str, client_id: uuid.UUID 
         mapping=result.mapping,
         pii_counts=result.counts,
         new_question=True,
+        pii_policy=_policy_applied(result.counts),
     )
 
 
@@ -613,7 +661,8 @@ def _finish_answer(
                                    clinic_id=prepared.clinic_id,
                                    pii_counts=prepared.pii_counts, attempts=attempts,
                                    pii_detected_in=(str(prepared.user_message.id)
-                                                    if prepared.new_question else None))
+                                                    if prepared.new_question else None),
+                                   pii_policy=prepared.pii_policy)
     return message
 
 
@@ -745,6 +794,10 @@ async def message_accept_async(*, user, session_id, content: Any,
             user=user, session_id=session_id, content=content, client_id=client_uuid,
             screened=screened,
         )
+    except PiiBlocked as exc:
+        metrics.ERRORS.labels(type=exc.code).inc()
+        await _db(_record_blocked)(user=user, session_id=session_id, counts=exc.counts)
+        raise
     except ChatError as exc:
         metrics.ERRORS.labels(type=exc.code).inc()
         raise

@@ -146,6 +146,10 @@ def _ui_strings() -> dict[str, str]:
             "its personal data could not be verified. "
             "Rephrase it and try again."
         ),
+        "err_pii_blocked": _(
+            "The clinic does not allow this personal data to be sent to the assistant "
+            "(%(types)s). Remove it and try again."
+        ),
         "err_capacity_exceeded": _(
             "The assistant is at full capacity. Try again in %(seconds)s s."
         ),

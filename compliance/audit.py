@@ -271,9 +271,11 @@ def _failover_metadata(attempts: list) -> dict[str, Any] | None:
 
 def record_message_processed(*, message, session_id, subject_user_id: int, clinic_id: int,
                              pii_counts: dict[str, int], attempts: list,
-                             pii_detected_in: str | None = None) -> None:
+                             pii_detected_in: str | None = None,
+                             pii_policy: dict[str, str] | None = None) -> None:
     """message_processed (counts only) for a stored answer, provider_failover if any, and
-    pii_detected for the question (`pii_detected_in`: its id) when it was just accepted.
+    pii_detected for the question (`pii_detected_in`: its id) when it was just accepted,
+    with the policy each type was handled under (`pii_policy`).
 
     Written together, after the answer: one append to the chain per answer, and none
     on the path to the first token.
@@ -284,8 +286,10 @@ def record_message_processed(*, message, session_id, subject_user_id: int, clini
            "session_id": session_id}
     events: list[tuple[str, dict[str, Any]]] = []
     if pii_detected_in is not None and pii_counts:
-        events.append((Event.PII_DETECTED, {**ids, "metadata": {
-            "message_id": pii_detected_in, "types": dict(pii_counts)}}))
+        detected: dict[str, Any] = {"message_id": pii_detected_in, "types": dict(pii_counts)}
+        if pii_policy:  # how each type was replaced: tag or surrogate (PII_POLICY)
+            detected["policy"] = dict(pii_policy)
+        events.append((Event.PII_DETECTED, {**ids, "metadata": detected}))
     events.append((Event.MESSAGE_PROCESSED, {**ids, "metadata": {
         "message_id": str(message.id),
         "status": message.status,

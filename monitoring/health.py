@@ -416,6 +416,13 @@ def redaction_self_test() -> bool:
     return _REDACTION_PROBE_CPF not in result.text
 
 
+def _pii_policy() -> dict[str, str]:
+    """Entity type -> tag/surrogate/block as PII_POLICY sets it (validated at start-up)."""
+    from compliance import redaction
+
+    return dict(redaction.active_policy())
+
+
 # --- AI providers -----------------------------------------------------------------------
 
 
@@ -654,6 +661,7 @@ async def ai_chat_health(*, details: bool) -> tuple[dict[str, Any], int]:
             "piiRedactionActive": redaction_ok,
             "auditLoggingActive": bool(settings.AUDIT_LOGGING_ENABLED),
             "consentValidationActive": bool(settings.CONSENT_VALIDATION_ENABLED),
+            "piiPolicy": _pii_policy(),
         },
         "performance": {
             "averageResponseTime": None if failed else activity.average_response_time_ms,

@@ -332,6 +332,10 @@ RATE_LIMIT_MAX = env.int("RATE_LIMIT_MAX", default=60)
 
 # --- Compliance (LGPD) -------------------------------------------------------
 PII_REDACTION_ENABLED = env.bool("PII_REDACTION_ENABLED", default=True)
+# What replaces each type of personal data before a provider sees it: TYPE:policy
+# pairs (tag, surrogate or block; "*:policy" sets the default, which is tag).
+# Checked at start-up by the compliance app (compliance.redaction.policy).
+PII_POLICY = env.str("PII_POLICY", default="")
 AUDIT_LOGGING_ENABLED = env.bool("AUDIT_LOGGING_ENABLED", default=True)
 CONSENT_VALIDATION_ENABLED = env.bool("CONSENT_VALIDATION_ENABLED", default=True)
 CONSENT_TERMS_VERSION = env.str("CONSENT_TERMS_VERSION", default="2026-01")

@@ -60,6 +60,20 @@ def test_it_refuses_disabled_pii_redaction_in_production():
     assert "PII_REDACTION_ENABLED" in result.stderr
 
 
+@pytest.mark.parametrize(("value", "named"), [("PASSAPORTE:tag", "PASSAPORTE"),
+                                               ("CPF:esconder", "esconder")])
+def test_it_refuses_to_start_with_an_unknown_pii_policy(value, named):
+    result = _manage("check", env_overrides={**PRODUCTION_ENV, "PII_POLICY": value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and named in result.stderr
+
+
+def test_it_starts_with_a_valid_pii_policy():
+    result = _manage("check", env_overrides={**PRODUCTION_ENV,
+                                             "PII_POLICY": "NOME:surrogate,CPF:block"})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_it_reads_secrets_from_files(tmp_path):
     secret_file = tmp_path / "secret_key"
     secret_file.write_text("f" * 60 + "\n")

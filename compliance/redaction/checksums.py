@@ -9,6 +9,7 @@ corpus and the tests are reproducible.
 from __future__ import annotations
 
 import random
+from operator import mul
 
 __all__ = [
     "cnh_is_valid",
@@ -45,9 +46,11 @@ def _mod11_dv(total: int) -> int:
 
 # --- CPF ----------------------------------------------------------------------
 def _cpf_digits(base: str) -> str:
-    d1 = _mod11_dv(sum(int(c) * w for c, w in zip(base[:9], range(10, 1, -1), strict=True)))
-    body = base[:9] + str(d1)
-    d2 = _mod11_dv(sum(int(c) * w for c, w in zip(body, range(11, 1, -1), strict=True)))
+    # map/mul instead of a generator: this runs for every 11-digit number of every message.
+    digits = list(map(int, base[:9]))
+    d1 = _mod11_dv(sum(map(mul, digits, range(10, 1, -1))))
+    digits.append(d1)
+    d2 = _mod11_dv(sum(map(mul, digits, range(11, 1, -1))))
     return f"{d1}{d2}"
 
 

@@ -1163,6 +1163,141 @@ def _negative_fill(b: Builder, template: str) -> str:
     return re.sub(r"de (\d+)/\d+h", lambda m: f"de {m.group(1)}/{m.group(1)}h", text)
 
 
+# --- disguised identifiers (typed to dodge a filter, or just sloppily) ---------------
+# Each slot renders a valid value and then disguises it; "{CPF:typo}" breaks the
+# check digit, which only counts right after the keyword. Entities carry
+# "obfuscation" so that a reader of the corpus knows how the value was disguised.
+OBFUSCATED_TEMPLATES = [
+    "Paciente informou CPF {CPF:spaced} para o cadastro.",
+    "Documento {CPF:odd} conferido na recepção.",
+    "O CPF dela é {CPF:fullwidth}, confirme por favor.",
+    "Cadastro com o número {CPF:zerowidth} já existe?",
+    "CPF {CPF:typo} (a recepção acha que digitou errado).",
+    "CNPJ da empresa: {CNPJ:odd}, faturar o pacote.",
+    "Emitir nota para {CNPJ:zerowidth} referente ao laser.",
+    "Cartão SUS {CNS:spaced} para o encaminhamento.",
+    "CNS {CNS:typo} informado pela paciente.",
+    "Encaminhar com o cartão {CNS:fullwidth} da paciente.",
+    "PIS {PIS:odd} para o cadastro do funcionário.",
+    "Pagamento no cartão de crédito {CARTAO:odd}, 3 parcelas.",
+    "Cobrar no {CARTAO:zerowidth} aprovado ontem.",
+    "Me chama no zap {TELEFONE:spaced} depois das 18h.",
+    "Contato da paciente {TELEFONE:odd} para confirmar o horário.",
+    "Ligar para {TELEFONE:fullwidth} e remarcar a sessão.",
+    "Telefone {TELEFONE:zerowidth} (recado com a filha).",
+    "CEP {CEP:spaced} para o envio do kit pós-procedimento.",
+    "Mandar o orçamento para {EMAIL:spelled} ainda hoje.",
+    "O e-mail dela é {EMAIL:spelled}, pode enviar as fotos?",
+    "Resultado por e-mail: {EMAIL:spelled}.",
+]
+_ODD_SEPARATORS = ["_", "/", "\\", "|", "~", "•", " / ", " | ", " ~ "]
+_ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\u00ad", "\ufeff"]
+_FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+_DIGIT_GROUPS = {
+    "CPF": (3, 3, 3, 2),
+    "CNPJ": (2, 3, 3, 4, 2),
+    "CNS": (3, 4, 4, 4),
+    "PIS": (3, 5, 2, 1),
+    "CARTAO": (4, 4, 4, 4),
+    "TELEFONE": (2, 5, 4),
+    "CEP": (5, 3),
+}
+
+
+def _digits_of(b: Builder, entity: str) -> str:
+    rng = b.rng
+    if entity == "CPF":
+        return checksums.generate_cpf(rng)
+    if entity == "CNPJ":
+        return checksums.generate_cnpj(rng)
+    if entity == "CNS":
+        return checksums.generate_cns(rng, provisional=rng.random() < 0.5)
+    if entity == "PIS":
+        return checksums.generate_pis(rng)
+    if entity == "CARTAO":
+        return checksums.generate_luhn(rng, rng.choice(["4", "51", "55", "636368"]), 16)
+    if entity == "TELEFONE":
+        return b.pick(DDD) + "9" + "".join(rng.choice("0123456789") for _ in range(8))
+    if entity == "CEP":
+        return f"{rng.randint(1000, 99999):05d}{rng.randint(0, 999):03d}"
+    raise ValueError(f"no disguised form for {entity}")
+
+
+def _grouped(digits: str, sizes: tuple[int, ...]) -> list[str]:
+    groups, position = [], 0
+    for size in sizes:
+        groups.append(digits[position : position + size])
+        position += size
+    return groups
+
+
+def _spelled_email(b: Builder) -> str:
+    name = lexicon.fold(b.pick(b.first)).replace(" ", "")
+    surname = lexicon.fold(b.pick(b.surnames)).replace(" ", "")
+    user = b.pick([name, f"{name}.{surname}", f"{name}{b.rng.randint(1, 99)}"])
+    domain, _, tld = b.pick(DOMAINS).partition(".")
+    at, dot = b.pick([(" arroba ", " ponto "), (" at ", " dot "), (" [at] ", " [dot] "),
+                      (" (arroba) ", " (ponto) "), (" @ ", " . ")])
+    return user + at + domain + dot + tld.replace(".", dot)
+
+
+def render_obfuscated(b: Builder, entity: str, how: str) -> str:
+    """A valid (or, for `typo`, mistyped) identifier of `entity` disguised as `how` says."""
+    if entity == "EMAIL":
+        return _spelled_email(b)
+    digits = _digits_of(b, entity)
+    groups = _grouped(digits, _DIGIT_GROUPS[entity])
+    if how == "spaced":  # "1 2 3 . 4 5 6 ..." or every digit apart
+        spaced = [" ".join(g) for g in groups]
+        return b.pick([" ".join(spaced), " . ".join(spaced[:-1]) + " - " + spaced[-1]])
+    if how == "odd":
+        return b.pick(_ODD_SEPARATORS).join(groups)
+    if how == "fullwidth":
+        return b.pick([digits, " ".join(groups)]).translate(_FULL_WIDTH)
+    if how == "zerowidth":
+        joined = b.pick([digits, " ".join(groups)])
+        cut = b.rng.randint(1, len(joined) - 1)
+        return joined[:cut] + b.pick(_ZERO_WIDTH) + joined[cut:]
+    if how == "typo":
+        wrong = digits[:-1] + str((int(digits[-1]) + b.rng.randint(1, 9)) % 10)
+        return b.pick([" ".join(_grouped(wrong, _DIGIT_GROUPS[entity])), wrong])
+    raise ValueError(f"unknown disguise {how}")
+
+
+def obfuscated_records(b: Builder, *, per_template: int = 6) -> list[dict]:
+    """Positive records whose identifiers are disguised (ids pos-o###-k)."""
+    records = []
+    for t_index, template in enumerate(OBFUSCATED_TEMPLATES):
+        for k in range(per_template):
+            m = _SLOT_RE.search(template)
+            assert m is not None
+            value = render_obfuscated(b, m.group(1), m.group(2))
+            text = template[: m.start()] + value + template[m.end() :]
+            entity = {"type": m.group(1), "start": m.start(), "end": m.start() + len(value),
+                      "value": value, "obfuscation": m.group(2)}
+            records.append({"id": f"pos-o{t_index:03d}-{k}", "kind": "positive", "text": text,
+                            "entities": [entity]})
+    return records
+
+
+# Clean sentences whose numbers are spaced or oddly separated like a disguised
+# identifier, and must come through untouched.
+CLEAN_LOOKALIKES = [
+    "Aplicar 2 ml 3 vezes ao dia por 7 dias.",
+    "Sessões 1 | 2 | 3 concluídas, faltam 4 e 5.",
+    "Dor 7 / 10 na primeira semana, 3 / 10 na segunda.",
+    "PA 120 x 80 mmHg, FC 72 bpm, peso 68 kg.",
+    "Diluir 100 U em 2,5 ml; aplicar 4 U / ponto em 5 pontos.",
+    "Retorno 15 / 03 ou 22 / 03 às 14h30.",
+    "Lote 2 3 4 5 6 7 8 9 0 1 2, validade 12 / 2027.",
+    "Ácido hialurônico 1 ml ~ 1,5 ml por lado, 2 seringas.",
+    "Fios de PDO: 10 • 20 • 30 unidades conforme a área.",
+    "Protocolo 3_4_5 semanas entre as sessões de laser.",
+    "Orçamento R$ 1 200,00 em 3 x de R$ 400,00.",
+    "Glabela 20 U, frontal 10 U, periorbital 12 U (6 U / lado).",
+]
+
+
 def build_corpus(
     seed: int = SEED, *, per_template: int = 8, negatives_generated: int = 90
 ) -> list[dict]:
@@ -1178,6 +1313,11 @@ def build_corpus(
         record = parse_marked(marked)
         record.update(id=f"pos-h{h_index:03d}", kind="positive")
         records.append(record)
+    records.extend(obfuscated_records(b))
+    for n_index, text in enumerate(CLEAN_LOOKALIKES):
+        records.append(
+            {"id": f"neg-o{n_index:03d}", "kind": "negative", "text": text, "entities": []}
+        )
     for n_index, text in enumerate(HAND_WRITTEN_NEGATIVES):
         records.append(
             {"id": f"neg-h{n_index:03d}", "kind": "negative", "text": text, "entities": []}

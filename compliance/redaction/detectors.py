@@ -42,9 +42,13 @@ _TOKEN_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 @lru_cache(maxsize=32)
 def _digit_runs(text: str) -> tuple[tuple[int, int, int], ...]:
     """(start, end, digit count) of every digit run."""
-    return tuple(
-        (m.start(), m.end(), len(_NON_DIGIT_RE.sub("", m.group()))) for m in _RUN_RE.finditer(text)
-    )
+    runs = []
+    for m in _RUN_RE.finditer(text):
+        run = m.group()
+        # Most runs are a bare number ("50", "2025"): no separator to strip.
+        runs.append((m.start(), m.end(), len(run) if run.isdigit()
+                     else len(_NON_DIGIT_RE.sub("", run))))
+    return tuple(runs)
 
 
 @lru_cache(maxsize=32)
@@ -572,6 +576,300 @@ class EmailDetector(BrazilianDetector):
             yield Candidate(m.start(), m.end(), 90)
 
 
+# --- Disguised identifiers ------------------------------------------------------
+# What may stand between the digits of a number typed sloppily or on purpose to
+# dodge a filter: spaces between every digit, "_ / \ | ~ •", dashes of any width.
+_LOOSE_SEP = r"[ \t.\-‐‑‒–—_/\\|~•·∙⋅‧*()]"
+_LOOSE_GAP_RE = re.compile(_LOOSE_SEP + r"{1,3}")
+# A date or a time is never an identifier, even right after "tel." or "CEP".
+_DATE_SHAPE_RE = re.compile(r"\d{1,2}([/.-])\d{1,2}\1\d{2,4}(?!\d)")
+_DIGIT_GROUP_RE = re.compile(r"\d+")
+# Digit counts a number may have right after the keyword of its type. After
+# "CPF" an 11-digit number is a CPF even when a typo broke its check digit.
+_KEYWORD_LENGTHS: dict[str, tuple[type[BrazilianFilth], int, range]] = {
+    "CPF": (CpfFilth, 60, range(11, 12)),
+    "CNPJ": (CnpjFilth, 65, range(14, 15)),
+    "CNS": (CnsFilth, 62, range(15, 16)),
+    "PIS": (PisFilth, 61, range(11, 12)),
+    "TITULO": (TituloFilth, 58, range(12, 14)),
+    "CNH": (CnhFilth, 60, range(11, 12)),
+    "CEP": (CepFilth, 40, range(8, 9)),
+    "TELEFONE": (TelefoneFilth, 55, range(8, 14)),
+    "CARTAO": (CartaoFilth, 70, range(13, 20)),
+    "RG": (RgFilth, 45, range(7, 11)),
+}
+# "right after the keyword": closer than the general context window.
+_KEYWORD_GATE_WINDOW = 32
+_MAX_ID_DIGITS = 19
+
+
+def _mobile_phone(digits: str) -> bool:
+    """DDD + 9 + 8 digits, optionally after the country code 55."""
+    if len(digits) in (12, 13) and digits.startswith("55"):
+        digits = digits[2:]
+    if len(digits) == 12 and digits[0] == "0":
+        digits = digits[1:]
+    return len(digits) == 11 and int(digits[:2]) in _VALID_DDD and digits[2] == "9"
+
+
+def _validated(digits: str) -> tuple[type[BrazilianFilth], int] | None:
+    """The type a bare digit string proves to be by its check digits (or mobile shape)."""
+    n = len(digits)
+    if n == 11 and checksums.cpf_is_valid(digits):
+        return CpfFilth, 60
+    if n == 14 and checksums.cnpj_is_valid(digits):
+        return CnpjFilth, 65
+    if n == 15 and checksums.cns_is_valid(digits):
+        return CnsFilth, 62
+    if 13 <= n <= 19 and CardDetector._issuer_ok(digits) and checksums.luhn_is_valid(digits):
+        return CartaoFilth, 70
+    if n == 12 and checksums.titulo_is_valid(digits):
+        return TituloFilth, 58
+    if _mobile_phone(digits):
+        return TelefoneFilth, 50
+    return None
+
+
+class LooseNumberDetector(BrazilianDetector):
+    """Identifiers whose digits are spread out or mistyped.
+
+    "1 2 3 . 4 5 6 . 7 8 9 - 0 9", "529_982_247_25", "11~98765~4321": the
+    digits are joined and count when they validate (check digits, or a mobile
+    number with a real DDD) or sit right after the keyword of their type, in
+    which case a wrong check digit does not matter ("CPF 123.456.789-00" is
+    still someone's CPF with a typo). Detections of the exact-format detectors
+    win ties; this one adds what they cannot see.
+    """
+
+    name = "br_numero_disfarcado"
+    filth_cls = BrazilianFilth
+
+    def candidates(self, text: str) -> Iterable[Candidate]:  # pragma: no cover - see iter_filth
+        return ()
+
+    @staticmethod
+    def _loose_runs(text: str) -> Iterator[tuple[int, int]]:
+        """(start, end) of digit runs joined across odd separators, with >= 8 digits.
+
+        Built from the per-message digit runs every detector shares: neighbouring
+        runs whose gap is only separators belong together.
+        """
+        runs = _digit_runs(text)
+        if sum(run[2] for run in runs) < 8:  # no identifier has fewer digits
+            return
+        beg, end, digits = runs[0]
+        for next_beg, next_end, next_digits in runs[1:]:
+            if _LOOSE_GAP_RE.fullmatch(text, end, next_beg):
+                end, digits = next_end, digits + next_digits
+                continue
+            if digits >= 8:
+                yield beg, end
+            beg, end, digits = next_beg, next_end, next_digits
+        if digits >= 8:
+            yield beg, end
+
+    def iter_filth(self, text: str, document_name: str | None = None) -> Iterator[Filth]:
+        for beg, end in self._loose_runs(text):
+            if beg and (text[beg - 1].isalnum() or text[beg - 1] == "_"):
+                continue  # inside a code word ("AB1234...")
+            if beg and text[beg - 1] == "(":
+                beg -= 1  # "(11) 9 8765 4321": the area code's parenthesis belongs to it
+            run = text[beg:end]
+            date = _DATE_SHAPE_RE.match(run)
+            if date:  # "12/03/2025 10" - what follows a date may still be a number
+                beg += date.end()
+                while beg < end and not text[beg].isdigit() and text[beg] not in "(+":
+                    beg += 1  # the separator after the date is not part of the number
+                run = text[beg:end]
+            groups = [(g.start(), g.end()) for g in _DIGIT_GROUP_RE.finditer(run)]
+            if sum(e - b for b, e in groups) < 8:
+                continue
+            for part in self._sentences(run, groups):
+                if sum(e - b for b, e in part) < 8:
+                    continue
+                lead = beg if part[0] is groups[0] else beg + part[0][0]
+                yield from self._filths(text, beg, lead, part, document_name)
+
+    @staticmethod
+    def _sentences(run: str, groups: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+        """The groups split where a full stop or comma and a space end a number
+        ("... 5566. 209" is a phone, then another number)."""
+        part = [groups[0]]
+        for previous, group in zip(groups, groups[1:], strict=False):
+            if run[previous[1]] in ".," and run[previous[1] + 1: group[0]].strip() == "" \
+                    and group[0] > previous[1] + 1:
+                yield part
+                part = []
+            part.append(group)
+        yield part
+
+    def _filths(self, text: str, offset: int, lead: int, groups: list[tuple[int, int]],
+                document_name: str | None) -> Iterator[Filth]:
+        # Most numbers long enough to get here are plain identifiers in a format the
+        # exact detectors read: checked first, without the keyword lookup.
+        whole = text[lead : offset + groups[-1][1]]
+        digits = _only_digits(whole)
+        judged = _validated(digits) if len(digits) <= _MAX_ID_DIGITS else None
+        # (Not for phones: a mobile-shaped number right after "CPF" is a mistyped CPF.)
+        if judged is not None and judged[0] is not TelefoneFilth:
+            exact = _EXACT_FORMS.get(judged[0])
+            if exact is not None and exact(whole, validated=True):
+                return
+        keyword = nearest_keyword(text, lead, _KEYWORD_GATE_WINDOW)
+        for cls, start, stop, priority in self._scan(text, offset, lead, groups, keyword):
+            exact = _EXACT_FORMS.get(cls)
+            if exact is not None and exact(text[start:stop], validated=priority < CONTEXT_BONUS):
+                continue  # in a format its own detector reads (and validates): nothing to add
+            yield cls(beg=start, end=stop, text=text[start:stop], priority=priority,
+                      detector_name=self.name, document_name=document_name,
+                      locale=self.locale)
+
+    @staticmethod
+    def _scan(text: str, offset: int, lead: int, groups: list[tuple[int, int]],
+              keyword: str | None):
+        first = 0
+        while first < len(groups):
+            beg = lead if first == 0 else offset + groups[first][0]
+            found = None
+            digits = ""
+            # Longest run of groups from `first` that is an identifier.
+            options = []
+            for last in range(first, len(groups)):
+                digits += text[offset + groups[last][0]: offset + groups[last][1]]
+                if len(digits) > _MAX_ID_DIGITS:
+                    break
+                if len(digits) >= 8:
+                    options.append((last, digits))
+            if not options and len(digits) < 8:
+                return  # what is left of the run is too short for any identifier
+            if first and options:
+                keyword = nearest_keyword(text, beg, _KEYWORD_GATE_WINDOW)
+            for last, digits in reversed(options):
+                judged = LooseNumberDetector._judge(digits, keyword)
+                if judged is not None:
+                    found = (last, *judged)
+                    break
+            if found is None:
+                first += 1
+                continue
+            last, cls, priority = found
+            yield cls, beg, offset + groups[last][1], priority
+            first = last + 1
+
+    @staticmethod
+    def _judge(digits: str, keyword: str | None) -> tuple[type[BrazilianFilth], int] | None:
+        gated = _KEYWORD_LENGTHS.get(keyword or "")
+        if gated is not None and len(digits) in gated[2] and len(set(digits)) > 1:
+            # (000.000.000-00 after "CPF" is a form's placeholder, not a person's number.)
+            # Just below an exact-format detection after the same keyword.
+            return gated[0], gated[1] + CONTEXT_BONUS - 1
+        if keyword == NEGATIVE:
+            return None  # "lote 1 2 3 ...", "protocolo ...": not a person's number
+        return _validated(digits)
+
+
+# Values an exact-format detector finds on its own, keyword or not (see
+# LooseNumberDetector._filths): emitting them again would only cost time.
+def _exact(regex: re.Pattern[str], valid=None):
+    def check(value: str, *, validated: bool = False) -> bool:
+        if regex.fullmatch(value) is None:
+            return False
+        return validated or valid is None or valid(_only_digits(value))
+    return check
+
+
+_EXACT_FORMS = {
+    CpfFilth: _exact(CpfDetector.regex, checksums.cpf_is_valid),
+    CnpjFilth: _exact(CnpjDetector.regex, checksums.cnpj_is_valid),
+    CnsFilth: _exact(CnsDetector.regex, checksums.cns_is_valid),
+    CartaoFilth: _exact(CardDetector.regex, checksums.luhn_is_valid),
+    TituloFilth: _exact(TituloDetector.regex, checksums.titulo_is_valid),
+    PisFilth: _exact(PisDetector.regex, checksums.pis_is_valid),
+    CnhFilth: _exact(re.compile(r"\d{3}[.\s]?\d{3}[.\s]?\d{3}[-.\s]?\d{2}"),
+                     checksums.cnh_is_valid),
+    CepFilth: _exact(re.compile(r"\d{5}-?\d{3}|\d{2}\.\d{3}-?\d{3}")),
+    RgFilth: _exact(re.compile(r"\d{1,3}\.?\d{3}\.?\d{3}(?:-?[\dXx])?")),
+    TelefoneFilth: _exact(PhoneDetector.regex, _mobile_phone),
+}
+
+_EMAIL_TLDS = (
+    "com|br|net|org|edu|gov|mil|io|me|info|biz|co|us|uk|pt|es|de|fr|it|ar|app|dev|online"
+    "|site|med|adv|eng|tech|xyz|live|email|digital"
+)
+_SPELLED_AT = r"(?:\s+(?:arroba|at)\s+|\s*[(\[{<]\s*(?:arroba|at|@)\s*[)\]}>]\s*|\s*@\s*)"
+_SPELLED_DOT = r"(?:\s+(?:ponto|dot)\s+|\s*[(\[{<]\s*(?:ponto|dot|\.)\s*[)\]}>]\s*|\s*\.\s*)"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+
+
+class SpelledEmailDetector(BrazilianDetector):
+    """E-mail addresses spelled out or spaced: "maria arroba gmail ponto com",
+    "joao at hotmail dot com", "ana [at] clinica [dot] com [dot] br", "bia @ uol . com".
+
+    The domain must end in a known top-level domain, so "arroba" or "at" in a
+    sentence does not make an address of the words around it.
+    """
+
+    name = "br_email_soletrado"
+    filth_cls = EmailFilth
+    needs_digit = False
+    _at_word_re = re.compile(r"(?<![a-z])at(?![a-z])")
+    # Anchored on the "at" (cheap to find), then the local part backwards and the
+    # domain forwards: one pattern starting at every word would cost O(length x 64).
+    _at_core_re = re.compile(r"@|(?<![a-z])(?:arroba|at)(?![a-z])")
+    _local_re = re.compile(r"(?<![\w.+-])[a-z0-9][a-z0-9._%+-]{0,63}(?<![.])\Z", re.IGNORECASE)
+    _domain_re = re.compile(
+        _LABEL
+        + r"(?:" + _SPELLED_DOT + _LABEL + r")*?"
+        + _SPELLED_DOT
+        + r"(?:" + _EMAIL_TLDS + r")"
+        + r"(?:" + _SPELLED_DOT + r"(?:br|pt|ar|uk|us|es))?"
+        + r"(?![\w-])",
+        re.IGNORECASE,
+    )
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        low = lowered(text)
+        # Substring tests first: "at" inside words (data, tratamento) is everywhere.
+        if "@" not in low and "arroba" not in low and not (
+            ("at " in low or "at]" in low or "at)" in low or "at}" in low or "at>" in low)
+            and self._at_word_re.search(low)
+        ):
+            return
+        end = 0
+        for core in self._at_core_re.finditer(low):
+            left, right = self._around(text, core.start(), core.end())
+            if left < end or (core.group() != "@" and (left == core.start()
+                                                        or right == core.end())):
+                continue  # "arroba"/"at" count only set apart by spaces or brackets
+            if left == core.start() and right == core.end() and not (
+                "ponto" in low[right:right + 80] or "dot" in low[right:right + 80]
+            ):
+                continue  # maria@gmail.com: a typed address, EmailDetector's
+            local = self._local_re.search(text, max(end, left - 64), left)
+            if local is None:
+                continue
+            domain = self._domain_re.match(text, right)
+            if domain is None:
+                continue
+            end = domain.end()
+            yield Candidate(local.start(), end, 89)
+
+    @staticmethod
+    def _around(text: str, beg: int, end: int) -> tuple[int, int]:
+        """The "at" widened over the spaces and one pair of brackets around it."""
+        size = len(text)
+        while beg and text[beg - 1].isspace():
+            beg -= 1
+        while end < size and text[end].isspace():
+            end += 1
+        if beg and end < size and text[beg - 1] in "([{<" and text[end] in ")]}>":
+            beg, end = beg - 1, end + 1
+            while beg and text[beg - 1].isspace():
+                beg -= 1
+            while end < size and text[end].isspace():
+                end += 1
+        return beg, end
+
 _MONTHS = (
     "janeiro|fevereiro|mar[cç]o|abril|maio|junho|julho|agosto|setembro|outubro|novembro|dezembro"
 )
@@ -815,7 +1113,9 @@ def default_detectors() -> list[BrazilianDetector]:
         CepDetector(),
         PhoneDetector(),
         EmailDetector(),
+        SpelledEmailDetector(),
         CardDetector(),
+        LooseNumberDetector(),
         BirthDateDetector(),
         AddressDetector(),
         MedicalRecordDetector(),

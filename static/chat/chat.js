@@ -724,7 +724,8 @@
       finish(pending);
     }
     var notAccepted = ["rate_limited", "session_expired", "consent_required", "message_too_long",
-      "content_filtered", "pii_redaction_failed", "invalid", "not_found", "capacity_exceeded"];
+      "content_filtered", "pii_redaction_failed", "pii_blocked", "invalid", "not_found",
+      "capacity_exceeded"];
     if (pending && notAccepted.indexOf(code) >= 0) {
       if (pending.answer) {
         pending.answer.article.remove();
@@ -732,7 +733,8 @@
       }
       markNotSent(pending.userView);
     }
-    var restoreText = ["message_too_long", "content_filtered", "pii_redaction_failed", "invalid"];
+    var restoreText = ["message_too_long", "content_filtered", "pii_redaction_failed",
+      "pii_blocked", "invalid"];
     if (pending && restoreText.indexOf(code) >= 0 && !dom.input.value) {
       dom.input.value = pending.content;
     }
@@ -789,6 +791,9 @@
         break;
       case "message_too_long":
         showBanner({ code: code, text: fmt(S.err_message_too_long, { max: cfg.maxChars }) });
+        break;
+      case "pii_blocked":
+        showBanner({ code: code, text: fmt(S.err_pii_blocked, { types: (frame.types || []).join(", ") }) });
         break;
       default:
         showBanner({ code: code || "generic", text: S["err_" + code] || S.err_generic });

@@ -101,7 +101,7 @@ def test_it_counts_detections_by_type_in_metrics(clinician, ai_settings):
 
 
 def test_it_fails_closed_when_redaction_breaks(clinician, ai_settings, simulator, monkeypatch):
-    def broken(text, *, mapping=None):
+    def broken(text, *, mapping=None, policy=None):
         raise redaction.RedactionError("detector failed")
 
     monkeypatch.setattr(redaction, "redact", broken)

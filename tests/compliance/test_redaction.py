@@ -269,3 +269,11 @@ def test_it_leaves_no_placeholder_nlp_modules_behind():
     for name in ("nltk", "textblob"):
         module = sys.modules.get(name)
         assert module is None or getattr(module, "__file__", None), name
+
+
+def test_it_merges_overlapping_spans_of_one_type_instead_of_leaking_the_rest():
+    # "Ribeiro" is a name known in the session (higher priority than a new name);
+    # alone it would win and "Camila" would go out in clear.
+    result = redact("Paciente Camila Ribeiro.", mapping={"[NOME_1]": "Beatriz Ribeiro"})
+    assert result.text == "Paciente [NOME_2]."
+    assert result.mapping["[NOME_2]"] == "Camila Ribeiro"

@@ -87,9 +87,19 @@ def test_it_redacts_cpf_in_every_format(value):
     assert found(f"Paciente com documento {value} na ficha.") == [("CPF", value)]
 
 
-@pytest.mark.parametrize("value", ["111.444.777-36", "11144477736", "000.000.000-00"])
-def test_it_keeps_cpf_with_invalid_check_digits(value):
-    assert types(f"CPF {value}") == []
+@pytest.mark.parametrize("value", ["111.444.777-36", "11144477736"])
+def test_it_keeps_cpf_with_invalid_check_digits_without_a_keyword(value):
+    assert types(f"Documento {value} conferido.") == []
+
+
+@pytest.mark.parametrize("value", ["111.444.777-36", "11144477736"])
+def test_it_redacts_a_mistyped_cpf_right_after_its_keyword(value):
+    # A typo in the check digit is still someone's CPF (issue 15).
+    assert found(f"CPF {value}") == [("CPF", value)]
+
+
+def test_it_keeps_a_repeated_digit_placeholder_after_the_keyword():
+    assert types("CPF 000.000.000-00") == []
 
 
 @pytest.mark.parametrize(
@@ -119,8 +129,12 @@ def test_it_redacts_cnpj_numeric_and_alphanumeric(value):
     assert found(f"Faturar para {value} no fim do mês.") == [("CNPJ", value)]
 
 
-def test_it_keeps_cnpj_with_invalid_check_digits():
-    assert types("CNPJ 11.222.333/0001-82 e 12.ABC.345/01DE-36") == []
+def test_it_keeps_cnpj_with_invalid_check_digits_without_a_keyword():
+    assert types("Empresa 11.222.333/0001-82 e 12.ABC.345/01DE-36") == []
+
+
+def test_it_redacts_a_mistyped_cnpj_right_after_its_keyword():
+    assert found("CNPJ 11.222.333/0001-82") == [("CNPJ", "11.222.333/0001-82")]
 
 
 def test_it_requires_the_keyword_for_an_unformatted_all_letter_cnpj():
@@ -164,9 +178,10 @@ def test_it_redacts_cns_in_every_format():
             assert found(f"Ela trouxe o {value} hoje.") == [("CNS", value)]
 
 
-def test_it_keeps_cns_with_invalid_check_digits():
+def test_it_keeps_cns_with_invalid_check_digits_without_a_keyword():
     d = _break_last_digit(checksums.generate_cns(RNG, provisional=True))
-    assert types(f"CNS {d[:3]} {d[3:7]} {d[7:11]} {d[11:]}") == []
+    assert types(f"Documento {d[:3]} {d[3:7]} {d[7:11]} {d[11:]}") == []
+    assert types(f"CNS {d[:3]} {d[3:7]} {d[7:11]} {d[11:]}") == ["CNS"]  # a typo, still a CNS
 
 
 # --- PIS / PASEP / NIT -------------------------------------------------------------
@@ -179,9 +194,10 @@ def test_it_redacts_formatted_pis_anywhere_and_bare_pis_after_its_keyword():
     assert found(f"PASEP {formatted}") == [("PIS", formatted)]
 
 
-def test_it_keeps_pis_with_invalid_check_digit():
+def test_it_keeps_pis_with_invalid_check_digit_without_a_keyword():
     d = _break_last_digit(checksums.generate_pis(RNG))
-    assert "PIS" not in types(f"PIS {d[:3]}.{d[3:8]}.{d[8:10]}-{d[10]}")
+    assert "PIS" not in types(f"Documento {d[:3]}.{d[3:8]}.{d[8:10]}-{d[10]}")
+    assert types(f"PIS {d[:3]}.{d[3:8]}.{d[8:10]}-{d[10]}") == ["PIS"]
 
 
 # --- Título de eleitor -------------------------------------------------------------
@@ -192,9 +208,10 @@ def test_it_redacts_titulo_de_eleitor(value):
     assert found(f"Título de eleitor {value}.") == [("TITULO", value)]
 
 
-def test_it_keeps_titulo_with_invalid_uf_or_check_digits():
-    assert types("Título 1023 8501 2971") == []  # UF 29
-    assert types("Título 1000 0001 0006") == []  # SP rule not applied
+def test_it_keeps_titulo_with_invalid_uf_or_check_digits_without_a_keyword():
+    assert types("Documento 1023 8501 2971") == []  # UF 29
+    assert types("Documento 1000 0001 0006") == []  # SP rule not applied
+    assert types("Título 1023 8501 2971") == ["TITULO"]  # after its keyword: a typo
 
 
 # --- CNH (context-gated) -------------------------------------------------------------
@@ -212,9 +229,10 @@ def test_it_redacts_cnh_only_after_its_keyword():
     assert "CNH" not in types(f"Número {d} anotado.")
 
 
-def test_it_keeps_cnh_with_invalid_check_digits():
+def test_it_keeps_cnh_with_invalid_check_digits_unless_right_after_its_keyword():
     d = _break_last_digit(checksums.generate_cnh(RNG))
-    assert "CNH" not in types(f"CNH {d}")
+    assert "CNH" not in types(f"Documento {d}")
+    assert types(f"CNH {d}") == ["CNH"]
 
 
 def test_it_types_an_eleven_digit_number_by_its_keyword():
@@ -288,7 +306,8 @@ def test_it_leaves_numbers_that_are_not_brazilian_phones(text):
 
 
 def test_it_still_redacts_the_number_when_the_area_code_is_mistyped():
-    assert found("Ligar (20) 98765-4321") == [("TELEFONE", "98765-4321")]
+    assert found("Ligar (20) 98765-4321") == [("TELEFONE", "(20) 98765-4321")]  # after "ligar"
+    assert found("Anotado (20) 98765-4321") == [("TELEFONE", "98765-4321")]
 
 
 # --- E-mail ------------------------------------------------------------------------

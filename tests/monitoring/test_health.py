@@ -3,6 +3,7 @@ Redis and the simulated provider; outages are real closed or silent ports on loo
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -15,6 +16,7 @@ from django.db import connections
 from django.test import Client
 
 from chat.providers import circuit
+from compliance.redaction import ENTITY_TYPES
 from tests.chat.helpers import api_client
 
 TOKEN = "monitoring-token-for-tests-0123456789"
@@ -170,9 +172,19 @@ def test_it_reports_the_documented_ai_chat_shape(monitoring):
     assert body["providerStatus"] == {"primary": "openai", "secondary": "anthropic",
                                       "failoverReady": True}
     assert body["compliance"] == {"piiRedactionActive": True, "auditLoggingActive": True,
-                                  "consentValidationActive": True}
+                                  "consentValidationActive": True,
+                                  "piiPolicy": dict.fromkeys(ENTITY_TYPES, "tag")}
     assert body["performance"] == {"averageResponseTime": None, "streamingLatency": None,
                                    "successRate": None}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_shows_the_pii_policy_in_force_under_compliance(monitoring, settings):
+    settings.PII_POLICY = "NOME:surrogate,CPF:block"
+    body = get("/api/v1/ai-chat/health", **AUTH).json()
+    assert body["compliance"]["piiPolicy"] == {**dict.fromkeys(ENTITY_TYPES, "tag"),
+                                               "NOME": "surrogate", "CPF": "block"}
+    assert "piiPolicy" not in json.dumps(get("/api/v1/ai-chat/health").json())
 
 
 @pytest.mark.django_db(transaction=True)
