@@ -16,6 +16,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, OuterRef, Q, QuerySet, Subquery, Value, When
@@ -778,3 +779,21 @@ class SecurityIncidentAdmin(admin.ModelAdmin):
                           % {"due": people.short_datetime(obj.notification_due_at)},
                           messages.WARNING)
         return super().response_add(request, obj, post_url_continue)
+
+
+class UserAdmin(DjangoUserAdmin):
+    """Accounts are never deleted in the admin, superusers included.
+
+    The change log is append-only (a database trigger refuses UPDATE), and it names
+    each entry's actor: deleting a user would have to null that reference. A person's
+    data leaves through a data-subject erasure (`dsr.dsr_erase_subject`), which
+    anonymises the account and scrubs its identifiers under an audited licence; an
+    account that should no longer sign in is deactivated.
+    """
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), UserAdmin)

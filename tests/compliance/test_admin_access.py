@@ -39,7 +39,9 @@ EXPECTED = {
     "chat.clinicmembership": {"officer": READ_ONLY, "ops": READ_ONLY, "superuser": FULL},
     "chat.chatsession": {"officer": READ_ONLY, "ops": READ_ONLY, "superuser": READ_ONLY},
     "chat.providerattempt": {"officer": READ_ONLY, "ops": READ_ONLY, "superuser": READ_ONLY},
-    "auth.user": {"officer": READ_ONLY, "ops": NONE, "superuser": FULL},
+    # Accounts are anonymised by a data-subject erasure, never deleted: the change log
+    # that names them as actors is append-only.
+    "auth.user": {"officer": READ_ONLY, "ops": NONE, "superuser": (OK, OK, OK, DENIED)},
     "auth.group": {"officer": NONE, "ops": NONE, "superuser": FULL},
 }
 
@@ -211,3 +213,23 @@ def test_the_audit_event_list_filters_by_type_clinic_user_and_date(client, objec
     response = client.get(changelist + f"?subject_user_id={other.pk}")
     assert response.context["cl"].result_count == 0
     assert audit.audit_chain_verify().ok
+
+
+@pytest.mark.django_db
+def test_a_superuser_cannot_delete_an_account_that_the_change_log_names(
+        client, superuser, make_user):
+    member = make_user(username="leaving-clinician")
+    client.force_login(superuser)
+    # An action of the member's is in the change log with the member as actor.
+    from auditlog.context import set_actor
+
+    with set_actor(member):
+        member.first_name = "Renomeada"
+        member.save()
+    url = reverse("admin:auth_user_delete", args=[member.pk])
+    response = client.post(url, {"post": "yes"})
+    assert response.status_code == DENIED
+    changelist = client.post(reverse("admin:auth_user_changelist"),
+                             {"action": "delete_selected", "_selected_action": [member.pk]})
+    assert changelist.status_code in (OK, 302)
+    assert get_user_model().objects.filter(pk=member.pk).exists()
