@@ -34,6 +34,12 @@ application = ClientAddressMiddleware(AccessLogMiddleware(ProtocolTypeRouter(
     }
 )))
 
+# The name lexicons and detectors load now, so no clinician's first message waits
+# for them (about 0.2 s and 19 MiB per web process).
+from compliance.redaction import warm_up  # noqa: E402
+
+warm_up()
+
 # On SIGTERM daphne stops its reactor: let answers in flight finish (or store them as
 # stopped) first, so no message is left half-written.
 shutdown.install_server_hooks()

@@ -22,6 +22,15 @@ from .engine import (
 )
 from .policy import BLOCK, POLICIES, SURROGATE, TAG, PolicyError, active_policy, parse_policy
 
+
+def warm_up() -> None:
+    """Load the name lexicons and build the detectors now, not on the first message.
+
+    They take about 0.2 s and 19 MiB once per process; a web process calls this at
+    start-up so that no clinician's first message waits for them.
+    """
+    redact("Paciente Maria Aparecida da Silva, CPF 529.982.247-25, tel. (11) 98765-4321.")
+
 __all__ = [
     "BLOCK",
     "POLICIES",
@@ -39,4 +48,5 @@ __all__ = [
     "redact",
     "redact_for_log",
     "reidentify",
+    "warm_up",
 ]
