@@ -202,6 +202,8 @@ _COUNTRIES_AND_CITIES = [
 
 def fold(word: str) -> str:
     """Lower case without accents: 'José' -> 'jose'."""
+    if word.isascii():  # most words: nothing to decompose (NFKD leaves ASCII alone)
+        return word.lower()
     decomposed = unicodedata.normalize("NFKD", word)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
