@@ -113,6 +113,11 @@ def _ui_strings() -> dict[str, str]:
         "statusExpired": pgettext("session status", "expired"),
         "noSessions": _("No sessions yet. Start a new one."),
         "sessionEnded": _("This session has ended. Start a new session to keep chatting."),
+        "sessionClosed": _("Session ended"),
+        "endSession": _("End session"),
+        "confirmEndSession": _(
+            "End this session? You can still read it, but not send new messages in it."
+        ),
         "connecting": _("Connecting…"),
         "reconnecting": _("Connection lost. Reconnecting…"),
         "connected": _("Connected"),

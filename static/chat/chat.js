@@ -5,8 +5,10 @@
  * WebSocket. Every message carries a client_id so that a resend after a
  * reconnect never creates a second message or a second provider call.
  *
- * Text from messages is only ever inserted as text (textContent / text nodes),
- * never parsed as HTML. All visible strings come translated from the page.
+ * Questions are only ever inserted as text (textContent). Answers are Markdown,
+ * rendered by markdown.js (marked, raw HTML shown as text, then DOMPurify), so
+ * no HTML from the model or the clinician ever runs. All visible strings come
+ * translated from the page.
  */
 (function () {
   "use strict";
@@ -17,6 +19,7 @@
   }
   var cfg = JSON.parse(configNode.textContent);
   var S = cfg.strings;
+  var Markdown = window.NeonproMarkdown;
 
   var dom = {
     newSession: document.getElementById("new-session"),
@@ -36,6 +39,10 @@
     charCount: document.getElementById("char-count"),
     stop: document.getElementById("stop-button"),
     send: document.getElementById("send-button"),
+    limitReason: document.getElementById("limit-reason"),
+    confirmDialog: document.getElementById("confirm-dialog"),
+    confirmText: document.getElementById("confirm-text"),
+    confirmOk: document.getElementById("confirm-ok"),
   };
 
   var RECONNECT_BASE_MS = 500;
@@ -55,7 +62,12 @@
     composerLocked: false, // session ended, consent missing: no sending at all
     cooldownUntil: 0, // rate limit: no sending before this time (ms)
     bannerTimer: null,
+    closingSessionId: null, // the clinician is ending this session from this page
+    creating: false, // a session is being created for the first message
   };
+
+  // Banners whose cause is the connection: a working connection clears them.
+  var CONNECTION_CODES = ["network", "service_unavailable", "in_progress"];
 
   // --- small helpers ------------------------------------------------------------------
 
@@ -241,11 +253,21 @@
     return state.current && effectiveStatus(state.current) === "active";
   }
 
+  // With no session picked the clinician can still type: the first message opens one.
+  function canType() {
+    return !state.composerLocked && !state.creating && (!state.current || sessionIsOpen());
+  }
+
+  function overLimit() {
+    return dom.input.value.length > cfg.maxChars;
+  }
+
   function updateComposer() {
-    var open = sessionIsOpen() && !state.composerLocked;
+    var open = canType();
     var coolingDown = Date.now() < state.cooldownUntil;
     dom.input.disabled = !open;
-    dom.send.disabled = !open || state.streaming || coolingDown || !dom.input.value.trim();
+    dom.send.disabled = !open || state.streaming || coolingDown || !dom.input.value.trim() ||
+      overLimit();
     dom.send.hidden = state.streaming;
     dom.stop.hidden = !state.streaming;
     dom.closeSession.hidden = !sessionIsOpen();
@@ -257,6 +279,12 @@
     var near = length > cfg.maxChars * 0.8;
     dom.charCount.textContent = near ? fmt(S.charCount, { count: length, max: cfg.maxChars }) : "";
     dom.charCount.classList.toggle("over", length > cfg.maxChars);
+    // Send is disabled over the limit; say why next to it.
+    dom.limitReason.hidden = !overLimit();
+    dom.limitReason.textContent = overLimit() ? fmt(S.err_message_too_long, { max: cfg.maxChars }) : "";
+    if (!overLimit() && !dom.banner.hidden && dom.banner.getAttribute("data-code") === "message_too_long") {
+      clearBanner(); // the text that caused it is gone
+    }
   }
 
   function setStreaming(streaming) {
@@ -351,13 +379,37 @@
     }, handleApiError);
   }
 
+  // Resolves to true once the new session is selected, false when it could not be opened.
   function createSession() {
     dom.newSession.disabled = true;
-    api("POST", cfg.sessionsUrl, {}).then(function (session) {
+    return api("POST", cfg.sessionsUrl, {}).then(function (session) {
       upsertSession(session);
-      return selectSession(session.id, true).then(function () { dom.input.focus(); });
-    }, handleApiError).then(function () {
+      return selectSession(session.id, true).then(function () {
+        dom.input.focus();
+        return true;
+      });
+    }, function (error) {
+      handleApiError(error);
+      return false;
+    }).then(function (opened) {
       dom.newSession.disabled = false;
+      return opened;
+    });
+  }
+
+  /*
+   * A confirmation in the page (a <dialog>, not window.confirm, so it is styled,
+   * translated and reachable by keyboard). Resolves true when confirmed.
+   */
+  function confirmAction(text, okLabel) {
+    dom.confirmText.textContent = text;
+    dom.confirmOk.textContent = okLabel;
+    dom.confirmDialog.returnValue = "";
+    dom.confirmDialog.showModal();
+    return new Promise(function (resolve) {
+      dom.confirmDialog.addEventListener("close", function () {
+        resolve(dom.confirmDialog.returnValue === "ok");
+      }, { once: true });
     });
   }
 
@@ -365,7 +417,15 @@
     if (!state.current) {
       return;
     }
-    var session = state.current;
+    confirmAction(S.confirmEndSession, S.endSession).then(function (confirmed) {
+      if (confirmed && state.current) {
+        endSession(state.current);
+      }
+    });
+  }
+
+  function endSession(session) {
+    state.closingSessionId = session.id;
     api("POST", urlFor(cfg.closeUrlTemplate, session.id)).then(function (updated) {
       if (state.current && state.current.id === updated.id) {
         state.current = updated;
@@ -408,9 +468,13 @@
     }
     dom.title.textContent = sessionTitle(state.current);
     var status = effectiveStatus(state.current);
-    dom.subtitle.textContent = status === "active"
-      ? statusLabel(status)
-      : S.sessionEnded;
+    if (status === "active") {
+      dom.subtitle.textContent = statusLabel(status);
+    } else if (status === "closed" && state.closingSessionId === state.current.id) {
+      dom.subtitle.textContent = S.sessionClosed; // ended here, on purpose: nothing to warn about
+    } else {
+      dom.subtitle.textContent = S.sessionEnded;
+    }
     dom.subtitle.setAttribute("data-status", status);
   }
 
@@ -518,8 +582,15 @@
 
   function addAnswer(createdAt) {
     var view = bubble("assistant", createdAt);
+    view.body.classList.add("md");
     view.text = "";
+    view.renderer = new Markdown.StreamRenderer(view.body, scrollToEnd);
     return view;
+  }
+
+  // The answer is whole (done, stopped, failed): render it once more in full.
+  function finishAnswer(view) {
+    view.renderer.finish(view.text);
   }
 
   function setAnswerState(view, status, note) {
@@ -533,14 +604,13 @@
 
   function resetAnswer(view) {
     view.text = "";
-    view.body.replaceChildren();
+    view.renderer.reset();
     setAnswerState(view, "streaming", S.streaming);
   }
 
   function appendDelta(view, delta) {
     view.text += delta;
-    view.body.append(document.createTextNode(delta)); // a text node: never parsed as HTML
-    scrollToEnd();
+    view.renderer.update(view.text); // repainted at most once a frame, last block only
   }
 
   function renderHistory(messages) {
@@ -557,7 +627,8 @@
         return;
       }
       var view = addAnswer(createdAt);
-      view.body.textContent = message.content;
+      view.text = message.content;
+      finishAnswer(view);
       if (message.status === "stopped") {
         setAnswerState(view, "stopped", S.stopped);
       } else if (message.status === "failed") {
@@ -589,7 +660,7 @@
 
   function submit() {
     var content = dom.input.value;
-    if (!content.trim() || state.streaming || !sessionIsOpen() || state.composerLocked) {
+    if (!content.trim() || state.streaming || !canType()) {
       return;
     }
     if (Date.now() < state.cooldownUntil) {
@@ -597,6 +668,21 @@
     }
     if (content.length > cfg.maxChars) {
       showBanner({ code: "message_too_long", text: fmt(S.err_message_too_long, { max: cfg.maxChars }) });
+      return;
+    }
+    if (!state.current) {
+      // The first message with no session picked: open one (consent, capacity and
+      // rate limits apply as for the button), then send into it.
+      state.creating = true;
+      updateComposer();
+      createSession().then(function (opened) {
+        state.creating = false;
+        updateComposer();
+        if (opened && sessionIsOpen()) {
+          dom.input.value = content;
+          submit();
+        }
+      });
       return;
     }
     clearBanner();
@@ -701,6 +787,7 @@
       case "done":
         if (pending) {
           var answer = ensureAnswer(pending);
+          finishAnswer(answer);
           if (frame.stopped) {
             setAnswerState(answer, "stopped", S.stopped);
           } else {
@@ -720,6 +807,13 @@
 
   function onError(frame, pending) {
     var code = frame.code;
+    if (code === "session_expired" && state.current && state.closingSessionId === state.current.id) {
+      // The server confirms the end this page asked for: the header says so, no warning.
+      state.composerLocked = true;
+      refreshCurrentSession("closed");
+      updateComposer();
+      return;
+    }
     if (pending) {
       finish(pending);
     }
@@ -780,6 +874,7 @@
       case "service_unavailable":
       case "in_progress":
         if (pending && pending.answer && code !== "in_progress") {
+          finishAnswer(pending.answer);
           setAnswerState(pending.answer, "failed", S.failed);
         }
         showBanner({
@@ -828,6 +923,9 @@
       }
       state.wsOpenedAt = Date.now();
       setConnection("open");
+      if (!dom.banner.hidden && CONNECTION_CODES.indexOf(dom.banner.getAttribute("data-code")) >= 0) {
+        clearBanner(); // connected again: the cause of the banner is gone
+      }
       var pending = state.pending;
       if (pending && !pending.finished) {
         // No done/error arrived for it: resend with the same client_id. The server
@@ -876,6 +974,9 @@
         onError({ code: "consent_required" }, null);
       } else if (code === 4409) {
         refreshCurrentSession("closed");
+        if (state.current && state.closingSessionId === state.current.id) {
+          return; // ended from this page: no warning, the header says so
+        }
         if (!dom.banner.hidden && dom.banner.getAttribute("data-code") === "session_expired") {
           return;
         }
