@@ -16,7 +16,14 @@ from django.urls import reverse
 from django.utils.html import format_html, linebreaks
 from django.utils.translation import gettext_lazy as _
 
-from chat.models import ChatMessage, ChatSession, Clinic, ClinicMembership, ProviderAttempt
+from chat.models import (
+    ChatMessage,
+    ChatSession,
+    Clinic,
+    ClinicMembership,
+    MessageFeedback,
+    ProviderAttempt,
+)
 from compliance import audit
 from compliance.roles import is_compliance_officer
 
@@ -194,6 +201,51 @@ class ProviderAttemptAdmin(admin.ModelAdmin):
     @admin.display(description=_("session"))
     def session(self, obj: ProviderAttempt):
         return obj.session_ref
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(MessageFeedback)
+class MessageFeedbackAdmin(admin.ModelAdmin):
+    """Clinicians' ratings of answers, read-only. The comment is free text (it may name
+    a patient): decrypted only for compliance officers, like message text."""
+
+    list_display = ["feedback_at", "feedback_rating", "provider", "model", "session_id",
+                    "comment"]
+    list_filter = ["feedback_rating", "provider", ("feedback_at", admin.DateFieldListFilter)]
+    search_fields = ["session__id__exact", "id__exact"]
+    ordering = ["-feedback_at"]
+    _fields = ["id", "session_id", "feedback_rating", "feedback_at", "provider", "model",
+               "created_at"]
+
+    def get_queryset(self, request):
+        queryset = (super().get_queryset(request).exclude(feedback_rating="")
+                    .defer("content", "redacted_content"))
+        if not is_compliance_officer(request.user):
+            queryset = queryset.defer("feedback_comment")
+        return queryset
+
+    def get_fields(self, request, obj=None):
+        return self._fields + (["comment"] if is_compliance_officer(request.user) else [])
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    def get_list_display(self, request):
+        if is_compliance_officer(request.user):
+            return self.list_display
+        return [field for field in self.list_display if field != "comment"]
+
+    @admin.display(description=_("comment"))
+    def comment(self, obj: MessageFeedback) -> str:
+        return obj.feedback_comment or "—"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

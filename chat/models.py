@@ -69,6 +69,10 @@ class ChatSession(models.Model):
     legal_hold = models.BooleanField(
         default=False, help_text=_("Sessions under legal hold are skipped by the retention purge.")
     )
+    # Keyed hashes of the words of the title and of the redacted messages (chat.search),
+    # space-separated: the owner's search matches them without decrypting anything, and
+    # equal words hash differently for different users. Deleted with the session.
+    search_tokens = models.TextField(default="", blank=True, editable=False)
 
     class Meta:
         verbose_name = _("chat session")
@@ -95,6 +99,10 @@ class ChatMessage(models.Model):
     class Role(models.TextChoices):
         USER = "user", _("user")
         ASSISTANT = "assistant", _("assistant")
+
+    class Rating(models.TextChoices):
+        UP = "up", _("helpful")
+        DOWN = "down", _("not helpful")
 
     class Status(models.TextChoices):
         COMPLETE = "complete", _("complete")
@@ -132,6 +140,14 @@ class ChatMessage(models.Model):
     first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The clinician's rating of an answer. Kept on the message, not in a table of its
+    # own, so that retention and erasure remove it with the answer it rates.
+    feedback_rating = models.CharField(
+        _("rating"), max_length=4, choices=Rating.choices, blank=True, default=""
+    )
+    # Free text typed by the clinician: may name a patient, so encrypted.
+    feedback_comment = EncryptedTextField(_("comment"), blank=True, default="")
+    feedback_at = models.DateTimeField(_("rated at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("chat message")
@@ -175,3 +191,12 @@ class ProviderAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model} {self.outcome}"
+
+
+class MessageFeedback(ChatMessage):
+    """Rated answers, for the officers' list in the admin (same rows as ChatMessage)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("answer feedback")
+        verbose_name_plural = _("answer feedback")

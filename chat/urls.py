@@ -9,4 +9,6 @@ urlpatterns = [
          name="chat-session-close"),
     path("sessions/<uuid:session_id>/messages/", api.SessionMessagesView.as_view(),
          name="chat-session-messages"),
+    path("messages/<uuid:message_id>/feedback/", api.MessageFeedbackView.as_view(),
+         name="chat-message-feedback"),
 ]

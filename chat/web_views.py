@@ -114,6 +114,31 @@ def _ui_strings() -> dict[str, str]:
         "noSessions": _("No sessions yet. Start a new one."),
         "sessionEnded": _("This session has ended. Start a new session to keep chatting."),
         "sessionClosed": _("Session ended"),
+        "appTitle": _("AI Assistant"),
+        "startHint": _(
+            "Write your question below to start a new session, or pick one from the list."
+        ),
+        "sessionMeta": _("Started %(created)s · last activity %(last)s"),
+        "noResults": _("No session matches this search."),
+        "rename": _("Rename"),
+        "renameSession": _("Rename session “%(title)s”"),
+        "delete": _("Delete"),
+        "deleteSession": _("Delete session “%(title)s”"),
+        "confirmDelete": _(
+            "Delete the session “%(title)s” and its messages? This cannot be undone."
+        ),
+        "copy": _("Copy"),
+        "copyCode": _("Copy code"),
+        "copied": _("Copied!"),
+        "copyFailed": _("Could not copy to the clipboard."),
+        "regenerate": _("Regenerate"),
+        "edit": _("Edit"),
+        "helpful": _("Helpful answer"),
+        "notHelpful": _("Unhelpful answer"),
+        "feedbackComment": _("Comment (optional)"),
+        "feedbackSend": _("Send comment"),
+        "feedbackThanks": _("Thank you for the feedback."),
+        "err_legal_hold": _("This session is under legal hold and cannot be deleted."),
         "endSession": _("End session"),
         "confirmEndSession": _(
             "End this session? You can still read it, but not send new messages in it."
@@ -175,6 +200,7 @@ def _chat_page(request: HttpRequest, *, session_id: str | None) -> HttpResponse:
         "sessionUrlTemplate": reverse("chat-session", args=[_ZERO_UUID]),
         "closeUrlTemplate": reverse("chat-session-close", args=[_ZERO_UUID]),
         "messagesUrlTemplate": reverse("chat-session-messages", args=[_ZERO_UUID]),
+        "feedbackUrlTemplate": reverse("chat-message-feedback", args=[_ZERO_UUID]),
         "pageUrlTemplate": reverse("chat-session-page", args=[_ZERO_UUID]),
         "homeUrl": reverse("chat-home"),
         "wsPathTemplate": f"/ws/ai-chat/{_ZERO_UUID}/",

@@ -92,6 +92,8 @@ class AuditEvent(models.Model):
         DATA_EXPORTED = "data_exported", _("data exported")
         DATA_ERASED = "data_erased", _("data erased")
         RETENTION_PURGE = "retention_purge", _("retention purge")
+        SESSION_RENAMED = "session_renamed", _("session renamed")
+        FEEDBACK_GIVEN = "feedback_given", _("answer feedback given")
 
     id = models.BigIntegerField(primary_key=True)
     created_at = models.DateTimeField(db_index=True)

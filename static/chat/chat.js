@@ -43,6 +43,8 @@
     confirmDialog: document.getElementById("confirm-dialog"),
     confirmText: document.getElementById("confirm-text"),
     confirmOk: document.getElementById("confirm-ok"),
+    sessionSearch: document.getElementById("session-search"),
+    editNote: document.getElementById("edit-note"),
   };
 
   var RECONNECT_BASE_MS = 500;
@@ -64,6 +66,9 @@
     bannerTimer: null,
     closingSessionId: null, // the clinician is ending this session from this page
     creating: false, // a session is being created for the first message
+    searchResults: null, // sessions matching the search box, null when it is empty
+    searchToken: 0,
+    searchTimer: null,
   };
 
   // Banners whose cause is the connection: a working connection clears them.
@@ -264,6 +269,8 @@
 
   function updateComposer() {
     var open = canType();
+    // Regenerate and edit apply to the last exchange of a session that takes messages.
+    dom.messages.classList.toggle("can-act", Boolean(sessionIsOpen() && !state.composerLocked && !state.streaming));
     var coolingDown = Date.now() < state.cooldownUntil;
     dom.input.disabled = !open;
     dom.send.disabled = !open || state.streaming || coolingDown || !dom.input.value.trim() ||
@@ -295,15 +302,22 @@
 
   // --- sessions list --------------------------------------------------------------------
 
+  function sessionMeta(session) {
+    var created = dateTimeFormat.format(new Date(session.created_at));
+    var last = session.last_activity_at ? dateTimeFormat.format(new Date(session.last_activity_at)) : created;
+    return fmt(S.sessionMeta, { created: created, last: last });
+  }
+
   function renderSessions() {
     dom.sessionList.replaceChildren();
     dom.sessionList.removeAttribute("aria-busy");
-    if (!state.sessions.length) {
-      dom.sessionList.append(node("li", "session-empty", S.noSessions));
+    var shown = state.searchResults || state.sessions;
+    if (!shown.length) {
+      dom.sessionList.append(node("li", "session-empty", state.searchResults ? S.noResults : S.noSessions));
       return;
     }
-    state.sessions.forEach(function (session) {
-      var item = node("li");
+    shown.forEach(function (session) {
+      var item = node("li", "session-item");
       var link = node("a", "session-link");
       link.href = urlFor(cfg.pageUrlTemplate, session.id);
       link.setAttribute("data-session-id", session.id);
@@ -311,10 +325,11 @@
         link.setAttribute("aria-current", "page");
       }
       var status = effectiveStatus(session);
-      link.append(
-        node("span", "session-title", sessionTitle(session)),
-        node("span", "badge badge-" + status, statusLabel(status))
-      );
+      var text = node("span", "session-text");
+      var title = node("span", "session-title", sessionTitle(session));
+      title.title = sessionTitle(session); // the whole title on hover when it is cut
+      text.append(title, node("span", "session-meta", sessionMeta(session)));
+      link.append(text, node("span", "badge badge-" + status, statusLabel(status)));
       link.addEventListener("click", function (event) {
         if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) {
           return; // let the browser open it in a new tab
@@ -322,9 +337,134 @@
         event.preventDefault();
         selectSession(session.id, true);
       });
-      item.append(link);
+      var actions = node("div", "session-actions");
+      var rename = node("button", "icon-btn", "✎");
+      rename.type = "button";
+      rename.setAttribute("aria-label", fmt(S.renameSession, { title: sessionTitle(session) }));
+      rename.title = S.rename;
+      rename.setAttribute("data-testid", "rename-session");
+      rename.addEventListener("click", function () { startRename(item, session); });
+      var remove = node("button", "icon-btn", "🗑");
+      remove.type = "button";
+      remove.setAttribute("aria-label", fmt(S.deleteSession, { title: sessionTitle(session) }));
+      remove.title = S.delete;
+      remove.setAttribute("data-testid", "delete-session");
+      remove.addEventListener("click", function () { deleteSession(session); });
+      actions.append(rename, remove);
+      item.append(link, actions);
       dom.sessionList.append(item);
     });
+  }
+
+  function startRename(item, session) {
+    var form = node("form", "session-rename");
+    var input = node("input", "session-rename-input");
+    input.type = "text";
+    input.maxLength = 200;
+    input.value = session.title || "";
+    input.setAttribute("aria-label", S.rename);
+    input.setAttribute("data-testid", "rename-input");
+    form.append(input);
+    item.replaceChildren(form);
+    input.focus();
+    input.select();
+    var done = false;
+    function finish(save) {
+      if (done) {
+        return;
+      }
+      done = true;
+      if (!save || input.value.trim() === (session.title || "")) {
+        renderSessions();
+        return;
+      }
+      api("PATCH", urlFor(cfg.sessionUrlTemplate, session.id), { title: input.value }).then(function (updated) {
+        replaceSession(updated);
+      }, function (error) {
+        renderSessions();
+        handleApiError(error);
+      });
+    }
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      finish(true);
+    });
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        finish(false);
+      }
+    });
+    input.addEventListener("blur", function () { finish(true); });
+  }
+
+  // A fresh copy of a session from the server: in the list, the results and the header.
+  function replaceSession(updated) {
+    upsertSession(updated);
+    if (state.searchResults) {
+      state.searchResults = state.searchResults.map(function (s) { return s.id === updated.id ? updated : s; });
+    }
+    if (state.current && state.current.id === updated.id) {
+      state.current = updated;
+      renderHeader();
+    }
+    renderSessions();
+  }
+
+  function deleteSession(session) {
+    confirmAction(fmt(S.confirmDelete, { title: sessionTitle(session) }), S.delete).then(function (confirmed) {
+      if (!confirmed) {
+        return;
+      }
+      if (state.current && state.current.id === session.id) {
+        state.closingSessionId = session.id; // its socket closes: no warning for that
+      }
+      api("DELETE", urlFor(cfg.sessionUrlTemplate, session.id)).then(function () {
+        var keep = function (s) { return s.id !== session.id; };
+        state.sessions = state.sessions.filter(keep);
+        if (state.searchResults) {
+          state.searchResults = state.searchResults.filter(keep);
+        }
+        if (state.current && state.current.id === session.id) {
+          leaveSession();
+          window.history.pushState({}, "", cfg.homeUrl);
+        }
+        renderSessions();
+      }, handleApiError);
+    });
+  }
+
+  // Back to "no session picked": the next message typed opens a new one.
+  function leaveSession() {
+    state.selectToken += 1;
+    teardownSocket();
+    clearBanner();
+    state.current = null;
+    state.pending = null;
+    state.composerLocked = false;
+    setStreaming(false);
+    clearMessages();
+    dom.title.textContent = S.appTitle;
+    dom.subtitle.textContent = S.startHint;
+    dom.subtitle.removeAttribute("data-status");
+    updateComposer();
+  }
+
+  function runSearch() {
+    var query = dom.sessionSearch.value.trim();
+    var token = ++state.searchToken;
+    if (!query) {
+      state.searchResults = null;
+      renderSessions();
+      return;
+    }
+    dom.sessionList.setAttribute("aria-busy", "true");
+    api("GET", cfg.sessionsUrl + "?q=" + encodeURIComponent(query)).then(function (found) {
+      if (token === state.searchToken) {
+        state.searchResults = found || [];
+        renderSessions();
+      }
+    }, handleApiError);
   }
 
   function upsertSession(session) {
@@ -338,6 +478,19 @@
   }
 
   // Each accepted message moves the idle expiry forward on the server; mirror it.
+  // The server names an untitled session after its first question: show that name.
+  function refreshTitle() {
+    var session = state.current;
+    if (!session || session.title) {
+      return;
+    }
+    api("GET", urlFor(cfg.sessionUrlTemplate, session.id)).then(function (fresh) {
+      if (fresh.title) {
+        replaceSession(fresh);
+      }
+    }, function () { /* keep the date label */ });
+  }
+
   function touchSession() {
     if (state.current && state.current.status === "active") {
       state.current.expires_at = new Date(Date.now() + cfg.idleTimeoutSeconds * 1000).toISOString();
@@ -541,16 +694,144 @@
     head.append(time);
     var body = node("div", "msg-body");
     var notes = node("div", "msg-notes");
-    article.append(head, body, notes);
+    var actions = node("div", "msg-actions");
+    article.append(head, body, notes, actions);
     dom.messages.append(article);
     scrollToEnd();
-    return { article: article, body: body, notes: notes };
+    return { article: article, body: body, notes: notes, actions: actions };
+  }
+
+  function actionButton(view, label, className, testId, run) {
+    var button = node("button", "btn btn-small btn-ghost " + className, label);
+    button.type = "button";
+    button.setAttribute("data-testid", testId);
+    button.addEventListener("click", function () { run(button); });
+    view.actions.append(button);
+    return button;
+  }
+
+  function copyText(text, button) {
+    if (!navigator.clipboard) {
+      return;
+    }
+    navigator.clipboard.writeText(text).then(function () {
+      var label = button.textContent;
+      button.textContent = S.copied;
+      button.setAttribute("data-copied", "true");
+      window.setTimeout(function () {
+        button.textContent = label;
+        button.removeAttribute("data-copied");
+      }, 2000);
+    }, function () {
+      showBanner({ code: "clipboard", kind: "warning", text: S.copyFailed });
+    });
   }
 
   function addUserMessage(content, createdAt) {
     var view = bubble("user", createdAt);
     view.body.textContent = content;
+    view.content = content;
+    // Shown on the last question only, while the session takes messages (CSS).
+    actionButton(view, S.edit, "act-edit", "edit-question", function () { editQuestion(view); });
     return view;
+  }
+
+  // Edit and resend: the text goes back to the composer and is sent as a new message
+  // (redacted like any other); the earlier exchange stays in the history and the audit trail.
+  function editQuestion(view) {
+    if (!canType() || state.streaming) {
+      return;
+    }
+    dom.input.value = view.content;
+    dom.editNote.hidden = false;
+    updateComposer();
+    dom.input.focus();
+    dom.input.setSelectionRange(dom.input.value.length, dom.input.value.length);
+  }
+
+  function regenerate(view) {
+    if (!view.question || state.streaming || !sessionIsOpen() || state.composerLocked) {
+      return;
+    }
+    sendText(view.question);
+  }
+
+  function rate(view, rating, comment) {
+    if (!view.messageId) {
+      return Promise.resolve(false);
+    }
+    var url = urlFor(cfg.feedbackUrlTemplate, view.messageId);
+    return api("POST", url, { rating: rating, comment: comment || "" }).then(function () {
+      view.rating = rating;
+      view.actions.querySelectorAll("[data-rating]").forEach(function (button) {
+        button.setAttribute("aria-pressed", String(button.getAttribute("data-rating") === rating));
+      });
+      return true;
+    }, function (error) {
+      handleApiError(error);
+      return false;
+    });
+  }
+
+  function openFeedbackComment(view) {
+    if (view.article.querySelector(".feedback-form")) {
+      return;
+    }
+    var form = node("form", "feedback-form");
+    var label = node("label", "visually-hidden", S.feedbackComment);
+    var box = node("textarea", "feedback-comment");
+    box.id = "feedback-" + view.messageId;
+    label.htmlFor = box.id;
+    box.rows = 2;
+    box.maxLength = 2000;
+    box.placeholder = S.feedbackComment;
+    box.setAttribute("data-testid", "feedback-comment");
+    var submit = node("button", "btn btn-small btn-primary", S.feedbackSend);
+    submit.type = "submit";
+    form.append(label, box, submit);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      rate(view, view.rating, box.value).then(function (saved) {
+        if (saved) {
+          form.replaceWith(node("p", "feedback-thanks", S.feedbackThanks));
+        }
+      });
+    });
+    view.article.append(form);
+    box.focus();
+  }
+
+  function addAnswerActions(view) {
+    if (view.actions.childElementCount) {
+      return;
+    }
+    actionButton(view, S.copy, "act-copy", "copy-answer", function (button) { copyText(view.text, button); });
+    actionButton(view, S.regenerate, "act-regenerate", "regenerate", function () { regenerate(view); });
+    [["up", "👍", S.helpful], ["down", "👎", S.notHelpful]].forEach(function (spec) {
+      var button = actionButton(view, spec[1], "act-rate", "rate-" + spec[0], function () {
+        rate(view, spec[0], "").then(function (saved) {
+          if (saved) {
+            openFeedbackComment(view);
+          }
+        });
+      });
+      button.setAttribute("data-rating", spec[0]);
+      button.setAttribute("aria-label", spec[2]);
+      button.setAttribute("aria-pressed", String(view.rating === spec[0]));
+    });
+  }
+
+  // A copy button on each code block of a finished answer.
+  function addCodeCopyButtons(view) {
+    view.body.querySelectorAll("pre").forEach(function (pre) {
+      var wrapper = node("div", "code-block");
+      pre.replaceWith(wrapper);
+      var button = node("button", "btn btn-small btn-ghost code-copy", S.copyCode);
+      button.type = "button";
+      button.setAttribute("data-testid", "copy-code");
+      button.addEventListener("click", function () { copyText(pre.textContent, button); });
+      wrapper.append(button, pre);
+    });
   }
 
   function showPii(view, counts) {
@@ -591,6 +872,8 @@
   // The answer is whole (done, stopped, failed): render it once more in full.
   function finishAnswer(view) {
     view.renderer.finish(view.text);
+    addCodeCopyButtons(view);
+    addAnswerActions(view);
   }
 
   function setAnswerState(view, status, note) {
@@ -628,6 +911,9 @@
       }
       var view = addAnswer(createdAt);
       view.text = message.content;
+      view.messageId = message.id;
+      view.rating = message.feedback_rating || "";
+      view.question = byId[message.reply_to] ? byId[message.reply_to].content : "";
       finishAnswer(view);
       if (message.status === "stopped") {
         setAnswerState(view, "stopped", S.stopped);
@@ -685,8 +971,13 @@
       });
       return;
     }
-    clearBanner();
     dom.input.value = "";
+    sendText(content);
+  }
+
+  function sendText(content) {
+    clearBanner();
+    dom.editNote.hidden = true;
     var pending = {
       clientId: newClientId(),
       content: content,
@@ -754,6 +1045,7 @@
   function ensureAnswer(pending) {
     if (!pending.answer) {
       pending.answer = addAnswer(new Date());
+      pending.answer.question = pending.content;
       setAnswerState(pending.answer, "streaming", S.streaming);
     }
     return pending.answer;
@@ -787,7 +1079,9 @@
       case "done":
         if (pending) {
           var answer = ensureAnswer(pending);
+          answer.messageId = frame.message_id;
           finishAnswer(answer);
+          refreshTitle();
           if (frame.stopped) {
             setAnswerState(answer, "stopped", S.stopped);
           } else {
@@ -1030,6 +1324,10 @@
   dom.input.addEventListener("input", updateComposer);
   dom.stop.addEventListener("click", stop);
   dom.newSession.addEventListener("click", createSession);
+  dom.sessionSearch.addEventListener("input", function () {
+    window.clearTimeout(state.searchTimer);
+    state.searchTimer = window.setTimeout(runSearch, 250); // one request per pause in typing
+  });
   dom.closeSession.addEventListener("click", closeCurrentSession);
   window.addEventListener("popstate", function (event) {
     var sessionId = event.state && event.state.sessionId;
