@@ -6,14 +6,14 @@ from typing import Any
 
 import orjson
 from asgiref.sync import async_to_sync
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import renderers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import selectors, services
+from chat import export, selectors, services
 from chat.api_errors import chat_error_response
 from chat.errors import ChatError
 from chat.models import ChatMessage
@@ -103,6 +103,23 @@ class MessageFeedbackView(APIView):
             comment=payload.validated_data["comment"],
         )
         return Response(FeedbackResultSerializer(message).data)
+
+
+class SessionExportView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("as", str, enum=list(export.FORMATS), required=True,
+                                     description="md or pdf (`format` is DRF's own)")],
+        responses={(200, "text/markdown"): str, (200, "application/pdf"): bytes, **_ERRORS},
+        description="The conversation as the clinician sees it, personal data included; "
+        "recorded as a data_exported audit event before it is delivered.",
+    )
+    def get(self, request: Request, session_id) -> HttpResponse:
+        exported = export.session_export(user=request.user, session_id=session_id,
+                                         export_format=request.query_params.get("as", ""))
+        response = HttpResponse(exported.body, content_type=exported.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{exported.filename}"'
+        response["Cache-Control"] = "no-store"  # personal data: never kept by a cache
+        return response
 
 
 class SessionCloseView(APIView):

@@ -201,6 +201,7 @@ def _chat_page(request: HttpRequest, *, session_id: str | None) -> HttpResponse:
         "closeUrlTemplate": reverse("chat-session-close", args=[_ZERO_UUID]),
         "messagesUrlTemplate": reverse("chat-session-messages", args=[_ZERO_UUID]),
         "feedbackUrlTemplate": reverse("chat-message-feedback", args=[_ZERO_UUID]),
+        "exportUrlTemplate": reverse("chat-session-export", args=[_ZERO_UUID]),
         "pageUrlTemplate": reverse("chat-session-page", args=[_ZERO_UUID]),
         "homeUrl": reverse("chat-home"),
         "wsPathTemplate": f"/ws/ai-chat/{_ZERO_UUID}/",

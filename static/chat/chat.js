@@ -45,6 +45,12 @@
     confirmOk: document.getElementById("confirm-ok"),
     sessionSearch: document.getElementById("session-search"),
     editNote: document.getElementById("edit-note"),
+    layout: document.getElementById("chat-layout"),
+    drawerToggle: document.getElementById("drawer-toggle"),
+    drawerBackdrop: document.getElementById("drawer-backdrop"),
+    exportLinks: document.getElementById("export-links"),
+    exportMd: document.getElementById("export-md"),
+    exportPdf: document.getElementById("export-pdf"),
   };
 
   var RECONNECT_BASE_MS = 500;
@@ -278,6 +284,12 @@
     dom.send.hidden = state.streaming;
     dom.stop.hidden = !state.streaming;
     dom.closeSession.hidden = !sessionIsOpen();
+    dom.exportLinks.hidden = !state.current;
+    if (state.current) {
+      var exportUrl = urlFor(cfg.exportUrlTemplate, state.current.id);
+      dom.exportMd.href = exportUrl + "?as=md";
+      dom.exportPdf.href = exportUrl + "?as=pdf";
+    }
     updateCharCount();
   }
 
@@ -335,6 +347,7 @@
           return; // let the browser open it in a new tab
         }
         event.preventDefault();
+        closeDrawer();
         selectSession(session.id, true);
       });
       var actions = node("div", "session-actions");
@@ -683,7 +696,8 @@
     dom.messages.scrollTop = dom.messages.scrollHeight;
   }
 
-  function bubble(role, createdAt) {
+  // `container`: a fragment being filled with history (appended later, no scrolling).
+  function bubble(role, createdAt, container) {
     dom.emptyState.hidden = true;
     var article = node("article", "msg msg-" + role);
     article.setAttribute("data-role", role);
@@ -696,8 +710,12 @@
     var notes = node("div", "msg-notes");
     var actions = node("div", "msg-actions");
     article.append(head, body, notes, actions);
-    dom.messages.append(article);
-    scrollToEnd();
+    if (container) {
+      container.append(article);
+    } else {
+      dom.messages.append(article);
+      scrollToEnd();
+    }
     return { article: article, body: body, notes: notes, actions: actions };
   }
 
@@ -727,8 +745,8 @@
     });
   }
 
-  function addUserMessage(content, createdAt) {
-    var view = bubble("user", createdAt);
+  function addUserMessage(content, createdAt, container) {
+    var view = bubble("user", createdAt, container);
     view.body.textContent = content;
     view.content = content;
     // Shown on the last question only, while the session takes messages (CSS).
@@ -861,8 +879,8 @@
     view.notes.append(node("span", "msg-flag", label || S.notSent));
   }
 
-  function addAnswer(createdAt) {
-    var view = bubble("assistant", createdAt);
+  function addAnswer(createdAt, container) {
+    var view = bubble("assistant", createdAt, container);
     view.body.classList.add("md");
     view.text = "";
     view.renderer = new Markdown.StreamRenderer(view.body, scrollToEnd);
@@ -870,8 +888,12 @@
   }
 
   // The answer is whole (done, stopped, failed): render it once more in full.
-  function finishAnswer(view) {
-    view.renderer.finish(view.text);
+  function finishAnswer(view, fromHistory) {
+    if (fromHistory) {
+      view.body.replaceChildren(Markdown.render(view.text)); // no repaint or scroll per message
+    } else {
+      view.renderer.finish(view.text);
+    }
     addCodeCopyButtons(view);
     addAnswerActions(view);
   }
@@ -896,25 +918,63 @@
     view.renderer.update(view.text); // repainted at most once a frame, last block only
   }
 
+  /*
+   * A long session opens at once: the newest messages are rendered first (what is on
+   * screen), older ones are put in above them in small batches while the browser is
+   * idle, keeping the scroll position, so no single task blocks the page for long.
+   */
+  var HISTORY_BATCH = 24;
+
+  function whenIdle(callback) {
+    if (window.requestIdleCallback) {
+      window.requestIdleCallback(callback, { timeout: 250 });
+    } else {
+      window.setTimeout(callback, 16);
+    }
+  }
+
   function renderHistory(messages) {
+    var token = state.selectToken;
     var byId = {};
+    messages.forEach(function (message) { byId[message.id] = message; });
+    var start = Math.max(0, messages.length - HISTORY_BATCH);
+    var fragment = document.createDocumentFragment();
+    renderHistoryRange(messages.slice(start), byId, fragment);
+    dom.messages.append(fragment);
+    scrollToEnd();
+    function prependOlder() {
+      if (token !== state.selectToken || start === 0) {
+        return;
+      }
+      var from = Math.max(0, start - HISTORY_BATCH);
+      var older = document.createDocumentFragment();
+      renderHistoryRange(messages.slice(from, start), byId, older);
+      var fromBottom = dom.messages.scrollHeight - dom.messages.scrollTop;
+      dom.messages.insertBefore(older, dom.messages.querySelector(".msg"));
+      dom.messages.scrollTop = dom.messages.scrollHeight - fromBottom;
+      start = from;
+      whenIdle(prependOlder);
+    }
+    whenIdle(prependOlder);
+  }
+
+  function renderHistoryRange(messages, byId, container) {
     messages.forEach(function (message) {
-      byId[message.id] = message;
       var createdAt = new Date(message.created_at);
       if (message.role === "user") {
-        var userView = addUserMessage(message.content, createdAt);
+        var userView = addUserMessage(message.content, createdAt, container);
         showPii(userView, message.pii_counts);
         if (message.status === "failed") {
           markNotSent(userView);
         }
         return;
       }
-      var view = addAnswer(createdAt);
+      var view = addAnswer(createdAt, container);
       view.text = message.content;
       view.messageId = message.id;
       view.rating = message.feedback_rating || "";
       view.question = byId[message.reply_to] ? byId[message.reply_to].content : "";
-      finishAnswer(view);
+      finishAnswer(view, true);
       if (message.status === "stopped") {
         setAnswerState(view, "stopped", S.stopped);
       } else if (message.status === "failed") {
@@ -931,7 +991,6 @@
         setAnswerState(view, "complete", "");
       }
     });
-    scrollToEnd();
   }
 
   function addRetryButton(view, pending) {
@@ -1323,7 +1382,38 @@
   });
   dom.input.addEventListener("input", updateComposer);
   dom.stop.addEventListener("click", stop);
-  dom.newSession.addEventListener("click", createSession);
+  // On a phone the session list is a drawer (CSS); on a wide screen these do nothing visible.
+  function openDrawer() {
+    dom.layout.classList.add("drawer-open");
+    dom.drawerToggle.setAttribute("aria-expanded", "true");
+    dom.drawerBackdrop.hidden = false;
+    dom.newSession.focus();
+  }
+
+  function closeDrawer() {
+    dom.layout.classList.remove("drawer-open");
+    dom.drawerToggle.setAttribute("aria-expanded", "false");
+    dom.drawerBackdrop.hidden = true;
+  }
+
+  dom.newSession.addEventListener("click", function () {
+    closeDrawer();
+    createSession();
+  });
+  dom.drawerToggle.addEventListener("click", function () {
+    if (dom.layout.classList.contains("drawer-open")) {
+      closeDrawer();
+    } else {
+      openDrawer();
+    }
+  });
+  dom.drawerBackdrop.addEventListener("click", closeDrawer);
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && dom.layout.classList.contains("drawer-open")) {
+      closeDrawer();
+      dom.drawerToggle.focus();
+    }
+  });
   dom.sessionSearch.addEventListener("input", function () {
     window.clearTimeout(state.searchTimer);
     state.searchTimer = window.setTimeout(runSearch, 250); // one request per pause in typing

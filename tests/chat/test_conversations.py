@@ -187,3 +187,37 @@ def test_it_records_feedback_audits_and_counts_it_by_rating(clinician, make_user
     assert other.post(url, {"rating": "up"}, format="json").status_code == 404
     listed = client.get(f"{SESSIONS}{session['id']}/messages/").json()
     assert listed[-1]["feedback_rating"] == "down"
+
+
+def test_it_exports_a_conversation_as_the_clinician_sees_it_and_audits_it(
+    clinician, make_user, ai_settings
+):
+    client = api_client(clinician)
+    session = _session(client)
+    question = f"A paciente Maria Aparecida da Silva, CPF {CPF}, pode fazer peeling?"
+    _send(client, session["id"], question)
+    url = f"{SESSIONS}{session['id']}/export/"
+
+    markdown = client.get(url, {"as": "md"})
+    assert markdown.status_code == 200
+    assert markdown["Content-Type"].startswith("text/markdown")
+    assert markdown["Content-Disposition"].startswith('attachment; filename="neonpro-conversa-')
+    assert markdown["Cache-Control"] == "no-store"
+    text = markdown.content.decode()
+    assert question in text  # personal data as the clinician sees it
+    assert "Maria Aparecida da Silva" in text.split("## Assistente", 1)[1]  # re-identified
+    assert "## Você" in text
+
+    pdf = client.get(url, {"as": "pdf"})
+    assert pdf.status_code == 200
+    assert pdf["Content-Type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-")
+
+    events = AuditEvent.objects.filter(event_type="data_exported", session_id=session["id"])
+    assert sorted(e.metadata["format"] for e in events) == ["md", "pdf"]
+    assert all(e.metadata["scope"] == "session" and e.metadata["messages"] == 2 for e in events)
+    assert CPF not in str([e.metadata for e in events])
+
+    assert client.get(url, {"as": "docx"}).status_code == 400
+    assert client.get(url).status_code == 400
+    assert api_client(make_user()).get(url, {"as": "md"}).status_code == 404

@@ -167,3 +167,23 @@ def test_it_titles_renames_searches_and_deletes_sessions(
     expect(page.locator("#banner")).to_be_hidden()
     expect(page.locator("#message-input")).to_be_enabled()
     assert page.errors == []
+
+
+def test_it_exports_the_conversation_as_markdown_and_pdf(browser_page, ui_server, ui_accounts, sim):
+    page = browser_page
+    sim.configure(token_delay_ms=0, answer_tokens=3)
+    ready_to_chat(page, ui_server.url, "alice", ui_accounts["alice"])
+    question = "A paciente Maria Aparecida da Silva pode fazer laser?"
+    send(page, question)
+    expect(answers(page).first).to_have_attribute("data-status", "complete")
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Exportar .md").click()
+    text = open(download.value.path(), encoding="utf-8").read()
+    assert download.value.suggested_filename.endswith(".md")
+    assert question in text and "## Assistente" in text
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Exportar PDF").click()
+    assert download.value.suggested_filename.endswith(".pdf")
+    assert open(download.value.path(), "rb").read(5) == b"%PDF-"
