@@ -211,3 +211,30 @@ def test_the_audit_event_list_filters_by_type_clinic_user_and_date(client, objec
     response = client.get(changelist + f"?subject_user_id={other.pk}")
     assert response.context["cl"].result_count == 0
     assert audit.audit_chain_verify().ok
+
+
+@pytest.mark.django_db
+def test_officers_list_answer_feedback_with_its_comment_and_ops_cannot(
+        client, make_user, make_session, officer, ops):
+    session = make_session(make_user(username="subject-feedback"), exchanges=2)
+    rated, unrated = session.messages.filter(role="assistant").order_by("created_at")
+    rated.feedback_rating = "down"
+    rated.feedback_comment = "Faltou a dose para Joana Prado"
+    rated.feedback_at = timezone.now()
+    rated.save()
+    changelist = reverse("admin:chat_messagefeedback_changelist")
+
+    client.force_login(officer)
+    page = client.get(changelist).content.decode()
+    assert "Faltou a dose para Joana Prado" in page  # comments: officers only
+    assert str(rated.pk) in page and str(unrated.pk) not in page  # rated answers only
+    change = _url("chat.messagefeedback", "change", rated.pk)
+    assert client.get(change).status_code == OK
+    assert client.post(change, {"feedback_rating": "up"}).status_code == DENIED
+    assert client.post(_url("chat.messagefeedback", "delete", rated.pk),
+                       {"post": "yes"}).status_code == DENIED
+    rated.refresh_from_db()
+    assert rated.feedback_rating == "down"
+
+    client.force_login(ops)
+    assert client.get(changelist).status_code == DENIED
