@@ -8,6 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.ui.tcp_proxy import SeverableProxy
 from tests.ui.test_chat_ui import (
     accept_terms,
     answers,
@@ -72,3 +73,24 @@ def test_it_serves_a_favicon(browser_page, ui_server):
     assert response.status == 200
     assert response.headers["content-type"] in ("image/x-icon", "image/vnd.microsoft.icon")
     assert response.body()[:4] == b"\x00\x00\x01\x00"  # an ICO file
+
+
+def test_it_clears_a_connection_banner_once_the_connection_is_back(
+    browser_page, ui_server, ui_accounts, sim
+):
+    proxy = SeverableProxy("127.0.0.1", ui_server.port).start()
+    try:
+        page = browser_page
+        ready_to_chat(page, proxy.url, "dora", ui_accounts["dora"])
+        banner = page.locator("#banner")
+
+        page.context.set_offline(True)
+        page.get_by_label("Buscar nas suas sessões").fill("peeling")  # a request that fails
+        expect(banner).to_have_attribute("data-code", "network")
+        page.context.set_offline(False)
+        assert proxy.sever() >= 1  # the socket drops and the page reconnects
+
+        expect(page.locator("#conn-status")).to_have_attribute("data-state", "open")
+        expect(banner).to_be_hidden()
+    finally:
+        proxy.stop()
