@@ -920,10 +920,13 @@
 
   /*
    * A long session opens at once: the newest messages are rendered first (what is on
-   * screen), older ones are put in above them in small batches while the browser is
-   * idle, keeping the scroll position, so no single task blocks the page for long.
+   * screen), older ones are put in above them while the browser is idle, a few at a
+   * time for as long as the idle period lasts (about 10 ms), keeping the scroll
+   * position, so no single task blocks the page for long however busy the machine.
    */
-  var HISTORY_BATCH = 24;
+  var HISTORY_BATCH = 24; // rendered at once when the session opens
+  var HISTORY_STEP = 2; // then this many at a time, while idle time remains
+  var HISTORY_SLICE_MS = 10;
 
   function whenIdle(callback) {
     if (window.requestIdleCallback) {
@@ -942,13 +945,19 @@
     renderHistoryRange(messages.slice(start), byId, fragment);
     dom.messages.append(fragment);
     scrollToEnd();
-    function prependOlder() {
+    function prependOlder(deadline) {
       if (token !== state.selectToken || start === 0) {
         return;
       }
-      var from = Math.max(0, start - HISTORY_BATCH);
+      var began = window.performance.now();
+      var from = start;
       var older = document.createDocumentFragment();
-      renderHistoryRange(messages.slice(from, start), byId, older);
+      do {
+        var next = Math.max(0, from - HISTORY_STEP);
+        renderHistoryRange(messages.slice(next, from), byId, older);
+        from = next;
+      } while (from > 0 && window.performance.now() - began < HISTORY_SLICE_MS &&
+        (!deadline || deadline.timeRemaining() > 1));
       var fromBottom = dom.messages.scrollHeight - dom.messages.scrollTop;
       dom.messages.insertBefore(older, dom.messages.querySelector(".msg"));
       dom.messages.scrollTop = dom.messages.scrollHeight - fromBottom;
