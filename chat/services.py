@@ -217,6 +217,9 @@ def session_delete(*, user, session_id) -> dict[str, int]:
     return counts
 
 
+FEEDBACK_COMMENT_MAX_CHARS = 2000
+
+
 def message_feedback_record(*, user, message_id, rating: Any, comment: Any = "") -> ChatMessage:
     """Store the clinician's rating (up/down) of one of their answers, with an optional
     comment; rating again replaces it. Audited and counted by rating only."""
@@ -239,9 +242,6 @@ def message_feedback_record(*, user, message_id, rating: Any, comment: Any = "")
                                      "has_comment": bool(message.feedback_comment)})
     metrics.FEEDBACK.labels(rating=rating).inc()
     return message
-
-
-FEEDBACK_COMMENT_MAX_CHARS = 2000
 
 
 def sessions_expire_idle(*, now=None) -> int:
