@@ -534,9 +534,15 @@ _SEARCH_TOKENS_SQL = "SELECT search_tokens FROM chat_chatsession WHERE id = %s"
 _SET_SEARCH_TOKENS_SQL = "UPDATE chat_chatsession SET search_tokens = %s WHERE id = %s"
 
 
+# Markdown marks a title does without ("_" stays: placeholders such as [NOME_1] use it).
+_MARKDOWN_MARKS = str.maketrans(dict.fromkeys("#*`|>~", " "))
+
+
 def title_from_text(text: str) -> str:
-    """A one-line title from (redacted) text: whitespace collapsed, cut at a word."""
-    line = " ".join(text.replace("#", " ").replace("*", " ").split())
+    """A one-line title from (redacted) text: Markdown marks, bullets and table rules
+    dropped, whitespace collapsed, cut at a word."""
+    words = text.translate(_MARKDOWN_MARKS).split()
+    line = " ".join(word for word in words if word.strip("-:+"))
     if len(line) <= TITLE_MAX_CHARS:
         return line
     cut = line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0] or line[:TITLE_MAX_CHARS]

@@ -221,3 +221,14 @@ def test_it_exports_a_conversation_as_the_clinician_sees_it_and_audits_it(
     assert client.get(url, {"as": "docx"}).status_code == 400
     assert client.get(url).status_code == 400
     assert api_client(make_user()).get(url, {"as": "md"}).status_code == 404
+
+
+@pytest.mark.parametrize(("text", "title"), [
+    ("Resumo\n\n## Cuidados\n\n- **hidratar**\n- `protetor`\n\n| Dia | Cuidado |\n|---|---|",
+     "Resumo Cuidados hidratar protetor Dia Cuidado"),
+    ("Paciente [NOME_1], CPF [CPF_1]: pode?", "Paciente [NOME_1], CPF [CPF_1]: pode?"),
+    ("palavra " * 20, "palavra palavra palavra palavra palavra palavra palavra…"),
+    ("   ", ""),
+])
+def test_it_makes_a_one_line_title_without_markdown(text, title):
+    assert services.title_from_text(text) == title
