@@ -27,6 +27,7 @@ from chat.models import (
     ChatSession,
     Clinic,
     ClinicMembership,
+    MessageFeedback,
     ProviderAttempt,
 )
 from compliance import audit, backoffice, redaction
@@ -342,6 +343,55 @@ class ProviderAttemptAdmin(admin.ModelAdmin):
     @admin.display(description=_("outcome"), ordering="outcome")
     def outcome_label(self, obj: ProviderAttempt) -> str:
         return obj.get_outcome_display()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(MessageFeedback)
+class MessageFeedbackAdmin(admin.ModelAdmin):
+    """Clinicians' ratings of answers, read-only. The comment is free text (it may name
+    a patient): decrypted only for compliance officers, and shown to them with its
+    personal data masked, like message text."""
+
+    list_display = ["feedback_at", "feedback_rating", "provider", "model", "session_id",
+                    "comment"]
+    list_filter = ["feedback_rating", "provider", ("feedback_at", admin.DateFieldListFilter)]
+    search_fields = ["session__id__exact", "id__exact"]
+    ordering = ["-feedback_at"]
+    _fields = ["id", "session_id", "feedback_rating", "feedback_at", "provider", "model",
+               "created_at"]
+
+    def get_queryset(self, request):
+        queryset = (super().get_queryset(request).exclude(feedback_rating="")
+                    .defer("content", "redacted_content"))
+        if not is_compliance_officer(request.user):
+            queryset = queryset.defer("feedback_comment")
+        return queryset
+
+    def get_fields(self, request, obj=None):
+        return self._fields + (["comment"] if is_compliance_officer(request.user) else [])
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    def get_list_display(self, request):
+        if is_compliance_officer(request.user):
+            return self.list_display
+        return [field for field in self.list_display if field != "comment"]
+
+    @admin.display(description=_("comment (personal data masked)"))
+    def comment(self, obj: MessageFeedback) -> str:
+        if not obj.feedback_comment:
+            return "—"
+        # Stateless and fail-closed: a comment the detectors cannot read is withheld whole.
+        return redaction.redact_for_log(obj.feedback_comment)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

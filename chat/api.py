@@ -6,24 +6,27 @@ from typing import Any
 
 import orjson
 from asgiref.sync import async_to_sync
-from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import renderers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import selectors, services
+from chat import export, selectors, services
 from chat.api_errors import chat_error_response
 from chat.errors import ChatError
 from chat.models import ChatMessage
 from chat.serializers import (
     ErrorSerializer,
     ExchangeSerializer,
+    FeedbackResultSerializer,
+    FeedbackSerializer,
     MessageCreateSerializer,
     MessageSerializer,
     SessionCreateSerializer,
     SessionSerializer,
+    SessionUpdateSerializer,
 )
 from monitoring.tracing import current_trace_id
 
@@ -43,9 +46,16 @@ class EventStreamRenderer(renderers.BaseRenderer):
 
 
 class SessionListCreateView(APIView):
-    @extend_schema(responses={200: SessionSerializer(many=True), **_ERRORS})
+    @extend_schema(
+        parameters=[OpenApiParameter("q", str, description="Only sessions whose title or "
+                                     "messages contain every word (whole words).")],
+        responses={200: SessionSerializer(many=True), **_ERRORS},
+    )
     def get(self, request: Request) -> Response:
-        sessions = selectors.session_list_for_user(user=request.user)[:200]
+        query = request.query_params.get("q", "")
+        if len(query) > 200:
+            raise ChatError("invalid", "q must be at most 200 characters.")
+        sessions = selectors.session_list_for_user(user=request.user, query=query)[:200]
         return Response(SessionSerializer(sessions, many=True,
                                           context={"request": request}).data)
 
@@ -65,6 +75,51 @@ class SessionDetailView(APIView):
     def get(self, request: Request, session_id) -> Response:
         session = selectors.session_get_for_user(user=request.user, session_id=session_id)
         return Response(SessionSerializer(session, context={"request": request}).data)
+
+    @extend_schema(request=SessionUpdateSerializer,
+                   responses={200: SessionSerializer, **_ERRORS})
+    def patch(self, request: Request, session_id) -> Response:
+        payload = SessionUpdateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        session = services.session_rename(user=request.user, session_id=session_id,
+                                          title=payload.validated_data["title"])
+        return Response(SessionSerializer(session, context={"request": request}).data)
+
+    @extend_schema(request=None, responses={204: None, **_ERRORS})
+    def delete(self, request: Request, session_id) -> Response:
+        services.session_delete(user=request.user, session_id=session_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MessageFeedbackView(APIView):
+    @extend_schema(request=FeedbackSerializer,
+                   responses={200: FeedbackResultSerializer, **_ERRORS})
+    def post(self, request: Request, message_id) -> Response:
+        payload = FeedbackSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        message = services.message_feedback_record(
+            user=request.user, message_id=message_id,
+            rating=payload.validated_data["rating"],
+            comment=payload.validated_data["comment"],
+        )
+        return Response(FeedbackResultSerializer(message).data)
+
+
+class SessionExportView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("as", str, enum=list(export.FORMATS), required=True,
+                                     description="md or pdf (`format` is DRF's own)")],
+        responses={(200, "text/markdown"): str, (200, "application/pdf"): bytes, **_ERRORS},
+        description="The conversation as the clinician sees it, personal data included; "
+        "recorded as a data_exported audit event before it is delivered.",
+    )
+    def get(self, request: Request, session_id) -> HttpResponse:
+        exported = export.session_export(user=request.user, session_id=session_id,
+                                         export_format=request.query_params.get("as", ""))
+        response = HttpResponse(exported.body, content_type=exported.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{exported.filename}"'
+        response["Cache-Control"] = "no-store"  # personal data: never kept by a cache
+        return response
 
 
 class SessionCloseView(APIView):

@@ -15,6 +15,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "session_expired": 409,
     "in_progress": 409,
+    "legal_hold": 409,
     "message_too_long": 413,
     "pii_redaction_failed": 422,
     "pii_blocked": 422,

@@ -82,6 +82,10 @@ class ChatSession(models.Model):
         _("legal hold"), default=False,
         help_text=_("Sessions under legal hold are skipped by the retention purge."),
     )
+    # Keyed hashes of the words of the title and of the redacted messages (chat.search),
+    # space-separated: the owner's search matches them without decrypting anything, and
+    # equal words hash differently for different users. Deleted with the session.
+    search_tokens = models.TextField(default="", blank=True, editable=False)
 
     class Meta:
         verbose_name = _("chat session")
@@ -112,6 +116,10 @@ class ChatMessage(models.Model):
     class Role(models.TextChoices):
         USER = "user", _("user")
         ASSISTANT = "assistant", _("assistant")
+
+    class Rating(models.TextChoices):
+        UP = "up", _("helpful")
+        DOWN = "down", _("not helpful")
 
     class Status(models.TextChoices):
         COMPLETE = "complete", _("complete")
@@ -153,6 +161,14 @@ class ChatMessage(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False,
                                       db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # The clinician's rating of an answer. Kept on the message, not in a table of its
+    # own, so that retention and erasure remove it with the answer it rates.
+    feedback_rating = models.CharField(
+        _("rating"), max_length=4, choices=Rating.choices, blank=True, default=""
+    )
+    # Free text typed by the clinician: may name a patient, so encrypted.
+    feedback_comment = EncryptedTextField(_("comment"), blank=True, default="")
+    feedback_at = models.DateTimeField(_("rated at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("chat message")
@@ -212,3 +228,12 @@ OUTCOME_LABELS = {
     "cancelled": _("cancelled"),
     "skipped_open_circuit": _("skipped (provider circuit open)"),
 }
+
+
+class MessageFeedback(ChatMessage):
+    """Rated answers, for the officers' list in the admin (same rows as ChatMessage)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("answer feedback")
+        verbose_name_plural = _("answer feedback")

@@ -8,6 +8,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from chat import search
 from chat.errors import ChatError
 from chat.models import ChatMessage, ChatSession
 from neonpro.db import db_value, instance_from_row, python_value
@@ -83,8 +84,26 @@ def session_history_for_provider(*, session_id: uuid.UUID, before, limit: int
             for role, text in reversed(rows)]
 
 
-def session_list_for_user(*, user) -> QuerySet[ChatSession]:
-    return ChatSession.objects.filter(user=user).order_by("-created_at")
+def session_list_for_user(*, user, query: str = "") -> QuerySet[ChatSession]:
+    """The user's sessions, newest first; with `query`, only those whose title or
+    messages contain every word of it (chat.search: nothing is decrypted to match)."""
+    sessions = ChatSession.objects.filter(user=user).order_by("-created_at")
+    if query:
+        tokens = search.tokens_for_query(user_id=user.pk, query=query)
+        if not tokens:
+            return sessions.none()
+        for token in tokens:
+            sessions = sessions.filter(search_tokens__contains=f" {token} ")
+    return sessions.defer("pii_mapping", "search_tokens")
+
+
+def answer_get_for_user(*, user, message_id) -> ChatMessage:
+    """One answer (assistant message) in one of the user's own sessions."""
+    try:
+        return ChatMessage.objects.select_related("session").get(
+            id=_parse_uuid(message_id), session__user=user, role=ChatMessage.Role.ASSISTANT)
+    except ChatMessage.DoesNotExist:
+        raise ChatError("not_found", "Message not found.") from None
 
 
 def active_session_count() -> int:

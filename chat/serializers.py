@@ -17,8 +17,8 @@ class SessionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ChatSession
-        fields = ["id", "title", "status", "created_at", "expires_at", "closed_at",
-                  "websocket_url"]
+        fields = ["id", "title", "status", "created_at", "last_activity_at", "expires_at",
+                  "closed_at", "websocket_url"]
 
     def get_websocket_url(self, session: ChatSession) -> str:
         request = self.context.get("request")
@@ -29,6 +29,10 @@ class SessionSerializer(serializers.ModelSerializer):
         return f"{scheme}://{request.get_host()}{path}"
 
 
+class SessionUpdateSerializer(serializers.Serializer):
+    title = serializers.CharField(allow_blank=True, max_length=200, trim_whitespace=True)
+
+
 class MessageSerializer(serializers.ModelSerializer):
     reply_to = serializers.UUIDField(source="reply_to_id", read_only=True, allow_null=True)
 
@@ -36,7 +40,19 @@ class MessageSerializer(serializers.ModelSerializer):
         model = ChatMessage
         fields = ["id", "role", "content", "status", "error_code", "client_id", "reply_to",
                   "pii_counts", "provider", "model", "input_tokens", "output_tokens",
-                  "latency_ms", "first_token_ms", "created_at"]
+                  "latency_ms", "first_token_ms", "feedback_rating", "created_at"]
+
+
+class FeedbackSerializer(serializers.Serializer):
+    rating = serializers.ChoiceField(choices=ChatMessage.Rating.choices)
+    comment = serializers.CharField(required=False, allow_blank=True, default="",
+                                    max_length=2000)
+
+
+class FeedbackResultSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    feedback_rating = serializers.CharField()
+    feedback_at = serializers.DateTimeField()
 
 
 class StrictCharField(serializers.CharField):

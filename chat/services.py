@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
-from chat import selectors, shutdown
+from chat import search, selectors, shutdown
 from chat.db import run_db
 from chat.errors import ChatError
 from chat.models import ChatMessage, ChatSession, ClinicMembership, ProviderAttempt
@@ -155,6 +155,93 @@ def session_close_all_for_user(*, user, reason: str) -> list[uuid.UUID]:
             closed.append(session.id)
     _notify_session_closed(session_ids=closed, reason=reason)
     return closed
+
+
+def session_rename(*, user, session_id, title: Any) -> ChatSession:
+    """Give one of the user's sessions a title of their own (empty: the date label).
+
+    The title is encrypted like messages; its words become searchable only after
+    redaction, so a patient's name typed into a title is not put in the index.
+    """
+    if not isinstance(title, str) or len(title.strip()) > 200:
+        raise ChatError("invalid", "title must be a string of at most 200 characters.")
+    title = " ".join(title.split())
+    with transaction.atomic():
+        session = selectors.session_get_for_user(user=user, session_id=session_id,
+                                                 for_update=True)
+        session.title = title
+        try:
+            redacted_title = _redact(title, dict(session.pii_mapping)).text if title else ""
+        except redaction.RedactionError:
+            redacted_title = ""  # fail closed: an unverified title is not indexed
+        texts = [redacted_title, *ChatMessage.objects.filter(session=session)
+                 .values_list("redacted_content", flat=True)]
+        session.search_tokens = search.pack(search.tokens_for_texts(user_id=user.pk, texts=texts))
+        session.save(update_fields=["title", "search_tokens"])
+        audit.record_event(event_type=audit.Event.SESSION_RENAMED, actor_id=user.pk,
+                           subject_user_id=user.pk, clinic_id=session.clinic_id,
+                           session_id=session.id)
+    return session
+
+
+def session_delete(*, user, session_id) -> dict[str, int]:
+    """Delete one of the user's sessions now, with its messages, attempts and feedback.
+
+    This is what the retention purge would do once the session is past
+    DATA_RETENTION_DAYS, brought forward by its owner: the rows are deleted, not
+    kept blank. A session under legal hold must be kept (LGPD Art. 16 I) and is
+    refused. The audit trail keeps a data_erased event with ids and counts only,
+    written in the same transaction: if it cannot be written, nothing is deleted.
+    """
+    with transaction.atomic():
+        session = selectors.session_get_for_user(user=user, session_id=session_id,
+                                                 for_update=True)
+        if session.legal_hold:
+            raise ChatError("legal_hold",
+                            "This session is under legal hold and cannot be deleted.")
+        was_active = session.status == ChatSession.Status.ACTIVE
+        if was_active:
+            _finish_session(session, status=ChatSession.Status.CLOSED,
+                            reason="deleted_by_user", now=timezone.now())
+        messages = ChatMessage.objects.filter(session=session).count()
+        session_uuid, clinic_id = session.id, session.clinic_id
+        session.delete()
+        counts = {"sessions": 1, "messages": messages}
+        audit.record_event(event_type=audit.Event.DATA_ERASED, actor_id=user.pk,
+                           subject_user_id=user.pk, clinic_id=clinic_id,
+                           session_id=session_uuid,
+                           metadata={"scope": "session", "reason": "deleted_by_user",
+                                     **counts})
+    if was_active:
+        _notify_session_closed(session_ids=[session_uuid], reason="deleted_by_user")
+    return counts
+
+
+FEEDBACK_COMMENT_MAX_CHARS = 2000
+
+
+def message_feedback_record(*, user, message_id, rating: Any, comment: Any = "") -> ChatMessage:
+    """Store the clinician's rating (up/down) of one of their answers, with an optional
+    comment; rating again replaces it. Audited and counted by rating only."""
+    if rating not in ChatMessage.Rating.values:
+        raise ChatError("invalid", "rating must be 'up' or 'down'.")
+    if not isinstance(comment, str) or len(comment) > FEEDBACK_COMMENT_MAX_CHARS:
+        raise ChatError("invalid", f"comment must be a string of at most "
+                                   f"{FEEDBACK_COMMENT_MAX_CHARS} characters.")
+    message = selectors.answer_get_for_user(user=user, message_id=message_id)
+    message.feedback_rating = rating
+    message.feedback_comment = comment.strip()
+    message.feedback_at = timezone.now()
+    with transaction.atomic():
+        message.save(update_fields=["feedback_rating", "feedback_comment", "feedback_at",
+                                    "updated_at"])
+        audit.record_event(event_type=audit.Event.FEEDBACK_GIVEN, actor_id=user.pk,
+                           subject_user_id=user.pk, clinic_id=message.session.clinic_id,
+                           session_id=message.session_id,
+                           metadata={"message_id": str(message.id), "rating": rating,
+                                     "has_comment": bool(message.feedback_comment)})
+    metrics.FEEDBACK.labels(rating=rating).inc()
+    return message
 
 
 def sessions_expire_idle(*, now=None) -> int:
@@ -458,6 +545,8 @@ def _store_exchange(*, session: ChatSession, content: str, client_id: uuid.UUID 
     insert_rows([user_message, assistant_message])
     _touch_session(session_id=session.id, mapping=result.mapping, now=now)
     history = _history(session=session, before=user_message)
+    if len(history) == 1:  # nothing before it: the session's first question
+        _title_from_first_question(session_id=session.id, redacted_text=result.text)
     return _Prepared(
         session_id=session.id,
         user_id=session.user_id,
@@ -490,6 +579,58 @@ def _touch_session(*, session_id: uuid.UUID, mapping: dict[str, str], now) -> No
             db_value(ChatSession, "last_activity_at", now),
             db_value(ChatSession, "expires_at", _new_expiry(now)),
             db_value(ChatSession, "id", session_id)])
+
+
+TITLE_MAX_CHARS = 60
+_TITLE_SQL = "UPDATE chat_chatsession SET title = %s WHERE id = %s AND title = ''"
+_SEARCH_TOKENS_SQL = "SELECT search_tokens FROM chat_chatsession WHERE id = %s"
+_SET_SEARCH_TOKENS_SQL = "UPDATE chat_chatsession SET search_tokens = %s WHERE id = %s"
+
+
+# Markdown marks a title does without ("_" stays: placeholders such as [NOME_1] use it).
+_MARKDOWN_MARKS = str.maketrans(dict.fromkeys("#*`|>~", " "))
+
+
+def title_from_text(text: str) -> str:
+    """A one-line title from (redacted) text: Markdown marks, bullets and table rules
+    dropped, whitespace collapsed, cut at a word."""
+    words = text.translate(_MARKDOWN_MARKS).split()
+    line = " ".join(word for word in words if word.strip("-:+"))
+    if len(line) <= TITLE_MAX_CHARS:
+        return line
+    cut = line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0] or line[:TITLE_MAX_CHARS]
+    return cut.rstrip(" ,.;:") + "…"
+
+
+def _title_from_first_question(*, session_id: uuid.UUID, redacted_text: str) -> None:
+    """Name an untitled session after its first question as the provider saw it:
+    the redacted text, so a title never carries a name or a CPF."""
+    title = title_from_text(redacted_text)
+    if not title:
+        return
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(_TITLE_SQL, [db_value(ChatSession, "title", title),
+                                    db_value(ChatSession, "id", session_id)])
+
+
+def _add_search_tokens(*, session_id: uuid.UUID, user_id: int, texts: list[str]) -> None:
+    """Make the session findable by the words of `texts` (redacted text only)."""
+    tokens = search.tokens_for_texts(user_id=user_id, texts=texts)
+    if not tokens:
+        return
+    connection = connections[DEFAULT_DB_ALIAS]
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    session_key = db_value(ChatSession, "id", session_id)
+    with connection.cursor() as cursor:
+        # Row-locked read, then write: two answers of one session never lose a word.
+        cursor.execute(_SEARCH_TOKENS_SQL + lock, [session_key])
+        row = cursor.fetchone()
+        if row is None:
+            return
+        known = search.unpack(row[0])
+        if known.issuperset(tokens):
+            return
+        cursor.execute(_SET_SEARCH_TOKENS_SQL, [search.pack(known.union(tokens)), session_key])
 
 
 def _prepare_existing(*, user, session: ChatSession, user_message: ChatMessage) -> _Prepared:
@@ -643,6 +784,9 @@ def _finish_answer(
         message.provider, message.model = source.provider, source.model
     message.updated_at = timezone.now()
     with transaction.atomic():
+        # The session row first, then the message: the order the accept step locks in.
+        _add_search_tokens(session_id=prepared.session_id, user_id=prepared.user_id,
+                           texts=[prepared.user_message.redacted_content, provider_text])
         _store_answer(message)
         insert_rows([
             ProviderAttempt(

@@ -9,4 +9,8 @@ urlpatterns = [
          name="chat-session-close"),
     path("sessions/<uuid:session_id>/messages/", api.SessionMessagesView.as_view(),
          name="chat-session-messages"),
+    path("sessions/<uuid:session_id>/export/", api.SessionExportView.as_view(),
+         name="chat-session-export"),
+    path("messages/<uuid:message_id>/feedback/", api.MessageFeedbackView.as_view(),
+         name="chat-message-feedback"),
 ]

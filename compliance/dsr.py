@@ -303,9 +303,10 @@ def dsr_erase_subject(*, user, actor, request: DataSubjectRequest | None = None
         session_close_all_for_user(user=user, reason=ERASED_CLOSE_REASON)
         erasable = [sid for sid, held in sessions.items() if not held]
         messages = ChatMessage.objects.filter(session_id__in=erasable).update(
-            content="", redacted_content=""
+            content="", redacted_content="", feedback_comment=""
         )
-        ChatSession.objects.filter(id__in=erasable).update(title="", pii_mapping={})
+        ChatSession.objects.filter(id__in=erasable).update(title="", pii_mapping={},
+                                                           search_tokens="")
         revoked = sum(
             consent_revoke(user=user, purpose=purpose, actor=actor)
             for purpose in ConsentRecord.Purpose.values

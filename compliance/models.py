@@ -106,6 +106,8 @@ class AuditEvent(models.Model):
         INCIDENT_UPDATED = "incident_updated", _("security incident updated")
         INCIDENT_NOTIFIED = "incident_notified", _("security incident notification sent")
         INCIDENT_CLOSED = "incident_closed", _("security incident closed")
+        SESSION_RENAMED = "session_renamed", _("session renamed")
+        FEEDBACK_GIVEN = "feedback_given", _("answer feedback given")
 
     id = models.BigIntegerField(_("number"), primary_key=True)
     created_at = models.DateTimeField(_("recorded at"), db_index=True)

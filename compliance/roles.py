@@ -40,6 +40,7 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "chat.view_chatsession",
         "chat.change_chatsession",  # legal hold only; every other field is read-only
         "chat.view_chatmessage",
+        "chat.view_messagefeedback",
         VIEW_MESSAGE_CONTENT_PERM,
         "chat.view_providerattempt",
         "auth.view_user",

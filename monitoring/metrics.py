@@ -18,6 +18,9 @@ SESSION_DURATION = Histogram(
     buckets=(60, 300, 600, 900, 1800, 2700, 3600, 7200, 14400, 28800, 86400),
 )
 MESSAGES = Counter("ai_chat_messages", "Chat messages stored, by role.", ["role"])
+FEEDBACK = Counter(
+    "ai_chat_feedback", "Clinicians' ratings of answers, by rating (up or down).", ["rating"]
+)
 RESPONSE_TIME = Histogram(
     "ai_chat_messages_response_time_seconds",
     "Time from a stored user message to the complete stored answer.",

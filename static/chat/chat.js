@@ -5,8 +5,10 @@
  * WebSocket. Every message carries a client_id so that a resend after a
  * reconnect never creates a second message or a second provider call.
  *
- * Text from messages is only ever inserted as text (textContent / text nodes),
- * never parsed as HTML. All visible strings come translated from the page.
+ * Questions are only ever inserted as text (textContent). Answers are Markdown,
+ * rendered by markdown.js (marked, raw HTML shown as text, then DOMPurify), so
+ * no HTML from the model or the clinician ever runs. All visible strings come
+ * translated from the page.
  */
 (function () {
   "use strict";
@@ -17,6 +19,7 @@
   }
   var cfg = JSON.parse(configNode.textContent);
   var S = cfg.strings;
+  var Markdown = window.NeonproMarkdown;
 
   var dom = {
     newSession: document.getElementById("new-session"),
@@ -36,6 +39,18 @@
     charCount: document.getElementById("char-count"),
     stop: document.getElementById("stop-button"),
     send: document.getElementById("send-button"),
+    limitReason: document.getElementById("limit-reason"),
+    confirmDialog: document.getElementById("confirm-dialog"),
+    confirmText: document.getElementById("confirm-text"),
+    confirmOk: document.getElementById("confirm-ok"),
+    sessionSearch: document.getElementById("session-search"),
+    editNote: document.getElementById("edit-note"),
+    layout: document.getElementById("chat-layout"),
+    drawerToggle: document.getElementById("drawer-toggle"),
+    drawerBackdrop: document.getElementById("drawer-backdrop"),
+    exportLinks: document.getElementById("export-links"),
+    exportMd: document.getElementById("export-md"),
+    exportPdf: document.getElementById("export-pdf"),
   };
 
   var RECONNECT_BASE_MS = 500;
@@ -55,7 +70,15 @@
     composerLocked: false, // session ended, consent missing: no sending at all
     cooldownUntil: 0, // rate limit: no sending before this time (ms)
     bannerTimer: null,
+    closingSessionId: null, // the clinician is ending this session from this page
+    creating: false, // a session is being created for the first message
+    searchResults: null, // sessions matching the search box, null when it is empty
+    searchToken: 0,
+    searchTimer: null,
   };
+
+  // Banners whose cause is the connection: a working connection clears them.
+  var CONNECTION_CODES = ["network", "service_unavailable", "in_progress"];
 
   // --- small helpers ------------------------------------------------------------------
 
@@ -241,14 +264,32 @@
     return state.current && effectiveStatus(state.current) === "active";
   }
 
+  // With no session picked the clinician can still type: the first message opens one.
+  function canType() {
+    return !state.composerLocked && !state.creating && (!state.current || sessionIsOpen());
+  }
+
+  function overLimit() {
+    return dom.input.value.length > cfg.maxChars;
+  }
+
   function updateComposer() {
-    var open = sessionIsOpen() && !state.composerLocked;
+    var open = canType();
+    // Regenerate and edit apply to the last exchange of a session that takes messages.
+    dom.messages.classList.toggle("can-act", Boolean(sessionIsOpen() && !state.composerLocked && !state.streaming));
     var coolingDown = Date.now() < state.cooldownUntil;
     dom.input.disabled = !open;
-    dom.send.disabled = !open || state.streaming || coolingDown || !dom.input.value.trim();
+    dom.send.disabled = !open || state.streaming || coolingDown || !dom.input.value.trim() ||
+      overLimit();
     dom.send.hidden = state.streaming;
     dom.stop.hidden = !state.streaming;
     dom.closeSession.hidden = !sessionIsOpen();
+    dom.exportLinks.hidden = !state.current;
+    if (state.current) {
+      var exportUrl = urlFor(cfg.exportUrlTemplate, state.current.id);
+      dom.exportMd.href = exportUrl + "?as=md";
+      dom.exportPdf.href = exportUrl + "?as=pdf";
+    }
     updateCharCount();
   }
 
@@ -257,6 +298,12 @@
     var near = length > cfg.maxChars * 0.8;
     dom.charCount.textContent = near ? fmt(S.charCount, { count: length, max: cfg.maxChars }) : "";
     dom.charCount.classList.toggle("over", length > cfg.maxChars);
+    // Send is disabled over the limit; say why next to it.
+    dom.limitReason.hidden = !overLimit();
+    dom.limitReason.textContent = overLimit() ? fmt(S.err_message_too_long, { max: cfg.maxChars }) : "";
+    if (!overLimit() && !dom.banner.hidden && dom.banner.getAttribute("data-code") === "message_too_long") {
+      clearBanner(); // the text that caused it is gone
+    }
   }
 
   function setStreaming(streaming) {
@@ -267,15 +314,22 @@
 
   // --- sessions list --------------------------------------------------------------------
 
+  function sessionMeta(session) {
+    var created = dateTimeFormat.format(new Date(session.created_at));
+    var last = session.last_activity_at ? dateTimeFormat.format(new Date(session.last_activity_at)) : created;
+    return fmt(S.sessionMeta, { created: created, last: last });
+  }
+
   function renderSessions() {
     dom.sessionList.replaceChildren();
     dom.sessionList.removeAttribute("aria-busy");
-    if (!state.sessions.length) {
-      dom.sessionList.append(node("li", "session-empty", S.noSessions));
+    var shown = state.searchResults || state.sessions;
+    if (!shown.length) {
+      dom.sessionList.append(node("li", "session-empty", state.searchResults ? S.noResults : S.noSessions));
       return;
     }
-    state.sessions.forEach(function (session) {
-      var item = node("li");
+    shown.forEach(function (session) {
+      var item = node("li", "session-item");
       var link = node("a", "session-link");
       link.href = urlFor(cfg.pageUrlTemplate, session.id);
       link.setAttribute("data-session-id", session.id);
@@ -283,20 +337,147 @@
         link.setAttribute("aria-current", "page");
       }
       var status = effectiveStatus(session);
-      link.append(
-        node("span", "session-title", sessionTitle(session)),
-        node("span", "badge badge-" + status, statusLabel(status))
-      );
+      var text = node("span", "session-text");
+      var title = node("span", "session-title", sessionTitle(session));
+      title.title = sessionTitle(session); // the whole title on hover when it is cut
+      text.append(title, node("span", "session-meta", sessionMeta(session)));
+      link.append(text, node("span", "badge badge-" + status, statusLabel(status)));
       link.addEventListener("click", function (event) {
         if (event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) {
           return; // let the browser open it in a new tab
         }
         event.preventDefault();
+        closeDrawer();
         selectSession(session.id, true);
       });
-      item.append(link);
+      var actions = node("div", "session-actions");
+      var rename = node("button", "icon-btn", "✎");
+      rename.type = "button";
+      rename.setAttribute("aria-label", fmt(S.renameSession, { title: sessionTitle(session) }));
+      rename.title = S.rename;
+      rename.setAttribute("data-testid", "rename-session");
+      rename.addEventListener("click", function () { startRename(item, session); });
+      var remove = node("button", "icon-btn", "🗑");
+      remove.type = "button";
+      remove.setAttribute("aria-label", fmt(S.deleteSession, { title: sessionTitle(session) }));
+      remove.title = S.delete;
+      remove.setAttribute("data-testid", "delete-session");
+      remove.addEventListener("click", function () { deleteSession(session); });
+      actions.append(rename, remove);
+      item.append(link, actions);
       dom.sessionList.append(item);
     });
+  }
+
+  function startRename(item, session) {
+    var form = node("form", "session-rename");
+    var input = node("input", "session-rename-input");
+    input.type = "text";
+    input.maxLength = 200;
+    input.value = session.title || "";
+    input.setAttribute("aria-label", S.rename);
+    input.setAttribute("data-testid", "rename-input");
+    form.append(input);
+    item.replaceChildren(form);
+    input.focus();
+    input.select();
+    var done = false;
+    function finish(save) {
+      if (done) {
+        return;
+      }
+      done = true;
+      if (!save || input.value.trim() === (session.title || "")) {
+        renderSessions();
+        return;
+      }
+      api("PATCH", urlFor(cfg.sessionUrlTemplate, session.id), { title: input.value }).then(function (updated) {
+        replaceSession(updated);
+      }, function (error) {
+        renderSessions();
+        handleApiError(error);
+      });
+    }
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      finish(true);
+    });
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        finish(false);
+      }
+    });
+    input.addEventListener("blur", function () { finish(true); });
+  }
+
+  // A fresh copy of a session from the server: in the list, the results and the header.
+  function replaceSession(updated) {
+    upsertSession(updated);
+    if (state.searchResults) {
+      state.searchResults = state.searchResults.map(function (s) { return s.id === updated.id ? updated : s; });
+    }
+    if (state.current && state.current.id === updated.id) {
+      state.current = updated;
+      renderHeader();
+    }
+    renderSessions();
+  }
+
+  function deleteSession(session) {
+    confirmAction(fmt(S.confirmDelete, { title: sessionTitle(session) }), S.delete).then(function (confirmed) {
+      if (!confirmed) {
+        return;
+      }
+      if (state.current && state.current.id === session.id) {
+        state.closingSessionId = session.id; // its socket closes: no warning for that
+      }
+      api("DELETE", urlFor(cfg.sessionUrlTemplate, session.id)).then(function () {
+        var keep = function (s) { return s.id !== session.id; };
+        state.sessions = state.sessions.filter(keep);
+        if (state.searchResults) {
+          state.searchResults = state.searchResults.filter(keep);
+        }
+        if (state.current && state.current.id === session.id) {
+          leaveSession();
+          window.history.pushState({}, "", cfg.homeUrl);
+        }
+        renderSessions();
+      }, handleApiError);
+    });
+  }
+
+  // Back to "no session picked": the next message typed opens a new one.
+  function leaveSession() {
+    state.selectToken += 1;
+    teardownSocket();
+    clearBanner();
+    state.current = null;
+    state.pending = null;
+    state.composerLocked = false;
+    setStreaming(false);
+    clearMessages();
+    dom.title.textContent = S.appTitle;
+    dom.subtitle.textContent = S.startHint;
+    dom.subtitle.removeAttribute("data-status");
+    updateComposer();
+  }
+
+  function runSearch() {
+    var query = dom.sessionSearch.value.trim();
+    var token = ++state.searchToken;
+    if (!query) {
+      state.searchResults = null;
+      renderSessions();
+      return;
+    }
+    dom.sessionList.setAttribute("aria-busy", "true");
+    api("GET", cfg.sessionsUrl + "?q=" + encodeURIComponent(query)).then(function (found) {
+      if (token === state.searchToken) {
+        state.searchResults = found || [];
+        renderSessions();
+      }
+    }, handleApiError);
   }
 
   function upsertSession(session) {
@@ -310,6 +491,19 @@
   }
 
   // Each accepted message moves the idle expiry forward on the server; mirror it.
+  // The server names an untitled session after its first question: show that name.
+  function refreshTitle() {
+    var session = state.current;
+    if (!session || session.title) {
+      return;
+    }
+    api("GET", urlFor(cfg.sessionUrlTemplate, session.id)).then(function (fresh) {
+      if (fresh.title) {
+        replaceSession(fresh);
+      }
+    }, function () { /* keep the date label */ });
+  }
+
   function touchSession() {
     if (state.current && state.current.status === "active") {
       state.current.expires_at = new Date(Date.now() + cfg.idleTimeoutSeconds * 1000).toISOString();
@@ -351,13 +545,37 @@
     }, handleApiError);
   }
 
+  // Resolves to true once the new session is selected, false when it could not be opened.
   function createSession() {
     dom.newSession.disabled = true;
-    api("POST", cfg.sessionsUrl, {}).then(function (session) {
+    return api("POST", cfg.sessionsUrl, {}).then(function (session) {
       upsertSession(session);
-      return selectSession(session.id, true).then(function () { dom.input.focus(); });
-    }, handleApiError).then(function () {
+      return selectSession(session.id, true).then(function () {
+        dom.input.focus();
+        return true;
+      });
+    }, function (error) {
+      handleApiError(error);
+      return false;
+    }).then(function (opened) {
       dom.newSession.disabled = false;
+      return opened;
+    });
+  }
+
+  /*
+   * A confirmation in the page (a <dialog>, not window.confirm, so it is styled,
+   * translated and reachable by keyboard). Resolves true when confirmed.
+   */
+  function confirmAction(text, okLabel) {
+    dom.confirmText.textContent = text;
+    dom.confirmOk.textContent = okLabel;
+    dom.confirmDialog.returnValue = "";
+    dom.confirmDialog.showModal();
+    return new Promise(function (resolve) {
+      dom.confirmDialog.addEventListener("close", function () {
+        resolve(dom.confirmDialog.returnValue === "ok");
+      }, { once: true });
     });
   }
 
@@ -365,7 +583,15 @@
     if (!state.current) {
       return;
     }
-    var session = state.current;
+    confirmAction(S.confirmEndSession, S.endSession).then(function (confirmed) {
+      if (confirmed && state.current) {
+        endSession(state.current);
+      }
+    });
+  }
+
+  function endSession(session) {
+    state.closingSessionId = session.id;
     api("POST", urlFor(cfg.closeUrlTemplate, session.id)).then(function (updated) {
       if (state.current && state.current.id === updated.id) {
         state.current = updated;
@@ -408,9 +634,13 @@
     }
     dom.title.textContent = sessionTitle(state.current);
     var status = effectiveStatus(state.current);
-    dom.subtitle.textContent = status === "active"
-      ? statusLabel(status)
-      : S.sessionEnded;
+    if (status === "active") {
+      dom.subtitle.textContent = statusLabel(status);
+    } else if (status === "closed" && state.closingSessionId === state.current.id) {
+      dom.subtitle.textContent = S.sessionClosed; // ended here, on purpose: nothing to warn about
+    } else {
+      dom.subtitle.textContent = S.sessionEnded;
+    }
     dom.subtitle.setAttribute("data-status", status);
   }
 
@@ -466,7 +696,8 @@
     dom.messages.scrollTop = dom.messages.scrollHeight;
   }
 
-  function bubble(role, createdAt) {
+  // `container`: a fragment being filled with history (appended later, no scrolling).
+  function bubble(role, createdAt, container) {
     dom.emptyState.hidden = true;
     var article = node("article", "msg msg-" + role);
     article.setAttribute("data-role", role);
@@ -477,16 +708,148 @@
     head.append(time);
     var body = node("div", "msg-body");
     var notes = node("div", "msg-notes");
-    article.append(head, body, notes);
-    dom.messages.append(article);
-    scrollToEnd();
-    return { article: article, body: body, notes: notes };
+    var actions = node("div", "msg-actions");
+    article.append(head, body, notes, actions);
+    if (container) {
+      container.append(article);
+    } else {
+      dom.messages.append(article);
+      scrollToEnd();
+    }
+    return { article: article, body: body, notes: notes, actions: actions };
   }
 
-  function addUserMessage(content, createdAt) {
-    var view = bubble("user", createdAt);
+  function actionButton(view, label, className, testId, run) {
+    var button = node("button", "btn btn-small btn-ghost " + className, label);
+    button.type = "button";
+    button.setAttribute("data-testid", testId);
+    button.addEventListener("click", function () { run(button); });
+    view.actions.append(button);
+    return button;
+  }
+
+  function copyText(text, button) {
+    if (!navigator.clipboard) {
+      return;
+    }
+    navigator.clipboard.writeText(text).then(function () {
+      var label = button.textContent;
+      button.textContent = S.copied;
+      button.setAttribute("data-copied", "true");
+      window.setTimeout(function () {
+        button.textContent = label;
+        button.removeAttribute("data-copied");
+      }, 2000);
+    }, function () {
+      showBanner({ code: "clipboard", kind: "warning", text: S.copyFailed });
+    });
+  }
+
+  function addUserMessage(content, createdAt, container) {
+    var view = bubble("user", createdAt, container);
     view.body.textContent = content;
+    view.content = content;
+    // Shown on the last question only, while the session takes messages (CSS).
+    actionButton(view, S.edit, "act-edit", "edit-question", function () { editQuestion(view); });
     return view;
+  }
+
+  // Edit and resend: the text goes back to the composer and is sent as a new message
+  // (redacted like any other); the earlier exchange stays in the history and the audit trail.
+  function editQuestion(view) {
+    if (!canType() || state.streaming) {
+      return;
+    }
+    dom.input.value = view.content;
+    dom.editNote.hidden = false;
+    updateComposer();
+    dom.input.focus();
+    dom.input.setSelectionRange(dom.input.value.length, dom.input.value.length);
+  }
+
+  function regenerate(view) {
+    if (!view.question || state.streaming || !sessionIsOpen() || state.composerLocked) {
+      return;
+    }
+    sendText(view.question);
+  }
+
+  function rate(view, rating, comment) {
+    if (!view.messageId) {
+      return Promise.resolve(false);
+    }
+    var url = urlFor(cfg.feedbackUrlTemplate, view.messageId);
+    return api("POST", url, { rating: rating, comment: comment || "" }).then(function () {
+      view.rating = rating;
+      view.actions.querySelectorAll("[data-rating]").forEach(function (button) {
+        button.setAttribute("aria-pressed", String(button.getAttribute("data-rating") === rating));
+      });
+      return true;
+    }, function (error) {
+      handleApiError(error);
+      return false;
+    });
+  }
+
+  function openFeedbackComment(view) {
+    if (view.article.querySelector(".feedback-form")) {
+      return;
+    }
+    var form = node("form", "feedback-form");
+    var label = node("label", "visually-hidden", S.feedbackComment);
+    var box = node("textarea", "feedback-comment");
+    box.id = "feedback-" + view.messageId;
+    label.htmlFor = box.id;
+    box.rows = 2;
+    box.maxLength = 2000;
+    box.placeholder = S.feedbackComment;
+    box.setAttribute("data-testid", "feedback-comment");
+    var submit = node("button", "btn btn-small btn-primary", S.feedbackSend);
+    submit.type = "submit";
+    form.append(label, box, submit);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      rate(view, view.rating, box.value).then(function (saved) {
+        if (saved) {
+          form.replaceWith(node("p", "feedback-thanks", S.feedbackThanks));
+        }
+      });
+    });
+    view.article.append(form);
+    box.focus();
+  }
+
+  function addAnswerActions(view) {
+    if (view.actions.childElementCount) {
+      return;
+    }
+    actionButton(view, S.copy, "act-copy", "copy-answer", function (button) { copyText(view.text, button); });
+    actionButton(view, S.regenerate, "act-regenerate", "regenerate", function () { regenerate(view); });
+    [["up", "👍", S.helpful], ["down", "👎", S.notHelpful]].forEach(function (spec) {
+      var button = actionButton(view, spec[1], "act-rate", "rate-" + spec[0], function () {
+        rate(view, spec[0], "").then(function (saved) {
+          if (saved) {
+            openFeedbackComment(view);
+          }
+        });
+      });
+      button.setAttribute("data-rating", spec[0]);
+      button.setAttribute("aria-label", spec[2]);
+      button.setAttribute("aria-pressed", String(view.rating === spec[0]));
+    });
+  }
+
+  // A copy button on each code block of a finished answer.
+  function addCodeCopyButtons(view) {
+    view.body.querySelectorAll("pre").forEach(function (pre) {
+      var wrapper = node("div", "code-block");
+      pre.replaceWith(wrapper);
+      var button = node("button", "btn btn-small btn-ghost code-copy", S.copyCode);
+      button.type = "button";
+      button.setAttribute("data-testid", "copy-code");
+      button.addEventListener("click", function () { copyText(pre.textContent, button); });
+      wrapper.append(button, pre);
+    });
   }
 
   function showPii(view, counts) {
@@ -516,10 +879,23 @@
     view.notes.append(node("span", "msg-flag", label || S.notSent));
   }
 
-  function addAnswer(createdAt) {
-    var view = bubble("assistant", createdAt);
+  function addAnswer(createdAt, container) {
+    var view = bubble("assistant", createdAt, container);
+    view.body.classList.add("md");
     view.text = "";
+    view.renderer = new Markdown.StreamRenderer(view.body, scrollToEnd);
     return view;
+  }
+
+  // The answer is whole (done, stopped, failed): render it once more in full.
+  function finishAnswer(view, fromHistory) {
+    if (fromHistory) {
+      view.body.replaceChildren(Markdown.render(view.text)); // no repaint or scroll per message
+    } else {
+      view.renderer.finish(view.text);
+    }
+    addCodeCopyButtons(view);
+    addAnswerActions(view);
   }
 
   function setAnswerState(view, status, note) {
@@ -533,31 +909,81 @@
 
   function resetAnswer(view) {
     view.text = "";
-    view.body.replaceChildren();
+    view.renderer.reset();
     setAnswerState(view, "streaming", S.streaming);
   }
 
   function appendDelta(view, delta) {
     view.text += delta;
-    view.body.append(document.createTextNode(delta)); // a text node: never parsed as HTML
-    scrollToEnd();
+    view.renderer.update(view.text); // repainted at most once a frame, last block only
+  }
+
+  /*
+   * A long session opens at once: the newest messages are rendered first (what is on
+   * screen), older ones are put in above them while the browser is idle, a few at a
+   * time for as long as the idle period lasts (about 10 ms), keeping the scroll
+   * position, so no single task blocks the page for long however busy the machine.
+   */
+  var HISTORY_BATCH = 24; // rendered at once when the session opens
+  var HISTORY_STEP = 2; // then this many at a time, while idle time remains
+  var HISTORY_SLICE_MS = 10;
+
+  function whenIdle(callback) {
+    if (window.requestIdleCallback) {
+      window.requestIdleCallback(callback, { timeout: 250 });
+    } else {
+      window.setTimeout(callback, 16);
+    }
   }
 
   function renderHistory(messages) {
+    var token = state.selectToken;
     var byId = {};
+    messages.forEach(function (message) { byId[message.id] = message; });
+    var start = Math.max(0, messages.length - HISTORY_BATCH);
+    var fragment = document.createDocumentFragment();
+    renderHistoryRange(messages.slice(start), byId, fragment);
+    dom.messages.append(fragment);
+    scrollToEnd();
+    function prependOlder(deadline) {
+      if (token !== state.selectToken || start === 0) {
+        return;
+      }
+      var began = window.performance.now();
+      var from = start;
+      var older = document.createDocumentFragment();
+      do {
+        var next = Math.max(0, from - HISTORY_STEP);
+        renderHistoryRange(messages.slice(next, from), byId, older);
+        from = next;
+      } while (from > 0 && window.performance.now() - began < HISTORY_SLICE_MS &&
+        (!deadline || deadline.timeRemaining() > 1));
+      var fromBottom = dom.messages.scrollHeight - dom.messages.scrollTop;
+      dom.messages.insertBefore(older, dom.messages.querySelector(".msg"));
+      dom.messages.scrollTop = dom.messages.scrollHeight - fromBottom;
+      start = from;
+      whenIdle(prependOlder);
+    }
+    whenIdle(prependOlder);
+  }
+
+  function renderHistoryRange(messages, byId, container) {
     messages.forEach(function (message) {
-      byId[message.id] = message;
       var createdAt = new Date(message.created_at);
       if (message.role === "user") {
-        var userView = addUserMessage(message.content, createdAt);
+        var userView = addUserMessage(message.content, createdAt, container);
         showPii(userView, message.pii_counts);
         if (message.status === "failed") {
           markNotSent(userView);
         }
         return;
       }
-      var view = addAnswer(createdAt);
-      view.body.textContent = message.content;
+      var view = addAnswer(createdAt, container);
+      view.text = message.content;
+      view.messageId = message.id;
+      view.rating = message.feedback_rating || "";
+      view.question = byId[message.reply_to] ? byId[message.reply_to].content : "";
+      finishAnswer(view, true);
       if (message.status === "stopped") {
         setAnswerState(view, "stopped", S.stopped);
       } else if (message.status === "failed") {
@@ -574,7 +1000,6 @@
         setAnswerState(view, "complete", "");
       }
     });
-    scrollToEnd();
   }
 
   function addRetryButton(view, pending) {
@@ -589,7 +1014,7 @@
 
   function submit() {
     var content = dom.input.value;
-    if (!content.trim() || state.streaming || !sessionIsOpen() || state.composerLocked) {
+    if (!content.trim() || state.streaming || !canType()) {
       return;
     }
     if (Date.now() < state.cooldownUntil) {
@@ -599,8 +1024,28 @@
       showBanner({ code: "message_too_long", text: fmt(S.err_message_too_long, { max: cfg.maxChars }) });
       return;
     }
-    clearBanner();
+    if (!state.current) {
+      // The first message with no session picked: open one (consent, capacity and
+      // rate limits apply as for the button), then send into it.
+      state.creating = true;
+      updateComposer();
+      createSession().then(function (opened) {
+        state.creating = false;
+        updateComposer();
+        if (opened && sessionIsOpen()) {
+          dom.input.value = content;
+          submit();
+        }
+      });
+      return;
+    }
     dom.input.value = "";
+    sendText(content);
+  }
+
+  function sendText(content) {
+    clearBanner();
+    dom.editNote.hidden = true;
     var pending = {
       clientId: newClientId(),
       content: content,
@@ -668,6 +1113,7 @@
   function ensureAnswer(pending) {
     if (!pending.answer) {
       pending.answer = addAnswer(new Date());
+      pending.answer.question = pending.content;
       setAnswerState(pending.answer, "streaming", S.streaming);
     }
     return pending.answer;
@@ -701,6 +1147,9 @@
       case "done":
         if (pending) {
           var answer = ensureAnswer(pending);
+          answer.messageId = frame.message_id;
+          finishAnswer(answer);
+          refreshTitle();
           if (frame.stopped) {
             setAnswerState(answer, "stopped", S.stopped);
           } else {
@@ -720,6 +1169,13 @@
 
   function onError(frame, pending) {
     var code = frame.code;
+    if (code === "session_expired" && state.current && state.closingSessionId === state.current.id) {
+      // The server confirms the end this page asked for: the header says so, no warning.
+      state.composerLocked = true;
+      refreshCurrentSession("closed");
+      updateComposer();
+      return;
+    }
     if (pending) {
       finish(pending);
     }
@@ -782,6 +1238,7 @@
       case "service_unavailable":
       case "in_progress":
         if (pending && pending.answer && code !== "in_progress") {
+          finishAnswer(pending.answer);
           setAnswerState(pending.answer, "failed", S.failed);
         }
         showBanner({
@@ -833,6 +1290,9 @@
       }
       state.wsOpenedAt = Date.now();
       setConnection("open");
+      if (!dom.banner.hidden && CONNECTION_CODES.indexOf(dom.banner.getAttribute("data-code")) >= 0) {
+        clearBanner(); // connected again: the cause of the banner is gone
+      }
       var pending = state.pending;
       if (pending && !pending.finished) {
         // No done/error arrived for it: resend with the same client_id. The server
@@ -881,6 +1341,9 @@
         onError({ code: "consent_required" }, null);
       } else if (code === 4409) {
         refreshCurrentSession("closed");
+        if (state.current && state.closingSessionId === state.current.id) {
+          return; // ended from this page: no warning, the header says so
+        }
         if (!dom.banner.hidden && dom.banner.getAttribute("data-code") === "session_expired") {
           return;
         }
@@ -933,7 +1396,42 @@
   });
   dom.input.addEventListener("input", updateComposer);
   dom.stop.addEventListener("click", stop);
-  dom.newSession.addEventListener("click", createSession);
+  // On a phone the session list is a drawer (CSS); on a wide screen these do nothing visible.
+  function openDrawer() {
+    dom.layout.classList.add("drawer-open");
+    dom.drawerToggle.setAttribute("aria-expanded", "true");
+    dom.drawerBackdrop.hidden = false;
+    dom.newSession.focus();
+  }
+
+  function closeDrawer() {
+    dom.layout.classList.remove("drawer-open");
+    dom.drawerToggle.setAttribute("aria-expanded", "false");
+    dom.drawerBackdrop.hidden = true;
+  }
+
+  dom.newSession.addEventListener("click", function () {
+    closeDrawer();
+    createSession();
+  });
+  dom.drawerToggle.addEventListener("click", function () {
+    if (dom.layout.classList.contains("drawer-open")) {
+      closeDrawer();
+    } else {
+      openDrawer();
+    }
+  });
+  dom.drawerBackdrop.addEventListener("click", closeDrawer);
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && dom.layout.classList.contains("drawer-open")) {
+      closeDrawer();
+      dom.drawerToggle.focus();
+    }
+  });
+  dom.sessionSearch.addEventListener("input", function () {
+    window.clearTimeout(state.searchTimer);
+    state.searchTimer = window.setTimeout(runSearch, 250); // one request per pause in typing
+  });
   dom.closeSession.addEventListener("click", closeCurrentSession);
   window.addEventListener("popstate", function (event) {
     var sessionId = event.state && event.state.sessionId;

@@ -233,3 +233,31 @@ def test_a_superuser_cannot_delete_an_account_that_the_change_log_names(
                              {"action": "delete_selected", "_selected_action": [member.pk]})
     assert changelist.status_code in (OK, 302)
     assert get_user_model().objects.filter(pk=member.pk).exists()
+
+
+@pytest.mark.django_db
+def test_officers_list_answer_feedback_with_its_comment_and_ops_cannot(
+        client, make_user, make_session, officer, ops):
+    session = make_session(make_user(username="subject-feedback"), exchanges=2)
+    rated, unrated = session.messages.filter(role="assistant").order_by("created_at")
+    rated.feedback_rating = "down"
+    rated.feedback_comment = "Faltou a dose para Joana Prado"
+    rated.feedback_at = timezone.now()
+    rated.save()
+    changelist = reverse("admin:chat_messagefeedback_changelist")
+
+    client.force_login(officer)
+    page = client.get(changelist).content.decode()
+    # Comments: officers only, and with their personal data masked like message text.
+    assert "Faltou a dose para [NOME]" in page and "Joana Prado" not in page
+    assert str(rated.pk) in page and str(unrated.pk) not in page  # rated answers only
+    change = _url("chat.messagefeedback", "change", rated.pk)
+    assert client.get(change).status_code == OK
+    assert client.post(change, {"feedback_rating": "up"}).status_code == DENIED
+    assert client.post(_url("chat.messagefeedback", "delete", rated.pk),
+                       {"post": "yes"}).status_code == DENIED
+    rated.refresh_from_db()
+    assert rated.feedback_rating == "down"
+
+    client.force_login(ops)
+    assert client.get(changelist).status_code == DENIED

@@ -77,10 +77,23 @@ ROUTES: dict[str, tuple[str, dict[str, dict[str, int]]]] = {
         # Creating needs consent and a clinic: only the clinicians have them.
         "POST": roles(401, 201, 201, 403, 403, 403),
     }),
+    # Runs last but for sign-out and consent (see LAST): the owner's DELETE removes it.
     "api/v1/ai-chat/sessions/<uuid:session_id>/": ("/api/v1/ai-chat/sessions/{session}/", {
         **{m: API_405 for m in METHODS},
         "GET": roles(401, 200, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION),
+        "PATCH": roles(401, 200, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION),
+        "DELETE": roles(401, 204, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION),
     }),
+    "api/v1/ai-chat/sessions/<uuid:session_id>/export/": (
+        "/api/v1/ai-chat/sessions/{session}/export/?as=md", {
+            **{m: API_405 for m in METHODS},
+            "GET": roles(401, 200, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION),
+        }),
+    "api/v1/ai-chat/messages/<uuid:message_id>/feedback/": (
+        "/api/v1/ai-chat/messages/{answer}/feedback/", {
+            **{m: API_405 for m in METHODS},
+            "POST": roles(401, 200, NO_SESSION, NO_SESSION, NO_SESSION, NO_SESSION),
+        }),
     "api/v1/ai-chat/sessions/<uuid:session_id>/close/": (
         "/api/v1/ai-chat/sessions/{closable}/close/", {
             **{m: API_405 for m in METHODS},
@@ -134,6 +147,8 @@ ROUTES: dict[str, tuple[str, dict[str, dict[str, int]]]] = {
     }),
     # A plain redirect to the chat, whatever the method: it reads and writes nothing.
     "": ("/", {m: signed_in(302, anonymous=302) for m in METHODS}),
+    # A permanent redirect to the static icon, likewise.
+    "favicon.ico": ("/favicon.ico", {m: signed_in(301, anonymous=301) for m in METHODS}),
     "chat/": ("/chat/", only_get(roles(302, 200, 200, 403, 403, 403),
                                  signed_in(405, anonymous=302))),
     "chat/consent/": ("/chat/consent/", {
@@ -152,10 +167,13 @@ ROUTES: dict[str, tuple[str, dict[str, dict[str, int]]]] = {
 }
 
 # Requests that change what later requests see run last, in this order.
-LAST = ["api/v1/compliance/consents/<str:purpose>/", "chat/consent/revoke/", "logout/"]
+LAST = ["api/v1/ai-chat/sessions/<uuid:session_id>/",
+        "api/v1/compliance/consents/<str:purpose>/", "chat/consent/revoke/", "logout/"]
 
 BODIES = {
     "api/v1/ai-chat/sessions/<uuid:session_id>/messages/": {"content": "Olá"},
+    "api/v1/ai-chat/sessions/<uuid:session_id>/": {"title": "Renomeada"},
+    "api/v1/ai-chat/messages/<uuid:message_id>/feedback/": {"rating": "up"},
 }
 
 
@@ -172,6 +190,8 @@ MODEL_ACCESS: dict[str, dict[str, str]] = {
     "chat/clinicmembership": {"officer": "v", "ops": "v", "superuser": "vacd"},
     "chat/chatsession": {"officer": "vc", "ops": "v", "superuser": "vc"},
     "chat/providerattempt": {"officer": "v", "ops": "v", "superuser": "v"},
+    # Feedback comments are free text: officers only, read-only for everyone.
+    "chat/messagefeedback": {"officer": "v", "ops": "", "superuser": "v"},
     "compliance/auditevent": {"officer": "v", "ops": "", "superuser": "v"},
     "auditlog/logentry": {"officer": "v", "ops": "", "superuser": "v"},
     "compliance/consentrecord": {"officer": "v", "ops": "", "superuser": "v"},
@@ -308,6 +328,8 @@ def world(make_user, ai_settings, settings) -> World:
     from asgiref.sync import async_to_sync
 
     async_to_sync(_consume)(services.answer_stream(prepared))
+    services.message_feedback_record(user=clinician_a, message_id=prepared.assistant_message.id,
+                                     rating="up", comment="Útil")
     closable = services.session_create(user=clinician_a, title="")
     request = dsr.dsr_create(user=clinician_a, request_type="access")
     from django.utils import timezone
@@ -322,6 +344,8 @@ def world(make_user, ai_settings, settings) -> World:
                "ops": ops, "superuser": superuser},
         path_values={
             "session": str(session.id), "closable": str(closable.id), "purpose": "ai_chat",
+            "answer": str(prepared.assistant_message.id),
+            "chat/messagefeedback": str(prepared.assistant_message.id),
             "session_type": str(ContentType.objects.get_for_model(ChatSession).pk),
             "auth/group": str(Group.objects.get(name=OPERATIONS).pk),
             "auth/user": str(clinician_a.pk),

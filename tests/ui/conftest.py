@@ -58,6 +58,22 @@ MEMBERS = [
     "karla",
     "lucas",
     "marina",
+    "nina",
+    "olga",
+    "paulo",
+    "rafa",
+    "sara",
+    "tiago",
+    "ursula",
+    "vera",
+    "wagner",
+    "xenia",
+    "yara",
+    "zeca",
+    "alice",
+    "beto",
+    "cida",
+    "dora",
 ]
 OUTSIDERS = ["otavio"]
 

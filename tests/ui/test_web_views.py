@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import pytest
@@ -120,7 +121,10 @@ def test_it_renders_the_chat_page_with_its_configuration(make_user, signed_in, s
     assert config["strings"]["piiMany"] == "%(count)s dados pessoais protegidos"
     assert config["initialSessionId"] is None
     # CSP-friendly: the only inline script is the inert JSON configuration.
-    assert response.text.count("<script") == 2
+    scripts = re.findall(r"<script([^>]*)>", response.text)
+    inline = [attributes for attributes in scripts if " src=" not in attributes]
+    assert inline == [' id="chat-config" type="application/json"']
+    assert all("/static/" in attributes for attributes in scripts if " src=" in attributes)
     assert " onclick=" not in response.text and " style=" not in response.text
 
 
