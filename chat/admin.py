@@ -360,12 +360,12 @@ class MessageFeedbackAdmin(admin.ModelAdmin):
     a patient): decrypted only for compliance officers, and shown to them with its
     personal data masked, like message text."""
 
-    list_display = ["feedback_at", "feedback_rating", "provider", "model", "session_id",
+    list_display = ["feedback_at", "feedback_rating", "provider", "model", "session_ref",
                     "comment"]
     list_filter = ["feedback_rating", "provider", ("feedback_at", admin.DateFieldListFilter)]
     search_fields = ["session__id__exact", "id__exact"]
     ordering = ["-feedback_at"]
-    _fields = ["id", "session_id", "feedback_rating", "feedback_at", "provider", "model",
+    _fields = ["id", "session_ref", "feedback_rating", "feedback_at", "provider", "model",
                "created_at"]
 
     def get_queryset(self, request):
@@ -385,6 +385,10 @@ class MessageFeedbackAdmin(admin.ModelAdmin):
         if is_compliance_officer(request.user):
             return self.list_display
         return [field for field in self.list_display if field != "comment"]
+
+    @admin.display(description=_("session"))
+    def session_ref(self, obj: MessageFeedback) -> str:
+        return str(obj.session_id)
 
     @admin.display(description=_("comment (personal data masked)"))
     def comment(self, obj: MessageFeedback) -> str:

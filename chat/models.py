@@ -85,7 +85,7 @@ class ChatSession(models.Model):
     # Keyed hashes of the words of the title and of the redacted messages (chat.search),
     # space-separated: the owner's search matches them without decrypting anything, and
     # equal words hash differently for different users. Deleted with the session.
-    search_tokens = models.TextField(default="", blank=True, editable=False)
+    search_tokens = models.TextField(_("search tokens"), default="", blank=True, editable=False)
 
     class Meta:
         verbose_name = _("chat session")

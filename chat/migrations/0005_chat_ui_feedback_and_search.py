@@ -42,6 +42,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='chatsession',
             name='search_tokens',
-            field=models.TextField(blank=True, default='', editable=False),
+            field=models.TextField(blank=True, default='', editable=False, verbose_name='search tokens'),
         ),
     ]

@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 import pytest
 from django.contrib import admin
 from django.test import Client
+from django.test import RequestFactory
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone, translation
 
@@ -118,6 +119,9 @@ def named_objects(make_user, make_session, django_capture_on_commit_callbacks):
         subject.first_name, subject.last_name = "Maria", "Souza"
         subject.save()
         session = make_session(subject, exchanges=1)
+        # A rated answer, so that the answer-feedback pages are walked too.
+        session.messages.filter(role="assistant").update(
+            feedback_rating="up", feedback_at=timezone.now())
         TermsVersion.objects.create(version="2026-12", published_at=timezone.now())
         DataSubjectRequest.objects.create(user=subject, request_type="access")
     subject.objects = {"session": session}
@@ -131,7 +135,7 @@ OWN_PAGES = [("admin:chat_chatsession_reveal", "session"),
              ("admin:compliance_overview", None)]
 
 
-def _admin_pages(objects: dict) -> list[str]:
+def _admin_pages(objects: dict, user) -> list[str]:
     urls = ["/admin/"]
     for name, key in OWN_PAGES:
         urls.append(reverse(name, args=[objects[key].pk] if key else []))
@@ -143,7 +147,10 @@ def _admin_pages(objects: dict) -> list[str]:
             continue
         urls.append(changelist)
         urls.append(reverse("admin:{}_{}_add".format(*info)))
-        first = model._default_manager.order_by("pk").first()
+        # The first object the page lists (an admin may list a subset of its model).
+        request = RequestFactory().get(changelist)
+        request.user = user
+        first = admin.site._registry[model].get_queryset(request).order_by("pk").first()
         if first is not None:
             urls.append(reverse("admin:{}_{}_change".format(*info), args=[first.pk]))
     return urls
@@ -154,7 +161,7 @@ def test_every_admin_page_an_officer_opens_is_in_pt_br_with_no_inline_style(
         pt_client, officer, named_objects):
     pt_client.force_login(officer)
     opened, english = 0, {}
-    for url in _admin_pages(named_objects.objects):
+    for url in _admin_pages(named_objects.objects, officer):
         response = pt_client.get(url)
         if response.status_code == 403:
             continue  # pages the officer cannot open

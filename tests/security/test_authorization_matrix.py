@@ -185,7 +185,8 @@ BODIES = {
 
 MODEL_ACCESS: dict[str, dict[str, str]] = {
     "auth/group": {"officer": "", "ops": "", "superuser": "vacd"},
-    "auth/user": {"officer": "v", "ops": "", "superuser": "vacd"},
+    # Accounts are anonymised by a data-subject erasure, never deleted (append-only change log).
+    "auth/user": {"officer": "v", "ops": "", "superuser": "vac"},
     "chat/clinic": {"officer": "v", "ops": "v", "superuser": "vacd"},
     "chat/clinicmembership": {"officer": "v", "ops": "v", "superuser": "vacd"},
     "chat/chatsession": {"officer": "vc", "ops": "v", "superuser": "vc"},
