@@ -8,8 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 from django.contrib import admin
-from django.test import Client
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone, translation
 
