@@ -271,7 +271,10 @@ class _Runner:
         compliance = body.get("compliance")
         if compliance is None:
             return f"{status}, no details (monitoring token missing or refused)"
-        off = [name for name, active in compliance.items() if active is not True]
+        # The switches are the booleans (piiRedactionActive, ...); piiPolicy describes
+        # how redaction handles each type and is not a switch.
+        off = [name for name, active in compliance.items()
+               if isinstance(active, bool) and active is not True]
         if off:
             raise CheckFailed(f"{status}, compliance controls off: {', '.join(off)}")
         capacity = body.get("sessionCapacity") or {}
