@@ -272,6 +272,8 @@ SPECTACULAR_SETTINGS = {
     # signed-in user (JWT or session), never an anonymous one.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # An answer's rating is one choice set, whether read from the message or posted.
+    "ENUM_NAME_OVERRIDES": {"FeedbackRatingEnum": "chat.models.ChatMessage.Rating"},
 }
 
 # --- AI providers ------------------------------------------------------------

@@ -123,6 +123,11 @@ def test_it_keeps_inline_scripts_out_of_the_templates():
 
 
 def test_it_keeps_eval_out_of_the_scripts():
+    vendored = ROOT / "static" / "vendor"
     for script in sorted(Path(ROOT / "static").rglob("*.js")):
+        if vendored in script.parents:
+            # Pinned third-party files (versions and checksums in static/vendor/README.md):
+            # DOMPurify parses through innerHTML of an inert document by design.
+            continue
         text = script.read_text()
         assert not re.search(r"\beval\s*\(|new Function\s*\(|\.innerHTML\s*=", text), script
