@@ -22,13 +22,16 @@ from tests.support import free_port
 CONFIG = support.ROOT / "deploy" / "nginx" / "neonpro.conf"
 UPSTREAM = "server web:8000;"
 LISTEN = "listen 80;"
+ACCESS_LOG = "access_log /var/log/nginx/access.log neonpro_json;"
 
 
 def render(*, listen_port: int, upstream_port: int, prefix) -> tuple:
     """The repository's configuration with loopback addresses, in a main nginx.conf of
     its own under `prefix` (pid, temp files, logs): (path of nginx.conf, site text)."""
     site = CONFIG.read_text(encoding="utf-8")
-    assert UPSTREAM in site and LISTEN in site, "the compose addresses moved in the config"
+    assert UPSTREAM in site and LISTEN in site and ACCESS_LOG in site, \
+        "the compose addresses moved in the config"
+    site = site.replace(ACCESS_LOG, f"access_log {prefix / 'access.log'} neonpro_json;")
     site = site.replace(UPSTREAM, f"server 127.0.0.1:{upstream_port};")
     site = site.replace(LISTEN, f"listen 127.0.0.1:{listen_port};")
     (prefix / "neonpro.conf").write_text(site, encoding="utf-8")
@@ -158,6 +161,25 @@ def test_the_proxy_refuses_an_over_long_body_with_the_json_error(proxied):
     assert response.headers["content-type"].startswith("application/json")
     assert orjson.loads(response.content) == {
         "code": "message_too_long", "detail": "Request bodies are limited to 262144 bytes."}
+
+
+def test_the_proxy_logs_json_lines_without_query_strings(proxied):
+    cpf, name = "52998224725", "Maria Aparecida da Silva"
+    response = httpx.get(f"{proxied.url}/admin/compliance/auditevent/",
+                         params={"q": f"{cpf} {name}"}, timeout=30)
+    assert response.status_code in (200, 302)
+
+    def logged() -> list[dict]:
+        path = proxied.workdir / "access.log"
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        return [orjson.loads(line) for line in lines]
+
+    support.wait_until(lambda: any(line["path"] == "/admin/compliance/auditevent/"
+                                   for line in logged()),
+                       timeout=10, what="nginx to log the admin search")
+    text = (proxied.workdir / "access.log").read_text(encoding="utf-8")
+    assert cpf not in text and "Maria" not in text and "q=" not in text
+    assert all(line["service"] == "proxy" for line in logged())
 
 
 def test_a_forged_forwarded_for_does_not_change_the_address_the_app_sees(proxied):
