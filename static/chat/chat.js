@@ -1414,6 +1414,7 @@
     closeDrawer();
     createSession();
   });
+  dom.newSession.disabled = false;  // rendered disabled until this listener exists
   dom.drawerToggle.addEventListener("click", function () {
     if (dom.layout.classList.contains("drawer-open")) {
       closeDrawer();
