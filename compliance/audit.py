@@ -66,6 +66,7 @@ REQUIRED_EVENTS = frozenset({
     Event.INCIDENT_UPDATED,
     Event.INCIDENT_NOTIFIED,
     Event.INCIDENT_CLOSED,
+    Event.ENCRYPTION_KEYS_ROTATED,
 })
 
 # Metadata is for counts, codes and ids. Long strings are refused so that free

@@ -2,7 +2,8 @@
 
 `ENCRYPTION_KEY` holds one or more comma-separated secrets: the first encrypts,
 all decrypt, so a key can be rotated by prepending the new one (and running
-`manage.py rotate_encryption_keys` to re-encrypt old rows). Each secret is
+`manage.py rotate_encryption_keys` to re-encrypt old rows; see
+`compliance.key_rotation`). Each secret is
 stretched with HKDF into a Fernet key, so operators may use any long random
 string.
 """
@@ -25,6 +26,7 @@ class DecryptionError(Exception):
     """A stored value could not be decrypted with any configured key."""
 
 
+@functools.lru_cache(maxsize=8)
 def _fernet_for(secret: str) -> Fernet:
     derived = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=b"neonpro-at-rest-v1", info=b"fernet"
@@ -55,6 +57,15 @@ def decrypt_text(token: str) -> str:
 def reencrypt_text(token: str) -> str:
     """Re-encrypt with the first key (after a rotation)."""
     return _cipher().rotate(token.encode("ascii")).decode("ascii")
+
+
+def encrypted_with_current_key(token: str) -> bool:
+    """Whether `token` was encrypted with the first (current) key."""
+    try:
+        _fernet_for(settings.ENCRYPTION_KEYS[0]).decrypt(token.encode("ascii"))
+    except InvalidToken:
+        return False
+    return True
 
 
 class EncryptedTextField(models.TextField):

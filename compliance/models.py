@@ -108,6 +108,7 @@ class AuditEvent(models.Model):
         INCIDENT_CLOSED = "incident_closed", _("security incident closed")
         SESSION_RENAMED = "session_renamed", _("session renamed")
         FEEDBACK_GIVEN = "feedback_given", _("answer feedback given")
+        ENCRYPTION_KEYS_ROTATED = "encryption_keys_rotated", _("stored data re-encrypted")
 
     id = models.BigIntegerField(_("number"), primary_key=True)
     created_at = models.DateTimeField(_("recorded at"), db_index=True)
