@@ -110,6 +110,36 @@
     return element;
   }
 
+  // Line icons drawn as SVG, so they look the same on every system: emoji and
+  // symbol glyphs depend on the fonts installed and show as empty boxes without them.
+  var ICON_PATHS = {
+    edit: ["M4 20h4L18.5 9.5a2.1 2.1 0 0 0-4-4L4 16z", "M13.5 6.5l4 4"],
+    trash: ["M4 7h16", "M10 11v6", "M14 11v6", "M6 7l1 13h10l1-13", "M9 7V4h6v3"],
+    thumbsUp: ["M7 11v9H4v-9z", "M7 11l4-7a2 2 0 0 1 3 2l-1 4h5.6a2 2 0 0 1 2 2.4l-1.4 7A2 2 0 0 1 17.2 21H7"]
+  };
+  var SVG_NS = "http://www.w3.org/2000/svg";
+
+  function icon(name, flipped) {
+    var svg = document.createElementNS(SVG_NS, "svg");
+    var attributes = {
+      viewBox: "0 0 24 24", width: "16", height: "16", fill: "none", stroke: "currentColor",
+      "stroke-width": "2", "stroke-linecap": "round", "stroke-linejoin": "round",
+      "aria-hidden": "true", focusable: "false", "class": "icon"
+    };
+    Object.keys(attributes).forEach(function (key) { svg.setAttribute(key, attributes[key]); });
+    var group = document.createElementNS(SVG_NS, "g");
+    if (flipped) {
+      group.setAttribute("transform", "rotate(180 12 12)");
+    }
+    ICON_PATHS[name].forEach(function (d) {
+      var path = document.createElementNS(SVG_NS, "path");
+      path.setAttribute("d", d);
+      group.append(path);
+    });
+    svg.append(group);
+    return svg;
+  }
+
   function newClientId() {
     if (window.crypto && typeof window.crypto.randomUUID === "function") {
       return window.crypto.randomUUID();
@@ -351,13 +381,15 @@
         selectSession(session.id, true);
       });
       var actions = node("div", "session-actions");
-      var rename = node("button", "icon-btn", "✎");
+      var rename = node("button", "icon-btn");
+      rename.append(icon("edit"));
       rename.type = "button";
       rename.setAttribute("aria-label", fmt(S.renameSession, { title: sessionTitle(session) }));
       rename.title = S.rename;
       rename.setAttribute("data-testid", "rename-session");
       rename.addEventListener("click", function () { startRename(item, session); });
-      var remove = node("button", "icon-btn", "🗑");
+      var remove = node("button", "icon-btn");
+      remove.append(icon("trash"));
       remove.type = "button";
       remove.setAttribute("aria-label", fmt(S.deleteSession, { title: sessionTitle(session) }));
       remove.title = S.delete;
@@ -825,16 +857,18 @@
     }
     actionButton(view, S.copy, "act-copy", "copy-answer", function (button) { copyText(view.text, button); });
     actionButton(view, S.regenerate, "act-regenerate", "regenerate", function () { regenerate(view); });
-    [["up", "👍", S.helpful], ["down", "👎", S.notHelpful]].forEach(function (spec) {
-      var button = actionButton(view, spec[1], "act-rate", "rate-" + spec[0], function () {
+    [["up", false, S.helpful], ["down", true, S.notHelpful]].forEach(function (spec) {
+      var button = actionButton(view, null, "act-rate", "rate-" + spec[0], function () {
         rate(view, spec[0], "").then(function (saved) {
           if (saved) {
             openFeedbackComment(view);
           }
         });
       });
+      button.append(icon("thumbsUp", spec[1]));
       button.setAttribute("data-rating", spec[0]);
       button.setAttribute("aria-label", spec[2]);
+      button.title = spec[2];
       button.setAttribute("aria-pressed", String(view.rating === spec[0]));
     });
   }

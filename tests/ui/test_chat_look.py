@@ -23,6 +23,8 @@ AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 LIGHT_BG = "rgb(244, 246, 248)"
 DARK_BG = "rgb(13, 20, 25)"
 PHONE = {"width": 390, "height": 844}
+# Arrows, symbols, dingbats and emoji: each needs a font that may not be installed.
+SYMBOL_GLYPHS = re.compile("[\u2190-\u2bff\U0001f000-\U0001faff]")
 
 
 def serious_violations(page) -> list[dict]:
@@ -78,6 +80,15 @@ def test_axe_finds_nothing_serious_on_login_consent_and_chat(
                    "| Dia | Cuidado |\n|---|---|\n| 1 | gelo |\n\n```\nrepouso()\n```\n\nFim.")
         expect(answers(page).first).to_have_attribute("data-status", "complete")
         assert serious_violations(page) == [], "chat"
+        # Icons are drawn (SVG), not font glyphs that show as boxes where no emoji font is.
+        icon_buttons = page.locator(
+            "#theme-toggle, [data-testid=rename-session], [data-testid=delete-session], "
+            "[data-testid=rate-up], [data-testid=rate-down]")
+        assert icon_buttons.count() == 5
+        for index in range(icon_buttons.count()):
+            button = icon_buttons.nth(index)
+            assert button.locator("svg").count() == 1
+            assert not SYMBOL_GLYPHS.search(button.inner_text())
         screenshots(page, f"chat-{scheme}")
         assert page.errors == []
     finally:
