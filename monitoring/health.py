@@ -68,9 +68,17 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import Avg, Count, Q
 from django.utils import timezone
+
+from chat.models import ChatMessage
+from chat.providers import router
+from chat.providers.config import provider_config
+from chat.selectors import active_session_count
+from compliance import redaction
+from monitoring.metrics import DB_CONNECTION_FAILURES
+from neonpro.cache import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -229,10 +237,6 @@ _PG_CONNECTIONS = """
 
 
 def _connect():
-    from django.db import InterfaceError, OperationalError
-
-    from monitoring.metrics import DB_CONNECTION_FAILURES
-
     connection = connections["default"]
     try:
         connection.ensure_connection()
@@ -296,18 +300,6 @@ class CacheHealth:
     memory_usage: str | None
 
 
-def _redis_client():
-    """The redis-py client of Django's Redis cache backend, or None for other backends."""
-    from django.core.cache import caches
-    from django.core.cache.backends.redis import RedisCache
-
-    backend = caches["default"]  # the instance: `cache` is a proxy, isinstance fails on it
-    if not isinstance(backend, RedisCache):
-        return None
-    # Django's own client: same connection pool, timeouts and credentials.
-    return backend._cache.get_client(None, write=True)
-
-
 def cache_check() -> CacheHealth:
     """A set/get round trip, and on Redis the hit rate and memory from INFO."""
     key = f"monitoring:health:{uuid.uuid4().hex}"
@@ -319,7 +311,7 @@ def cache_check() -> CacheHealth:
     cache.delete(key)
     if echoed != nonce:
         raise RuntimeError("cache did not return the value just stored")
-    client = _redis_client()
+    client = redis_client()
     if client is None:
         return CacheHealth(round(round_trip_ms, 2), None, None)
     stats = client.info("stats")
@@ -371,9 +363,6 @@ class Activity:
 
 def chat_activity(*, now: dt.datetime | None = None) -> Activity:
     """Sessions, request rate, answer times and failures, from the stored messages."""
-    from chat.models import ChatMessage
-    from chat.selectors import active_session_count
-
     now = now or timezone.now()
     requests_per_minute = ChatMessage.objects.filter(
         role=ChatMessage.Role.USER, created_at__gte=now - dt.timedelta(minutes=1)
@@ -410,16 +399,12 @@ def _round(value: Any) -> float | None:
 
 def redaction_self_test() -> bool:
     """Whether the redactor the chat uses replaces a synthetic CPF right now."""
-    from compliance import redaction
-
     result = redaction.redact(_REDACTION_PROBE, mapping={})
     return _REDACTION_PROBE_CPF not in result.text
 
 
 def _pii_policy() -> dict[str, str]:
     """Entity type -> tag/surrogate/block as PII_POLICY sets it (validated at start-up)."""
-    from compliance import redaction
-
     return dict(redaction.active_policy())
 
 
@@ -433,8 +418,6 @@ def provider_check(name: str) -> dict[str, Any]:
     stops waiting, the probe still finishes and is cached (~30 s) for the next
     check instead of being abandoned and started again.
     """
-    from chat.providers import router
-
     try:
         asyncio.run(router.probe_provider(name))
     except Exception:  # the status below still reports live traffic and the circuit
@@ -444,8 +427,6 @@ def provider_check(name: str) -> dict[str, Any]:
 
 
 def _provider_fingerprint(name: str) -> str:
-    from chat.providers.config import provider_config
-
     cfg = provider_config(name)
     if cfg is None:
         return "not_configured"
@@ -479,8 +460,6 @@ def _provider_json(result: Any) -> dict[str, Any]:
 
 
 def _configured_providers() -> list[str]:
-    from chat.providers import router
-
     return list(router.configured_providers())
 
 
@@ -561,8 +540,6 @@ async def system_health(*, details: bool) -> tuple[dict[str, Any], int]:
 
 
 def _failover_ready() -> bool:
-    from chat.providers import router
-
     return router.failover_ready()
 
 

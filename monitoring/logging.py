@@ -8,7 +8,7 @@ One JSON object per line::
 
 Code logs with ``extra={"event": ..., "metadata": {...}, "performance": {...}}``
 (and ``sessionId`` & co. when it knows them better than the context).
-`ContextFilter` fills the ids from the current context (monitoring.tracing);
+`ContextFilter` fills the ids from the current context (neonpro.tracing);
 `RedactPIIFilter` passes the message, string metadata and exception text
 through the same Brazilian redactor the chat uses before calling a provider.
 If the redactor itself fails, the text is withheld rather than logged raw.
@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from monitoring import tracing
+from neonpro import tracing
 
 _LEVELS = {"WARNING": "warn", "CRITICAL": "fatal"}
 _ID_FIELDS = (
@@ -59,6 +59,10 @@ class ContextFilter(logging.Filter):
 
 
 def _redactor():
+    # Imported on the first line to redact, not at the top: the logging configuration
+    # loads this module in every process as Django starts (the web launcher even before
+    # Django), and the redaction package (scrubadub and its detectors) takes ~0.2 s to
+    # import, which a process that never logs a line would pay for nothing.
     from compliance.redaction import redact_for_log
 
     return redact_for_log
