@@ -258,7 +258,7 @@ ADMIN_ROUTES: dict[str, tuple[str, dict[str, dict[str, int]]]] = {
     "admin/jsi18n/": ("/admin/jsi18n/", {"GET": _staff(200), "POST": _staff(405)}),
     "admin/r/<path:content_type_id>/<path:object_id>/": (
         "/admin/r/{session_type}/{session}/", {"GET": _staff(404), "POST": _staff(404)}),
-    "admin/^(?P<app_label>auth|chat|compliance|auditlog)/$": (
+    "admin/^(?P<app_label>auth|clinics|chat|compliance|auditlog)/$": (
         "/admin/compliance/", {m: {**_staff(200), "ops": 404} for m in ADMIN_METHODS}),
     "admin/(?P<url>.*)$": ("/admin/no-such-page/", {m: _staff(404) for m in ADMIN_METHODS}),
     "admin/auth/user/<id>/password/": (
