@@ -11,11 +11,20 @@ from datetime import datetime
 from typing import Any
 
 from chat.models import ChatMessage, ChatSession
-from chat.services import ERASED_CLOSE_REASON, session_close_all_for_user
 from compliance.models import ConsentRecord
 from compliance.registry import SubjectDataHandler, SubjectExport
 
 CONSENT_REVOKED_CLOSE_REASON = "consent_revoked"
+
+
+def _close_all_sessions(*, user, erased: bool) -> list:
+    # Imported on first use: chat.services loads the provider SDKs (~1 s), and this
+    # module is loaded at start-up in every process (ChatConfig.ready()), most of which
+    # never erase anyone or see a consent revoked.
+    from chat.services import ERASED_CLOSE_REASON, session_close_all_for_user
+
+    reason = ERASED_CLOSE_REASON if erased else CONSENT_REVOKED_CLOSE_REASON
+    return session_close_all_for_user(user=user, reason=reason)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -74,7 +83,7 @@ def subject_erase(*, user) -> dict[str, int]:
     """
     sessions = dict(ChatSession.objects.select_for_update().filter(user=user)
                     .values_list("id", "legal_hold"))
-    session_close_all_for_user(user=user, reason=ERASED_CLOSE_REASON)
+    _close_all_sessions(user=user, erased=True)
     erasable = [sid for sid, held in sessions.items() if not held]
     messages = ChatMessage.objects.filter(session_id__in=erasable).update(
         content="", redacted_content="", feedback_comment=""
@@ -92,7 +101,7 @@ def consent_revoked(*, user, purpose: str) -> int:
     """Without the AI-chat consent, the user's active sessions close; how many closed."""
     if purpose != ConsentRecord.Purpose.AI_CHAT:
         return 0
-    return len(session_close_all_for_user(user=user, reason=CONSENT_REVOKED_CLOSE_REASON))
+    return len(_close_all_sessions(user=user, erased=False))
 
 
 def own_records(user) -> list[tuple[type[ChatSession], Any]]:

@@ -63,7 +63,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from chat.models import ChatSession
-from chat.providers import router
 from compliance.incidents import incidents_next_deadline
 from monitoring import health
 
@@ -106,6 +105,7 @@ def _incident_figures() -> float | None:
 
 
 def _provider_figures() -> dict[str, dict[str, Any]]:
+    router = health.provider_router()
     return {name: router.provider_status(name) for name in router.configured_providers()}
 
 

@@ -73,7 +73,6 @@ from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
 from chat.models import ChatMessage
-from chat.providers import router
 from chat.providers.config import provider_config
 from chat.selectors import active_session_count
 from compliance import redaction
@@ -94,6 +93,20 @@ _REDACTION_PROBE = f"Paciente com CPF {_REDACTION_PROBE_CPF} retorna amanhã."
 
 HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unknown"
 OPERATIONAL, UNAVAILABLE = "operational", "unavailable"
+
+
+# --- The provider router, loaded on first use -------------------------------------------
+# This module is imported at start-up in every process (the metrics collector is
+# installed from MonitoringConfig.ready()). The provider router loads both SDKs
+# (~1.1 s): a worker, beat or a management command that never reports on the
+# providers starts without them.
+
+
+def provider_router():
+    """chat.providers.router, imported on first use (see above)."""
+    from chat.providers import router
+
+    return router
 
 
 # --- Running checks with a bound ------------------------------------------------------
@@ -419,11 +432,11 @@ def provider_check(name: str) -> dict[str, Any]:
     check instead of being abandoned and started again.
     """
     try:
-        asyncio.run(router.probe_provider(name))
+        asyncio.run(provider_router().probe_provider(name))
     except Exception:  # the status below still reports live traffic and the circuit
         logger.warning("provider probe failed", exc_info=True,
                        extra={"event": "provider_probe_failed", "metadata": {"provider": name}})
-    return router.provider_status(name)
+    return provider_router().provider_status(name)
 
 
 def _provider_fingerprint(name: str) -> str:
@@ -460,7 +473,7 @@ def _provider_json(result: Any) -> dict[str, Any]:
 
 
 def _configured_providers() -> list[str]:
-    return list(router.configured_providers())
+    return list(provider_router().configured_providers())
 
 
 # --- The two reports ----------------------------------------------------------------------
@@ -540,7 +553,7 @@ async def system_health(*, details: bool) -> tuple[dict[str, Any], int]:
 
 
 def _failover_ready() -> bool:
-    return router.failover_ready()
+    return provider_router().failover_ready()
 
 
 def failover_ready_verdict(*, configured: Any, providers: dict[str, dict]) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from compliance.redaction import redact_for_log
 from neonpro import tracing
 
 _LEVELS = {"WARNING": "warn", "CRITICAL": "fatal"}
@@ -58,19 +59,9 @@ class ContextFilter(logging.Filter):
         return True
 
 
-def _redactor():
-    # Imported on the first line to redact, not at the top: the logging configuration
-    # loads this module in every process as Django starts (the web launcher even before
-    # Django), and the redaction package (scrubadub and its detectors) takes ~0.2 s to
-    # import, which a process that never logs a line would pay for nothing.
-    from compliance.redaction import redact_for_log
-
-    return redact_for_log
-
-
 def _redact_text(text: str) -> str:
     try:
-        return _redactor()(text)
+        return redact_for_log(text)
     except Exception:
         # Fail closed: a record that cannot be checked for personal data is not written.
         return _WITHHELD

@@ -57,10 +57,12 @@ migrate("compliance")
 loader = MigrationExecutor(connection).loader
 old = loader.project_state(list(loader.applied_migrations)).apps
 User = old.get_model("auth", "User")
-OldClinic, OldMembership = old.get_model("chat", "Clinic"), old.get_model("chat", "ClinicMembership")
+OldClinic = old.get_model("chat", "Clinic")
+OldMembership = old.get_model("chat", "ClinicMembership")
 Session, Message = old.get_model("chat", "ChatSession"), old.get_model("chat", "ChatMessage")
 Attempt = old.get_model("chat", "ProviderAttempt")
-OldContentType, OldPermission = old.get_model("contenttypes", "ContentType"), old.get_model("auth", "Permission")
+OldContentType = old.get_model("contenttypes", "ContentType")
+OldPermission = old.get_model("auth", "Permission")
 OldGroup = old.get_model("auth", "Group")
 
 aurora = OldClinic.objects.create(name="Clínica Aurora")
