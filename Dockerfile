@@ -5,6 +5,7 @@ WORKDIR /app
 RUN useradd --create-home --uid 10001 neonpro
 COPY pyproject.toml README.md ./
 COPY neonpro ./neonpro
+COPY clinics ./clinics
 COPY chat ./chat
 COPY compliance ./compliance
 COPY monitoring ./monitoring

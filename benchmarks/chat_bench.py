@@ -592,7 +592,8 @@ def create_population(count: int, tag: str) -> list[Seat]:
     from rest_framework_simplejwt.tokens import AccessToken
 
     from chat import services as chat_services
-    from chat.models import ChatSession, Clinic, ClinicMembership
+    from chat.models import ChatSession
+    from clinics.models import Clinic, ClinicMembership
     from compliance import services as compliance_services
 
     # Sessions of earlier runs in this dedicated database would count against

@@ -9,7 +9,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from chat.models import ChatMessage, ChatSession, Clinic, ClinicMembership, ProviderAttempt
+from chat.models import ChatMessage, ChatSession, ProviderAttempt
+from clinics.models import Clinic, ClinicMembership
 
 QUESTION = ("Paciente [NOME_1], 42 anos, CPF [CPF_1], quer saber os cuidados após "
             "aplicação de toxina botulínica na região frontal e o intervalo até o retorno.")

@@ -1,4 +1,4 @@
-"""Admin for clinics, memberships, chat sessions and provider attempts.
+"""Admin for chat sessions, provider attempts and answer feedback.
 
 Sessions are read-only except for legal hold. Message text and session titles
 are shown only to staff holding `chat.view_message_content` (compliance
@@ -25,14 +25,12 @@ from chat.models import (
     OUTCOME_LABELS,
     ChatMessage,
     ChatSession,
-    Clinic,
-    ClinicMembership,
     MessageFeedback,
     ProviderAttempt,
 )
+from clinics.people import person_short_name
 from compliance import audit, backoffice, redaction
 from compliance.backoffice import REVEAL_REASONS
-from compliance.people import person_short_name
 from compliance.roles import is_compliance_officer
 
 # Why a session ended (chat.services), as officers read it.
@@ -42,33 +40,6 @@ CLOSE_REASON_LABELS = {
     "subject_erased": _("closed by a data erasure"),
     "consent_revoked": _("closed because consent was revoked"),
 }
-
-
-@admin.register(Clinic)
-class ClinicAdmin(admin.ModelAdmin):
-    list_display = ["name", "created_at", "members"]
-    search_fields = ["name"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(member_count=Count("memberships"))
-
-    @admin.display(description=_("members"), ordering="member_count")
-    def members(self, obj: Clinic) -> int:
-        return obj.member_count
-
-
-@admin.register(ClinicMembership)
-class ClinicMembershipAdmin(admin.ModelAdmin):
-    list_display = ["person", "clinic", "role", "created_at"]
-    list_filter = ["clinic", "role"]
-    search_fields = ["user__username", "user__first_name", "user__last_name", "clinic__name"]
-    search_help_text = _("Name, username or clinic.")
-    list_select_related = ["user", "clinic"]
-    autocomplete_fields = ["user"]
-
-    @admin.display(description=_("user"), ordering="user__first_name")
-    def person(self, obj: ClinicMembership) -> str:
-        return person_short_name(obj.user)
 
 
 def _revealed(request) -> bool:

@@ -14,11 +14,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat import export, selectors, services
-from chat.api_errors import chat_error_response
 from chat.errors import ChatError
 from chat.models import ChatMessage
 from chat.serializers import (
-    ErrorSerializer,
     ExchangeSerializer,
     FeedbackResultSerializer,
     FeedbackSerializer,
@@ -28,7 +26,8 @@ from chat.serializers import (
     SessionSerializer,
     SessionUpdateSerializer,
 )
-from monitoring.tracing import current_trace_id
+from neonpro.api_errors import ErrorSerializer, error_response
+from neonpro.tracing import current_trace_id
 
 _ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409, 413,
                                                                 422, 429, 503)}
@@ -172,7 +171,7 @@ class SessionMessagesView(APIView):
             return _sse(frames)
         final = async_to_sync(_collect)(frames)[-1]
         if final["type"] == "error":
-            return chat_error_response(ChatError(final["code"], final["detail"],
+            return error_response(ChatError(final["code"], final["detail"],
                                                  message_id=final.get("message_id")))
         user_message = ChatMessage.objects.get(id=prepared.user_message.id)
         assistant_message = ChatMessage.objects.get(id=prepared.assistant_message.id)

@@ -13,9 +13,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import selectors, services
-from chat.api_errors import outage_dependency, outage_error
 from chat.errors import ChatError
-from monitoring import metrics, tracing
+from monitoring import metrics
+from neonpro import tracing
+from neonpro.api_errors import outage_dependency, outage_error
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Clinics, their members, chat sessions, messages and provider attempts."""
+"""Chat sessions, messages and provider attempts."""
 
 from __future__ import annotations
 
@@ -9,47 +9,9 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from clinics.models import Clinic
+from clinics.people import person_short_name, short_date, short_datetime
 from compliance.encryption import EncryptedJSONField, EncryptedTextField
-
-
-class Clinic(models.Model):
-    name = models.CharField(_("name"), max_length=200, unique=True)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
-
-    class Meta:
-        verbose_name = _("clinic")
-        verbose_name_plural = _("clinics")
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class ClinicMembership(models.Model):
-    class Role(models.TextChoices):
-        CLINICIAN = "clinician", _("clinician")
-        MANAGER = "manager", _("clinic manager")
-
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="clinic_membership",
-        verbose_name=_("user"),
-    )
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="memberships",
-                               verbose_name=_("clinic"))
-    role = models.CharField(_("role"), max_length=20, choices=Role.choices,
-                            default=Role.CLINICIAN)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
-
-    class Meta:
-        verbose_name = _("clinic membership")
-        verbose_name_plural = _("clinic memberships")
-
-    def __str__(self) -> str:
-        from compliance.people import person_short_name
-
-        return _("%(person)s — %(role)s, %(clinic)s") % {
-            "person": person_short_name(self.user), "role": self.get_role_display(),
-            "clinic": self.clinic.name}
 
 
 class ChatSession(models.Model):
@@ -99,8 +61,6 @@ class ChatSession(models.Model):
         ]
 
     def __str__(self) -> str:
-        from compliance.people import person_short_name, short_date
-
         return _("Session of %(person)s on %(date)s (%(ref)s)") % {
             "person": person_short_name(self.user), "date": short_date(self.created_at),
             "ref": str(self.id)[:8]}
@@ -174,6 +134,8 @@ class ChatMessage(models.Model):
         verbose_name = _("chat message")
         verbose_name_plural = _("chat messages")
         ordering = ["created_at"]
+        # Officers read decrypted text in the admin with it (compliance.roles).
+        permissions = [("view_message_content", "Can read decrypted chat message text")]
         constraints = [
             models.UniqueConstraint(
                 fields=["session", "client_id"],
@@ -184,8 +146,6 @@ class ChatMessage(models.Model):
         indexes = [models.Index(fields=["session", "created_at"])]
 
     def __str__(self) -> str:
-        from compliance.people import short_datetime
-
         return _("%(role)s message of %(when)s") % {
             "role": self.get_role_display(), "when": short_datetime(self.created_at)}
 

@@ -83,8 +83,3 @@ class MessageCreateSerializer(serializers.Serializer):
 class ExchangeSerializer(serializers.Serializer):
     user_message = MessageSerializer()
     assistant_message = MessageSerializer()
-
-
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    detail = serializers.CharField()

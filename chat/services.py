@@ -27,7 +27,7 @@ from django.utils import timezone
 from chat import search, selectors, shutdown
 from chat.db import run_db
 from chat.errors import ChatError
-from chat.models import ChatMessage, ChatSession, ClinicMembership, ProviderAttempt
+from chat.models import ChatMessage, ChatSession, ProviderAttempt
 from chat.providers import router
 from chat.providers.base import (
     AttemptEvent,
@@ -43,11 +43,12 @@ from chat.providers.content_filter import (
     check_local_rules,
     moderation_enabled,
 )
-from chat.ratelimit import rate_limit_hit
+from clinics.models import ClinicMembership
 from compliance import audit, redaction
 from compliance import services as compliance_services
 from monitoring import metrics
 from neonpro.db import db_value, insert_rows
+from neonpro.ratelimit import rate_limit_hit
 
 logger = logging.getLogger(__name__)
 

@@ -45,10 +45,10 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from chat import shutdown
-from chat.api_errors import outage_dependency, outage_error
 from chat.errors import ChatError
-from chat.ratelimit import rate_limit_hit
+from neonpro.api_errors import outage_dependency, outage_error
 from neonpro.client_address import scope_client_ip
+from neonpro.ratelimit import rate_limit_hit
 
 CLOSE_RATE_LIMITED = 4429
 CLOSE_SERVICE_UNAVAILABLE = 4503

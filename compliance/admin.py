@@ -28,8 +28,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from chat.models import Clinic, ClinicMembership
-from compliance import audit, backoffice, dsr, incidents, people, selectors, services
+from clinics import people
+from clinics.models import Clinic, ClinicMembership
+from compliance import audit, backoffice, dsr, incidents, selectors, services
 from compliance.models import (
     DSR_RESPONSE_DAYS,
     AuditEvent,

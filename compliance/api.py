@@ -8,8 +8,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat.errors import ChatError
-from chat.serializers import ErrorSerializer
 from compliance import audit, dsr, services
 from compliance.models import ConsentRecord, DataSubjectRequest
 from compliance.serializers import (
@@ -19,7 +17,9 @@ from compliance.serializers import (
     DataSubjectRequestCreateSerializer,
     DataSubjectRequestSerializer,
 )
+from neonpro.api_errors import ErrorSerializer
 from neonpro.client_address import request_client_ip
+from neonpro.errors import NeonProError
 
 _AUDIT_UNAVAILABLE = "This could not be recorded in the audit trail right now; try again shortly."
 
@@ -53,7 +53,7 @@ class ConsentListCreateView(APIView):
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
             )
         except audit.AuditWriteError:
-            raise ChatError("service_unavailable", _AUDIT_UNAVAILABLE) from None
+            raise NeonProError("service_unavailable", _AUDIT_UNAVAILABLE) from None
         return Response(ConsentSerializer(record).data, status=status.HTTP_201_CREATED)
 
 
@@ -62,13 +62,13 @@ class ConsentRevokeView(APIView):
                               503: OpenApiResponse(ErrorSerializer)})
     def delete(self, request: Request, purpose: str) -> Response:
         if purpose not in ConsentRecord.Purpose.values:
-            raise ChatError("not_found", "Unknown consent purpose.")
+            raise NeonProError("not_found", "Unknown consent purpose.")
         try:
             revoked = services.consent_revoke(user=request.user, purpose=purpose)
         except audit.AuditWriteError:
-            raise ChatError("service_unavailable", _AUDIT_UNAVAILABLE) from None
+            raise NeonProError("service_unavailable", _AUDIT_UNAVAILABLE) from None
         if not revoked:
-            raise ChatError("not_found", "No active consent for this purpose.")
+            raise NeonProError("not_found", "No active consent for this purpose.")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -80,7 +80,7 @@ class MyDataView(APIView):
         try:
             document = dsr.dsr_export_subject(user=request.user)
         except audit.AuditWriteError:
-            raise ChatError("service_unavailable", _AUDIT_UNAVAILABLE) from None
+            raise NeonProError("service_unavailable", _AUDIT_UNAVAILABLE) from None
         response = Response(document)
         response["Content-Disposition"] = 'inline; filename="my-data.json"'
         response["Cache-Control"] = "no-store"

@@ -34,11 +34,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from clinics.models import Clinic, ClinicMembership
 from compliance import anchors
-from compliance.models import AuditEvent
+from compliance.models import AuditEvent, ConsentRecord, DataSubjectRequest, TermsVersion
 from monitoring import metrics
 from neonpro.db import insert_rows, pipelined_atomic
 
@@ -184,8 +186,6 @@ def _count_failure(event_type: str, required: bool, exc: BaseException) -> None:
 
 
 def _clinic_of(user_id: int | None) -> int | None:
-    from chat.models import ClinicMembership
-
     if user_id is None:
         return None
     return (ClinicMembership.objects.filter(user_id=user_id)
@@ -662,22 +662,29 @@ def acting_as(actor) -> Iterator[None]:
         yield
 
 
+def auditlog_register(model, **options: Any) -> None:
+    """Track `model` in django-auditlog's change log, values masked by `mask_value`.
+
+    Apps above compliance call this from their ready() for their own models
+    (the chat: session metadata). Idempotent.
+    """
+    from auditlog.registry import auditlog
+
+    if not auditlog.contains(model):
+        auditlog.register(model, mask_callable="compliance.audit.mask_value", **options)
+
+
 def register_auditlog() -> None:
     """Register the models that matter with django-auditlog (called at start-up).
 
     Free text and secrets never reach a diff: session titles and PII mappings
-    are outside the tracked fields, request details and terms text are
-    excluded, and identifying or secret values are masked (the log shows that
-    they changed, not what to). ChatMessage is deliberately not registered:
-    message text must never be copied into the change log, and message_processed
-    events already record each message (counts only).
+    are outside the tracked fields (the chat registers its sessions itself),
+    request details and terms text are excluded, and identifying or secret
+    values are masked (the log shows that they changed, not what to).
+    ChatMessage is deliberately not registered: message text must never be
+    copied into the change log, and message_processed events already record
+    each message (counts only).
     """
-    from auditlog.registry import auditlog
-    from django.contrib.auth import get_user_model
-
-    from chat.models import ChatSession, Clinic, ClinicMembership
-    from compliance.models import ConsentRecord, DataSubjectRequest, TermsVersion
-
     registrations = [
         (get_user_model(), {
             "exclude_fields": ["last_login"],
@@ -686,12 +693,9 @@ def register_auditlog() -> None:
         }),
         (Clinic, {}),
         (ClinicMembership, {}),
-        (ChatSession, {"include_fields": [
-            "user", "clinic", "status", "closed_at", "close_reason", "legal_hold"]}),
         (ConsentRecord, {"mask_fields": ["ip_address", "user_agent"]}),
         (DataSubjectRequest, {"exclude_fields": ["details", "resolution_note"]}),
         (TermsVersion, {"exclude_fields": ["text"]}),
     ]
     for model, options in registrations:
-        if not auditlog.contains(model):
-            auditlog.register(model, mask_callable="compliance.audit.mask_value", **options)
+        auditlog_register(model, **options)

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from compliance import audit, export_check
+from compliance.incidents import incident_open_for_chain_failure
 from compliance.models import AuditEvent
 
 # Why an officer may read a session's personal data in clear (LGPD Art. 6 III, necessity).
@@ -135,8 +136,6 @@ def audit_chain_check(*, actor) -> ChainStatus:
                       "anchors": verification.anchors_checked},
         )
         if not status.ok:
-            from compliance.incidents import incident_open_for_chain_failure
-
             incident_open_for_chain_failure(verification=verification, actor=actor)
     return status
 

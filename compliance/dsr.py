@@ -18,20 +18,17 @@ from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from chat.models import ChatMessage, ChatSession, ClinicMembership
-from compliance import audit
+from clinics.models import ClinicMembership
+from compliance import audit, registry
 from compliance.models import AuditEvent, ConsentRecord, DataSubjectRequest
+from compliance.services import consent_revoke
+from neonpro.errors import NeonProError
 
 EXPORT_FORMAT = "neonpro.subject-export.v1"
 
 
-class DSRError(Exception):
+class DSRError(NeonProError):
     """A request the officer's action cannot apply (wrong type or status)."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 # --- Filing and status ------------------------------------------------------------------
@@ -124,38 +121,6 @@ def _requests(user) -> list[dict[str, Any]]:
     ]
 
 
-def _message(message: ChatMessage) -> dict[str, Any]:
-    return {
-        "id": str(message.id), "role": message.role, "content": message.content,
-        # Exactly what left for (or came back from) the AI provider: placeholders only.
-        "sent_to_provider": message.redacted_content,
-        "status": message.status, "error_code": message.error_code,
-        "created_at": _iso(message.created_at), "pii_detected": message.pii_counts,
-        "provider": message.provider, "model": message.model,
-        "input_tokens": message.input_tokens, "output_tokens": message.output_tokens,
-        "provider_attempts": [
-            {"provider": a.provider, "model": a.model, "outcome": a.outcome,
-             "error_code": a.error_code, "started_at": _iso(a.started_at),
-             "input_tokens": a.input_tokens, "output_tokens": a.output_tokens}
-            for a in message.attempts.all()
-        ],
-    }
-
-
-def _sessions(user) -> list[dict[str, Any]]:
-    messages_by_session: dict[Any, list] = {}
-    for message in (ChatMessage.objects.filter(session__user=user)
-                    .order_by("created_at").prefetch_related("attempts")):
-        messages_by_session.setdefault(message.session_id, []).append(_message(message))
-    return [
-        {"id": str(s.id), "clinic_id": s.clinic_id, "title": s.title, "status": s.status,
-         "created_at": _iso(s.created_at), "last_activity_at": _iso(s.last_activity_at),
-         "closed_at": _iso(s.closed_at), "close_reason": s.close_reason,
-         "legal_hold": s.legal_hold, "messages": messages_by_session.get(s.id, [])}
-        for s in ChatSession.objects.filter(user=user).order_by("created_at")
-    ]
-
-
 def _audit_events(user) -> list[dict[str, Any]]:
     # Events about the subject, and the subject's own actions that concern nobody else.
     events = AuditEvent.objects.filter(
@@ -174,11 +139,12 @@ def _own_records(user) -> list[tuple[Any, Any]]:
     return [
         (get_user_model(), [user.pk]),
         (ConsentRecord, ConsentRecord.objects.filter(user=user).values_list("pk", flat=True)),
-        (ChatSession, ChatSession.objects.filter(user=user).values_list("pk", flat=True)),
         (ClinicMembership,
          ClinicMembership.objects.filter(user=user).values_list("pk", flat=True)),
         (DataSubjectRequest,
          DataSubjectRequest.objects.filter(user=user).values_list("pk", flat=True)),
+        *(record for handler in registry.subject_data_handlers()
+          for record in handler.own_records(user)),
     ]
 
 
@@ -204,18 +170,24 @@ def _change_log(user) -> list[dict[str, Any]]:
     ]
 
 
-def _build_export(user) -> dict[str, Any]:
-    return {
+def _build_export(user) -> tuple[dict[str, Any], dict[str, int]]:
+    """The export document, and the counts of the apps' parts for the audit event."""
+    document: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "generated_at": _iso(timezone.now()),
         "subject": _profile(user),
         "clinic_memberships": _memberships(user),
         "consents": _consents(user),
         "data_subject_requests": _requests(user),
-        "sessions": _sessions(user),
-        "audit_events": _audit_events(user),
-        "change_log": _change_log(user),
     }
+    counts: dict[str, int] = {}
+    for handler in registry.subject_data_handlers():  # the chat's sessions and messages
+        part = handler.export(user=user)
+        document.update(part.sections)
+        counts.update(part.counts)
+    document["audit_events"] = _audit_events(user)
+    document["change_log"] = _change_log(user)
+    return document, counts
 
 
 def dsr_export_subject(*, user, actor=None, request: DataSubjectRequest | None = None
@@ -230,14 +202,13 @@ def dsr_export_subject(*, user, actor=None, request: DataSubjectRequest | None =
     when that event cannot be written.
     """
     with transaction.atomic():
-        document = _build_export(user)
+        document, counts = _build_export(user)
         audit.record_event(
             event_type=audit.Event.DATA_EXPORTED, actor_id=(actor or user).pk,
             subject_user_id=user.pk,
             metadata={
                 "request_id": request.pk if request is not None else None,
-                "sessions": len(document["sessions"]),
-                "messages": sum(len(s["messages"]) for s in document["sessions"]),
+                **counts,
                 "consents": len(document["consents"]),
             },
         )
@@ -292,21 +263,13 @@ def dsr_erase_subject(*, user, actor, request: DataSubjectRequest | None = None
     `audit.AuditWriteError` and changes nothing when the data_erased event
     cannot be written.
     """
-    from chat.services import ERASED_CLOSE_REASON, session_close_all_for_user
-    from compliance.services import consent_revoke
-
     with transaction.atomic():
-        # Lock the subject's sessions first: every path takes session locks before
-        # the audit append lock, so this order cannot deadlock with the chat or the purge.
-        sessions = dict(ChatSession.objects.select_for_update().filter(user=user)
-                        .values_list("id", "legal_hold"))
-        session_close_all_for_user(user=user, reason=ERASED_CLOSE_REASON)
-        erasable = [sid for sid, held in sessions.items() if not held]
-        messages = ChatMessage.objects.filter(session_id__in=erasable).update(
-            content="", redacted_content="", feedback_comment=""
-        )
-        ChatSession.objects.filter(id__in=erasable).update(title="", pii_mapping={},
-                                                           search_tokens="")
+        # The apps' content first (the chat locks the subject's sessions): every path
+        # takes session locks before the audit append lock, so this order cannot
+        # deadlock with the chat or the purge.
+        counts: dict[str, int] = {}
+        for handler in registry.subject_data_handlers():
+            counts.update(handler.erase(user=user))
         revoked = sum(
             consent_revoke(user=user, purpose=purpose, actor=actor)
             for purpose in ConsentRecord.Purpose.values
@@ -315,12 +278,7 @@ def dsr_erase_subject(*, user, actor, request: DataSubjectRequest | None = None
         DataSubjectRequest.objects.filter(user=user).update(details="")
         _anonymise_user(user)
         scrubbed = _scrub_change_log(user)
-        counts = {
-            "sessions": len(erasable),
-            "messages": messages,
-            "sessions_on_legal_hold": len(sessions) - len(erasable),
-            "consents_revoked": revoked,
-        }
+        counts["consents_revoked"] = revoked
         audit.record_event(
             event_type=audit.Event.DATA_ERASED, actor_id=getattr(actor, "pk", None),
             subject_user_id=user.pk,
@@ -332,8 +290,6 @@ def dsr_erase_subject(*, user, actor, request: DataSubjectRequest | None = None
 
 def dsr_revoke_consent(*, request: DataSubjectRequest, actor) -> int:
     """Apply a consent-revocation request: revoke every purpose, close sessions."""
-    from compliance.services import consent_revoke
-
     if request.request_type != DataSubjectRequest.RequestType.CONSENT_REVOCATION:
         raise DSRError("wrong_type", "Only consent-revocation requests revoke consent.")
     with transaction.atomic():

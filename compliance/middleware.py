@@ -10,10 +10,11 @@ the first log entry of the request is written, after DRF has set the user.
 
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from auditlog.middleware import AuditlogMiddleware
 from django.contrib.auth import get_user_model
 from django.utils.functional import SimpleLazyObject, empty
+
+from neonpro.middleware import HybridMiddleware
 
 
 def _authenticated_user(request):
@@ -33,7 +34,7 @@ class AuditActorMiddleware(AuditlogMiddleware):
         return SimpleLazyObject(lambda: _authenticated_user(request))
 
 
-class PrivateResponseMiddleware:
+class PrivateResponseMiddleware(HybridMiddleware):
     """`Cache-Control: no-store` on every response to a signed-in user.
 
     What a signed-in user receives (message lists, session details, the chat page,
@@ -44,24 +45,7 @@ class PrivateResponseMiddleware:
     tokens inside the view and sets `request.user` there.
     """
 
-    async_capable = True
-    sync_capable = True
-
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self.__acall__(request)
-        return self._private(request, self.get_response(request))
-
-    async def __acall__(self, request):
-        return self._private(request, await self.get_response(request))
-
-    @staticmethod
-    def _private(request, response):
+    def finish(self, request, response, started):
         if _signed_in_user_seen(request) and \
                 "no-store" not in response.get("Cache-Control", ""):
             # Replaces weaker directives (no-cache, max-age): no-store is the one that

@@ -11,6 +11,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from clinics.people import person_short_name, short_date, short_datetime
+
 # LGPD Art. 19 II: a complete answer to an access request within 15 days of receipt.
 DSR_RESPONSE_DAYS = 15
 
@@ -38,8 +40,6 @@ class ConsentRecord(models.Model):
         indexes = [models.Index(fields=["user", "purpose", "revoked_at"])]
 
     def __str__(self) -> str:
-        from compliance.people import person_short_name, short_date
-
         return _("Consent of %(person)s (terms %(version)s), given on %(date)s") % {
             "person": person_short_name(self.user), "version": self.terms_version,
             "date": short_date(self.granted_at)}
@@ -129,8 +129,6 @@ class AuditEvent(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        from compliance.people import short_datetime
-
         return _("Event no. %(id)s: %(event)s (%(when)s)") % {
             "id": self.id, "event": self.get_event_type_display(),
             "when": short_datetime(self.created_at)}
@@ -180,8 +178,6 @@ class DataSubjectRequest(models.Model):
         indexes = [models.Index(fields=["status", "due_at"])]
 
     def __str__(self) -> str:
-        from compliance.people import person_short_name, short_date
-
         return _("%(kind)s request from %(person)s — received on %(received)s, due "
                  "%(due)s") % {
             "kind": self.short_kind(), "person": person_short_name(self.user),
@@ -270,8 +266,6 @@ class SecurityIncident(models.Model):
         ordering = ["-became_known_at"]
 
     def __str__(self) -> str:
-        from compliance.people import short_date
-
         return _("Incident no. %(id)s: %(title)s (known on %(known)s)") % {
             "id": self.pk, "title": self.title, "known": short_date(self.became_known_at)}
 
@@ -305,7 +299,5 @@ class IncidentNotification(models.Model):
         ordering = ["sent_at"]
 
     def __str__(self) -> str:
-        from compliance.people import short_date
-
         return _("Notification to %(recipient)s on %(date)s") % {
             "recipient": self.get_recipient_display(), "date": short_date(self.sent_at)}

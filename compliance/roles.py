@@ -11,12 +11,12 @@ metadata only, never message text.
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, Permission
-from django.contrib.contenttypes.models import ContentType
 
 COMPLIANCE_OFFICERS = "Compliance Officers"
 OPERATIONS = "Operations"
 
-# Codename of the permission to read decrypted message text and session titles.
+# Codename of the permission to read decrypted message text and session titles
+# (declared on chat.ChatMessage; named here by string, compliance imports nothing of chat).
 VIEW_MESSAGE_CONTENT = "view_message_content"
 VIEW_MESSAGE_CONTENT_PERM = f"chat.{VIEW_MESSAGE_CONTENT}"
 
@@ -35,8 +35,8 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "compliance.change_securityincident",
         "compliance.view_incidentnotification",
         "compliance.add_incidentnotification",
-        "chat.view_clinic",
-        "chat.view_clinicmembership",
+        "clinics.view_clinic",
+        "clinics.view_clinicmembership",
         "chat.view_chatsession",
         "chat.change_chatsession",  # legal hold only; every other field is read-only
         "chat.view_chatmessage",
@@ -46,24 +46,13 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "auth.view_user",
     ],
     OPERATIONS: [
-        "chat.view_clinic",
-        "chat.view_clinicmembership",
+        "clinics.view_clinic",
+        "clinics.view_clinicmembership",
         "chat.view_chatsession",
         "chat.view_chatmessage",
         "chat.view_providerattempt",
     ],
 }
-
-
-def _message_content_permission(using: str) -> Permission:
-    from chat.models import ChatMessage
-
-    permission, _ = Permission.objects.using(using).get_or_create(
-        codename=VIEW_MESSAGE_CONTENT,
-        content_type=ContentType.objects.db_manager(using).get_for_model(ChatMessage),
-        defaults={"name": "Can read decrypted chat message text"},
-    )
-    return permission
 
 
 def _permission(dotted: str, using: str) -> Permission:
@@ -73,8 +62,11 @@ def _permission(dotted: str, using: str) -> Permission:
 
 
 def roles_ensure_groups(*, using: str = "default") -> dict[str, Group]:
-    """Create or update the staff groups with exactly their permissions (idempotent)."""
-    _message_content_permission(using)
+    """Create or update the staff groups with exactly their permissions (idempotent).
+
+    Every permission must exist already: Django creates them after migrating
+    (`view_message_content` is declared on chat.ChatMessage), before this runs.
+    """
     groups = {}
     for name, dotted_names in GROUP_PERMISSIONS.items():
         group, _ = Group.objects.using(using).get_or_create(name=name)

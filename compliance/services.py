@@ -14,18 +14,16 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from compliance import audit
+from compliance import audit, registry
 from compliance.models import ConsentRecord, TermsVersion
 from monitoring import metrics
+from neonpro.errors import NeonProError
 
 logger = logging.getLogger(__name__)
 
 
-class ConsentError(Exception):
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+class ConsentError(NeonProError):
+    """A consent request the service refuses (an unknown purpose)."""
 
 
 # The consent check runs on every chat message. Its answer is kept in the shared cache:
@@ -149,9 +147,10 @@ def consent_grant(
 
 
 def consent_revoke(*, user, purpose: str, actor=None) -> int:
-    """Revoke every active consent for `purpose` and close the user's active sessions.
+    """Revoke every active consent for `purpose`; the apps stop what needed it.
 
-    The records stay (evidence of what was agreed and when); only `revoked_at`
+    The chat closes the user's active sessions (compliance.registry). The
+    records stay (evidence of what was agreed and when); only `revoked_at`
     is set. Open WebSockets of the closed sessions are told once the
     transaction commits. `actor` is who acted (the subject when None). Returns
     how many consent records were revoked (0 when none was active). Raises
@@ -159,8 +158,6 @@ def consent_revoke(*, user, purpose: str, actor=None) -> int:
     cannot be written.
     """
     _check_purpose(purpose)
-    from chat.services import session_close_all_for_user
-
     with transaction.atomic():
         revoked = ConsentRecord.objects.filter(
             user=user, purpose=purpose, revoked_at__isnull=True
@@ -168,13 +165,13 @@ def consent_revoke(*, user, purpose: str, actor=None) -> int:
         if not revoked:
             return 0
         _forget_consent(user.pk, purpose)
-        closed = []
-        if purpose == ConsentRecord.Purpose.AI_CHAT:
-            closed = session_close_all_for_user(user=user, reason="consent_revoked")
+        # The chat closes the user's sessions when the AI-chat consent goes.
+        closed = sum(handler.consent_revoked(user=user, purpose=purpose)
+                     for handler in registry.subject_data_handlers())
         audit.record_event(
             event_type=audit.Event.CONSENT_REVOKED,
             actor_id=(actor or user).pk, subject_user_id=user.pk,
-            metadata={"purpose": purpose, "records": revoked, "sessions_closed": len(closed)},
+            metadata={"purpose": purpose, "records": revoked, "sessions_closed": closed},
         )
     return revoked
 

@@ -20,7 +20,8 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl
 
-from monitoring import tracing
+from neonpro import tracing
+from neonpro.client_address import scope_client_ip
 
 logger = logging.getLogger("neonpro.access")
 
@@ -72,8 +73,6 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
 
 
 def _client_ip(scope: dict) -> str | None:
-    from neonpro.client_address import scope_client_ip
-
     return scope_client_ip(scope)
 
 

@@ -6,12 +6,11 @@ class MonitoringConfig(AppConfig):
     verbose_name = "Monitoring"
 
     def ready(self) -> None:
-        from monitoring import collectors, tracing
+        from monitoring import collectors
         from monitoring import logging as json_logging
 
         # Once per process (web, worker, beat, management commands): Celery keeps
-        # the JSON logging, the trace id travels into Celery tasks, and the
-        # scrape-time collector (and the worker's metrics exporter) is installed.
+        # the JSON logging, and the scrape-time collector (and the worker's metrics
+        # exporter) is installed.
         json_logging.connect_celery_logging()
-        tracing.connect_celery_signals()
         collectors.install()

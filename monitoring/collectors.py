@@ -56,10 +56,14 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from chat.models import ChatSession
+from compliance.incidents import incidents_next_deadline
 from monitoring import health
 
 logger = logging.getLogger(__name__)
@@ -81,11 +85,6 @@ def multiprocess_dir() -> str | None:
 
 
 def _session_figures() -> dict[str, Any]:
-    from django.db.models import Count
-    from django.utils import timezone
-
-    from chat.models import ChatSession
-
     health.ping_database()  # raises when the database is down: ai_chat_db_up 0
     counts = dict.fromkeys(ChatSession.Status.values, 0)
     for status, count in ChatSession.objects.values_list("status").annotate(
@@ -101,17 +100,12 @@ def _session_figures() -> dict[str, Any]:
 def _incident_figures() -> float | None:
     """Seconds to the nearest ANPD notification deadline of an open, not yet notified
     incident that may cause relevant risk (negative once past); None when there is none."""
-    from django.utils import timezone
-
-    from compliance.incidents import incidents_next_deadline
-
     deadline = incidents_next_deadline()
     return None if deadline is None else (deadline - timezone.now()).total_seconds()
 
 
 def _provider_figures() -> dict[str, dict[str, Any]]:
-    from chat.providers import router
-
+    router = health.provider_router()
     return {name: router.provider_status(name) for name in router.configured_providers()}
 
 

@@ -68,9 +68,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import Avg, Count, Q
 from django.utils import timezone
+
+from chat.models import ChatMessage
+from chat.providers.config import provider_config
+from chat.selectors import active_session_count
+from compliance import redaction
+from monitoring.metrics import DB_CONNECTION_FAILURES
+from neonpro.cache import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +93,20 @@ _REDACTION_PROBE = f"Paciente com CPF {_REDACTION_PROBE_CPF} retorna amanhã."
 
 HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unknown"
 OPERATIONAL, UNAVAILABLE = "operational", "unavailable"
+
+
+# --- The provider router, loaded on first use -------------------------------------------
+# This module is imported at start-up in every process (the metrics collector is
+# installed from MonitoringConfig.ready()). The provider router loads both SDKs
+# (~1.1 s): a worker, beat or a management command that never reports on the
+# providers starts without them.
+
+
+def provider_router():
+    """chat.providers.router, imported on first use (see above)."""
+    from chat.providers import router
+
+    return router
 
 
 # --- Running checks with a bound ------------------------------------------------------
@@ -229,10 +250,6 @@ _PG_CONNECTIONS = """
 
 
 def _connect():
-    from django.db import InterfaceError, OperationalError
-
-    from monitoring.metrics import DB_CONNECTION_FAILURES
-
     connection = connections["default"]
     try:
         connection.ensure_connection()
@@ -296,18 +313,6 @@ class CacheHealth:
     memory_usage: str | None
 
 
-def _redis_client():
-    """The redis-py client of Django's Redis cache backend, or None for other backends."""
-    from django.core.cache import caches
-    from django.core.cache.backends.redis import RedisCache
-
-    backend = caches["default"]  # the instance: `cache` is a proxy, isinstance fails on it
-    if not isinstance(backend, RedisCache):
-        return None
-    # Django's own client: same connection pool, timeouts and credentials.
-    return backend._cache.get_client(None, write=True)
-
-
 def cache_check() -> CacheHealth:
     """A set/get round trip, and on Redis the hit rate and memory from INFO."""
     key = f"monitoring:health:{uuid.uuid4().hex}"
@@ -319,7 +324,7 @@ def cache_check() -> CacheHealth:
     cache.delete(key)
     if echoed != nonce:
         raise RuntimeError("cache did not return the value just stored")
-    client = _redis_client()
+    client = redis_client()
     if client is None:
         return CacheHealth(round(round_trip_ms, 2), None, None)
     stats = client.info("stats")
@@ -371,9 +376,6 @@ class Activity:
 
 def chat_activity(*, now: dt.datetime | None = None) -> Activity:
     """Sessions, request rate, answer times and failures, from the stored messages."""
-    from chat.models import ChatMessage
-    from chat.selectors import active_session_count
-
     now = now or timezone.now()
     requests_per_minute = ChatMessage.objects.filter(
         role=ChatMessage.Role.USER, created_at__gte=now - dt.timedelta(minutes=1)
@@ -410,16 +412,12 @@ def _round(value: Any) -> float | None:
 
 def redaction_self_test() -> bool:
     """Whether the redactor the chat uses replaces a synthetic CPF right now."""
-    from compliance import redaction
-
     result = redaction.redact(_REDACTION_PROBE, mapping={})
     return _REDACTION_PROBE_CPF not in result.text
 
 
 def _pii_policy() -> dict[str, str]:
     """Entity type -> tag/surrogate/block as PII_POLICY sets it (validated at start-up)."""
-    from compliance import redaction
-
     return dict(redaction.active_policy())
 
 
@@ -433,19 +431,15 @@ def provider_check(name: str) -> dict[str, Any]:
     stops waiting, the probe still finishes and is cached (~30 s) for the next
     check instead of being abandoned and started again.
     """
-    from chat.providers import router
-
     try:
-        asyncio.run(router.probe_provider(name))
+        asyncio.run(provider_router().probe_provider(name))
     except Exception:  # the status below still reports live traffic and the circuit
         logger.warning("provider probe failed", exc_info=True,
                        extra={"event": "provider_probe_failed", "metadata": {"provider": name}})
-    return router.provider_status(name)
+    return provider_router().provider_status(name)
 
 
 def _provider_fingerprint(name: str) -> str:
-    from chat.providers.config import provider_config
-
     cfg = provider_config(name)
     if cfg is None:
         return "not_configured"
@@ -479,9 +473,7 @@ def _provider_json(result: Any) -> dict[str, Any]:
 
 
 def _configured_providers() -> list[str]:
-    from chat.providers import router
-
-    return list(router.configured_providers())
+    return list(provider_router().configured_providers())
 
 
 # --- The two reports ----------------------------------------------------------------------
@@ -561,9 +553,7 @@ async def system_health(*, details: bool) -> tuple[dict[str, Any], int]:
 
 
 def _failover_ready() -> bool:
-    from chat.providers import router
-
-    return router.failover_ready()
+    return provider_router().failover_ready()
 
 
 def failover_ready_verdict(*, configured: Any, providers: dict[str, dict]) -> bool:

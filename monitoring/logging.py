@@ -8,7 +8,7 @@ One JSON object per line::
 
 Code logs with ``extra={"event": ..., "metadata": {...}, "performance": {...}}``
 (and ``sessionId`` & co. when it knows them better than the context).
-`ContextFilter` fills the ids from the current context (monitoring.tracing);
+`ContextFilter` fills the ids from the current context (neonpro.tracing);
 `RedactPIIFilter` passes the message, string metadata and exception text
 through the same Brazilian redactor the chat uses before calling a provider.
 If the redactor itself fails, the text is withheld rather than logged raw.
@@ -24,7 +24,8 @@ from typing import Any
 
 import orjson
 
-from monitoring import tracing
+from compliance.redaction import redact_for_log
+from neonpro import tracing
 
 _LEVELS = {"WARNING": "warn", "CRITICAL": "fatal"}
 _ID_FIELDS = (
@@ -58,15 +59,9 @@ class ContextFilter(logging.Filter):
         return True
 
 
-def _redactor():
-    from compliance.redaction import redact_for_log
-
-    return redact_for_log
-
-
 def _redact_text(text: str) -> str:
     try:
-        return _redactor()(text)
+        return redact_for_log(text)
     except Exception:
         # Fail closed: a record that cannot be checked for personal data is not written.
         return _WITHHELD

@@ -22,8 +22,8 @@ from chat import shutdown  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from chat.ws_auth import chat_auth_stack  # noqa: E402
 from monitoring.access_log import AccessLogMiddleware  # noqa: E402
-from monitoring.middleware import TraceContextASGIMiddleware  # noqa: E402
 from neonpro.client_address import ClientAddressMiddleware  # noqa: E402
+from neonpro.middleware import TraceContextASGIMiddleware  # noqa: E402
 
 # Outermost: the client's address and scheme are settled (TRUSTED_PROXIES) before any
 # limit, audit event or log line reads them; then the JSON access log sees every answer.

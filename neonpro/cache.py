@@ -27,6 +27,8 @@ import logging
 import threading
 from typing import Any, ClassVar
 
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
 from django_prometheus.cache.backends.redis import NativeRedisCache
 
@@ -120,3 +122,17 @@ class RedisCache(NativeRedisCache):
         self._class = SharedPoolRedisCacheClient
         # Not configurable: pickle must not come back through OPTIONS.
         self._options = {**self._options, "serializer": JSONSerializer}
+
+
+def redis_client():
+    """The redis-py client behind the default cache, or None when it is not Redis.
+
+    For the few callers that need a Redis command the cache API lacks (a
+    pipelined INCR + EXPIRE, INFO): the same process-wide pool as the cache.
+    """
+    backend = caches["default"]  # the instance: `cache` is a proxy, isinstance fails on it
+    if not isinstance(backend, DjangoRedisCache):
+        return None
+    # Django's Redis cache has no public accessor for its client; this is the one place
+    # that reaches for it (same pool, timeouts and credentials as the cache).
+    return backend._cache.get_client(None, write=True)

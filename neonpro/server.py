@@ -154,6 +154,8 @@ class _Discarder:
 
 
 def _log_refusal(request: BoundedWebRequest, *, declared: int | None) -> None:
+    # Imported on first use: this module starts before Django is set up (it parses
+    # daphne's options and configures logging first), and these read the settings.
     from monitoring.access_log import log_http_request
     from neonpro.client_address import client_address
 

@@ -73,6 +73,11 @@ INSTALLED_APPS = [
     "django_prometheus",
     "auditlog",
     "channels",
+    # Our layers, bottom to top (each imports only those above it in this list, except
+    # that chat comes before compliance: compliance's post_migrate handler gives the
+    # staff groups chat's permissions, which must exist by then).
+    "neonpro",
+    "clinics",
     "chat",
     "compliance",
     "monitoring",
@@ -80,12 +85,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "monitoring.middleware.TraceContextMiddleware",
+    "neonpro.middleware.TraceContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     # Above everything that touches the database or Redis: an outage anywhere below
     # becomes a clean 503 `service_unavailable`, never a traceback.
-    "chat.api_errors.ServiceUnavailableMiddleware",
+    "neonpro.api_errors.ServiceUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -94,7 +99,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Turns a locked-out sign-in (web or admin form) into 429 with a clear message.
-    "chat.login_protection.LoginLockoutMiddleware",
+    "neonpro.login_protection.LoginLockoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # auditlog's middleware with the actor of JWT-authenticated API calls too.
@@ -209,7 +214,7 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     # Django's ModelBackend that first refuses a locked-out username or address, for
     # every door that signs in (web form, admin, API token).
-    "chat.login_protection.LockoutBackend",
+    "neonpro.login_protection.LockoutBackend",
 ]
 # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
 # CIDR networks). The client is the right-most forwarded address not in this list; empty
@@ -244,7 +249,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "chat.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "neonpro.api_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView
 
-from chat.login_protection import TokenObtainView, TokenRefreshRateLimitedView
+from chat.auth_views import TokenObtainView, TokenRefreshRateLimitedView
 
 # The back-office is the compliance officers' tool: it says so in every page's header.
 admin.site.site_header = _("NeonPro — LGPD compliance")
@@ -23,7 +23,7 @@ urlpatterns = [
     path("", include("chat.web_urls")),
 ]
 
-handler400 = "chat.api_errors.bad_request"
-handler403 = "chat.api_errors.permission_denied"
-handler404 = "chat.api_errors.page_not_found"
-handler500 = "chat.api_errors.server_error"
+handler400 = "neonpro.api_errors.bad_request"
+handler403 = "neonpro.api_errors.permission_denied"
+handler404 = "neonpro.api_errors.page_not_found"
+handler500 = "neonpro.api_errors.server_error"

@@ -121,7 +121,7 @@ def ai_settings(settings, simulator):
 
 @pytest.fixture
 def clinic(db):
-    from chat.models import Clinic
+    from clinics.models import Clinic
 
     return Clinic.objects.create(name=f"Clínica {uuid.uuid4().hex[:6]}")
 
@@ -131,7 +131,7 @@ def make_user(db, clinic):
     """Creates a clinician of `clinic` (or another clinic) with consent by default."""
     from django.contrib.auth import get_user_model
 
-    from chat.models import ClinicMembership
+    from clinics.models import ClinicMembership
     from compliance.services import consent_grant
 
     def make(*, username: str | None = None, consent: bool = True, member_of=clinic,

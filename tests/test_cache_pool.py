@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.cache import caches
 
 from chat.db import run_db
+from neonpro.cache import redis_client
 
 pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)")
 
@@ -116,3 +117,21 @@ def test_the_cache_refuses_a_value_json_cannot_carry():
     with pytest.raises(ValueError):
         cache.set("nan", float("nan"), timeout=60)
     assert cache.get("when") is None
+
+
+def test_the_redis_client_helper_shares_the_caches_pool():
+    client = redis_client()
+
+    assert client is not None
+    key = caches["default"].make_and_validate_key("redis-client-helper")
+    caches["default"].set("redis-client-helper", 41, timeout=30)
+    assert client.incr(key) == 42  # the cache's own key space, through the same pool
+    assert caches["default"].get("redis-client-helper") == 42
+    assert client.connection_pool is redis_client().connection_pool
+
+
+def test_the_redis_client_helper_answers_none_for_other_cache_backends(settings):
+    settings.CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+    assert redis_client() is None

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from chat.models import Clinic
+from clinics.models import Clinic
 from neonpro import db
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from monitoring.tracing import outgoing_headers
+from neonpro.tracing import outgoing_headers
 
 from .base import ChatTurn
 from .clients import get_client

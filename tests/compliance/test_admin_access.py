@@ -14,7 +14,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from chat.models import ClinicMembership, ProviderAttempt
+from chat.models import ProviderAttempt
+from clinics.models import ClinicMembership
 from compliance import audit
 from compliance.audit import Event
 from compliance.models import AuditEvent, ConsentRecord, DataSubjectRequest, TermsVersion
@@ -35,8 +36,8 @@ EXPECTED = {
                                 "superuser": (OK, OK, OK, DENIED)},
     "compliance.datasubjectrequest": {"officer": (OK, OK, OK, DENIED), "ops": NONE,
                                       "superuser": (OK, OK, OK, DENIED)},
-    "chat.clinic": {"officer": READ_ONLY, "ops": READ_ONLY, "superuser": FULL},
-    "chat.clinicmembership": {"officer": READ_ONLY, "ops": READ_ONLY, "superuser": FULL},
+    "clinics.clinic": {"officer": READ_ONLY, "ops": READ_ONLY, "superuser": FULL},
+    "clinics.clinicmembership": {"officer": READ_ONLY, "ops": READ_ONLY, "superuser": FULL},
     "chat.chatsession": {"officer": READ_ONLY, "ops": READ_ONLY, "superuser": READ_ONLY},
     "chat.providerattempt": {"officer": READ_ONLY, "ops": READ_ONLY, "superuser": READ_ONLY},
     # Accounts are anonymised by a data-subject erasure, never deleted: the change log
@@ -60,8 +61,8 @@ def objects(make_user, make_session, django_capture_on_commit_callbacks):
         "compliance.consentrecord": ConsentRecord.objects.get(user=subject).pk,
         "compliance.termsversion": TermsVersion.objects.get().pk,
         "compliance.datasubjectrequest": request.pk,
-        "chat.clinic": subject.clinic_membership.clinic_id,
-        "chat.clinicmembership": ClinicMembership.objects.get(user=subject).pk,
+        "clinics.clinic": subject.clinic_membership.clinic_id,
+        "clinics.clinicmembership": ClinicMembership.objects.get(user=subject).pk,
         "chat.chatsession": session.pk,
         "chat.providerattempt": ProviderAttempt.objects.first().pk,
         "auth.user": subject.pk,

@@ -30,7 +30,7 @@ EXPORT = "/admin/compliance/auditevent/export/"
 @pytest.fixture
 def trail(make_user, make_session, django_capture_on_commit_callbacks):
     """Events of two clinics."""
-    from chat.models import Clinic
+    from clinics.models import Clinic
 
     with django_capture_on_commit_callbacks(execute=True):
         first = make_user(username="subject-a")

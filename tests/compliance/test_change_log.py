@@ -11,7 +11,8 @@ from auditlog.registry import auditlog
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from chat.models import ChatMessage, ChatSession, Clinic, ClinicMembership
+from chat.models import ChatMessage, ChatSession
+from clinics.models import Clinic, ClinicMembership
 from compliance import audit, dsr, services
 from compliance.checks import ACTOR_MIDDLEWARE, check_audit_actor_middleware
 from compliance.models import ConsentRecord, DataSubjectRequest, TermsVersion

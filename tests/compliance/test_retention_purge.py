@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.utils import timezone
 
+from chat import retention as chat_retention
 from chat.models import ChatMessage, ChatSession, ProviderAttempt
 from compliance import audit, retention, tasks
 from compliance.audit import Event
@@ -157,10 +158,10 @@ def test_concurrent_runs_share_the_work_without_colliding(make_user, make_sessio
 @pytest.mark.parametrize("path", ["set_based", "collector"])
 def test_both_deletion_paths_delete_the_same_rows(path, aged, monkeypatch):
     # A relation the purge does not know about switches it to Django's collector.
-    assert retention._only_known_relations()
+    assert chat_retention._only_known_relations()
     if path == "collector":
-        monkeypatch.setattr(retention, "_KNOWN_RELATIONS", set())
-        assert not retention._only_known_relations()
+        monkeypatch.setattr(chat_retention, "_KNOWN_RELATIONS", set())
+        assert not chat_retention._only_known_relations()
     result = retention.purge_expired_data(batch_size=2)
     assert (result.sessions, result.messages, result.provider_attempts) == (5, 20, 10)
     assert set(ChatSession.objects.values_list("id", flat=True)) == {s.id for s in aged["kept"]}

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from chat.models import ClinicMembership
+from clinics.models import ClinicMembership
 from compliance.models import ConsentRecord
 from compliance.roles import (
     COMPLIANCE_OFFICERS,

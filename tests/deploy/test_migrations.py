@@ -12,7 +12,7 @@ from django.db.migrations.loader import MigrationLoader
 
 from tests.deploy import support
 
-OUR_APPS = ("chat", "compliance", "monitoring")
+OUR_APPS = ("clinics", "chat", "compliance", "monitoring")
 
 
 def _operations(operations):
@@ -71,7 +71,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-APPS = ("chat", "compliance", "monitoring")
+APPS = ("clinics", "chat", "compliance", "monitoring")
 
 
 def scalar(sql, params=()):

@@ -177,7 +177,7 @@ def test_it_runs_from_manage_py_with_the_environment_and_exits_non_zero_on_failu
 def test_it_seeds_the_smoke_account_idempotently(monkeypatch):
     from django.contrib.auth import get_user_model
 
-    from chat.models import ClinicMembership
+    from clinics.models import ClinicMembership
     from compliance.models import AuditEvent, ConsentRecord
 
     for name in ("SMOKE_TEST_USERNAME", "SMOKE_TEST_PASSWORD", "SMOKE_TEST_PASSWORD_FILE"):

@@ -89,7 +89,7 @@ def _forged(n: int) -> str:
 def test_it_keeps_the_per_address_token_limit_under_rotating_forged_addresses(web):
     # The refresh endpoint shares the 60/min per-address limit with sign-in and costs no
     # password hash, so 65 attempts fit well inside the minute; none can lock anything.
-    # The limit counts in fixed one-minute windows of the clock (chat.ratelimit): start
+    # The limit counts in fixed one-minute windows of the clock (neonpro.ratelimit): start
     # the 65 requests early in a window, so that they all fall into the same one.
     if time.time() % 60 > 40:
         time.sleep(60 - time.time() % 60 + 0.1)

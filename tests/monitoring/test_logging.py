@@ -15,9 +15,9 @@ from channels.testing import WebsocketCommunicator
 from chat import services
 from chat.routing import websocket_urlpatterns
 from chat.ws_auth import chat_auth_stack
-from monitoring import tracing
 from monitoring.logging import JsonFormatter
-from monitoring.middleware import TraceContextASGIMiddleware
+from neonpro import tracing
+from neonpro.middleware import TraceContextASGIMiddleware
 from tests.chat.helpers import api_client, ws_headers
 
 SPEC_FIELDS = {"timestamp", "level", "service", "environment", "version", "traceId", "userId",

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from chat import services
 from chat.models import ChatSession
 from chat.tasks import expire_idle_sessions
-from monitoring import tracing
+from neonpro import tracing
 from tests.support import free_port, subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -310,7 +310,7 @@ def make_clinician(*, clinic, username: str, consent: bool = True,
     """A clinician of `clinic`, with consent for the AI chat unless told otherwise."""
     from django.contrib.auth import get_user_model
 
-    from chat.models import ClinicMembership
+    from clinics.models import ClinicMembership
     from compliance.services import consent_grant
 
     user = get_user_model().objects.create_user(username=username, password=password)

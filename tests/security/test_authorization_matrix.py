@@ -187,8 +187,8 @@ MODEL_ACCESS: dict[str, dict[str, str]] = {
     "auth/group": {"officer": "", "ops": "", "superuser": "vacd"},
     # Accounts are anonymised by a data-subject erasure, never deleted (append-only change log).
     "auth/user": {"officer": "v", "ops": "", "superuser": "vac"},
-    "chat/clinic": {"officer": "v", "ops": "v", "superuser": "vacd"},
-    "chat/clinicmembership": {"officer": "v", "ops": "v", "superuser": "vacd"},
+    "clinics/clinic": {"officer": "v", "ops": "v", "superuser": "vacd"},
+    "clinics/clinicmembership": {"officer": "v", "ops": "v", "superuser": "vacd"},
     "chat/chatsession": {"officer": "vc", "ops": "v", "superuser": "vc"},
     "chat/providerattempt": {"officer": "v", "ops": "v", "superuser": "v"},
     # Feedback comments are free text: officers only, read-only for everyone.
@@ -258,7 +258,7 @@ ADMIN_ROUTES: dict[str, tuple[str, dict[str, dict[str, int]]]] = {
     "admin/jsi18n/": ("/admin/jsi18n/", {"GET": _staff(200), "POST": _staff(405)}),
     "admin/r/<path:content_type_id>/<path:object_id>/": (
         "/admin/r/{session_type}/{session}/", {"GET": _staff(404), "POST": _staff(404)}),
-    "admin/^(?P<app_label>auth|chat|compliance|auditlog)/$": (
+    "admin/^(?P<app_label>auth|clinics|chat|compliance|auditlog)/$": (
         "/admin/compliance/", {m: {**_staff(200), "ops": 404} for m in ADMIN_METHODS}),
     "admin/(?P<url>.*)$": ("/admin/no-such-page/", {m: _staff(404) for m in ADMIN_METHODS}),
     "admin/auth/user/<id>/password/": (
@@ -303,7 +303,8 @@ class World:
 @pytest.fixture
 def world(make_user, ai_settings, settings) -> World:
     from chat import services
-    from chat.models import ChatSession, Clinic, ClinicMembership, ProviderAttempt
+    from chat.models import ChatSession, ProviderAttempt
+    from clinics.models import Clinic, ClinicMembership
     from compliance import dsr
     from compliance import services as compliance_services
     from compliance.models import AuditEvent, ConsentRecord
@@ -350,8 +351,8 @@ def world(make_user, ai_settings, settings) -> World:
             "session_type": str(ContentType.objects.get_for_model(ChatSession).pk),
             "auth/group": str(Group.objects.get(name=OPERATIONS).pk),
             "auth/user": str(clinician_a.pk),
-            "chat/clinic": str(clinician_a.clinic_membership.clinic_id),
-            "chat/clinicmembership": str(ClinicMembership.objects.get(user=clinician_a).pk),
+            "clinics/clinic": str(clinician_a.clinic_membership.clinic_id),
+            "clinics/clinicmembership": str(ClinicMembership.objects.get(user=clinician_a).pk),
             "chat/chatsession": str(session.id),
             "chat/providerattempt": str(ProviderAttempt.objects.get(
                 message__session=session).pk),

@@ -64,7 +64,7 @@ def world(django_db_setup, django_db_blocker, simulator, tmp_path_factory):
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
     from chat import services
-    from chat.models import Clinic
+    from clinics.models import Clinic
 
     with django_db_blocker.unblock():
         alice = make_clinician(clinic=Clinic.objects.create(name="Clínica Fuzz A"),

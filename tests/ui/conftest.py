@@ -80,7 +80,7 @@ OUTSIDERS = ["otavio"]
 _SEED = """
 import os
 from django.contrib.auth import get_user_model
-from chat.models import Clinic, ClinicMembership
+from clinics.models import Clinic, ClinicMembership
 User = get_user_model()
 clinic, _ = Clinic.objects.get_or_create(name="Clínica Teste da Interface")
 password = os.environ["UI_TEST_PASSWORD"]

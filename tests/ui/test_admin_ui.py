@@ -24,7 +24,8 @@ import os, uuid
 from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from chat.models import ChatMessage, ChatSession, Clinic, ClinicMembership
+from chat.models import ChatMessage, ChatSession
+from clinics.models import Clinic, ClinicMembership
 from compliance.roles import COMPLIANCE_OFFICERS, OPERATIONS, roles_ensure_groups
 User = get_user_model()
 groups = roles_ensure_groups()

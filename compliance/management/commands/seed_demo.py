@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from chat.models import Clinic, ClinicMembership
+from clinics.models import Clinic, ClinicMembership
 from compliance import audit
 from compliance.roles import COMPLIANCE_OFFICERS, OPERATIONS, roles_ensure_groups
 

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from chat.models import Clinic, ClinicMembership
+from clinics.models import Clinic, ClinicMembership
 from compliance import audit
 from compliance.services import consent_grant
 from monitoring.smoke import env_secret

@@ -3,9 +3,9 @@
 The trace id comes from an incoming W3C `traceparent` header or is generated,
 and follows the work:
 
-- HTTP: `monitoring.middleware.TraceContextMiddleware` sets it per request and
+- HTTP: `neonpro.middleware.TraceContextMiddleware` sets it per request and
   echoes a `traceparent` response header.
-- WebSocket: `monitoring.middleware.TraceContextASGIMiddleware` puts it in
+- WebSocket: `neonpro.middleware.TraceContextASGIMiddleware` puts it in
   `scope["trace_id"]` (the chat consumer reads it) and in the context.
 - Log lines: `monitoring.logging.ContextFilter` copies these values into every
   record.
@@ -15,6 +15,8 @@ and follows the work:
   published and restores the trace id in the worker before the task runs.
 
 Only identifiers live here (numeric or UUID keys), never names or contents.
+Every layer may set or read this context; monitoring reads it (log lines,
+access log) and exports nothing back into it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import re
 import secrets
 from collections.abc import Iterator
 from typing import Any
+
+from celery import signals
+from django.utils.functional import SimpleLazyObject, empty
 
 # version-traceid-parentid-flags; version ff is forbidden by the W3C spec.
 _TRACEPARENT = re.compile(r"^([\da-f]{2})-([\da-f]{32})-([\da-f]{16})-[\da-f]{2}$")
@@ -127,8 +132,6 @@ def request_user_id(request: Any) -> str | None:
     Never triggers authentication itself: that would query the database from
     inside a log call (and fail on an event loop).
     """
-    from django.utils.functional import SimpleLazyObject, empty
-
     user = request.__dict__.get("user")
     if isinstance(user, SimpleLazyObject):
         user = user.__dict__.get("_wrapped", empty)
@@ -172,10 +175,8 @@ def _on_task_postrun(task_id: str | None = None, **_: Any) -> None:
 
 def connect_celery_signals() -> None:
     """Carry the trace id from the publisher into the Celery task (idempotent)."""
-    from celery import signals
-
     signals.before_task_publish.connect(_on_before_task_publish, weak=False,
-                                        dispatch_uid="monitoring.trace.publish")
-    signals.task_prerun.connect(_on_task_prerun, weak=False, dispatch_uid="monitoring.trace.prerun")
+                                        dispatch_uid="neonpro.trace.publish")
+    signals.task_prerun.connect(_on_task_prerun, weak=False, dispatch_uid="neonpro.trace.prerun")
     signals.task_postrun.connect(_on_task_postrun, weak=False,
-                                 dispatch_uid="monitoring.trace.postrun")
+                                 dispatch_uid="neonpro.trace.postrun")

@@ -1,5 +1,8 @@
 """One JSON error shape for the whole API: {"code": "...", "detail": "..."}.
 
+Every `NeonProError` (the chat's, consent's, data-subject requests') is rendered
+here, with its status and `Retry-After`.
+
 Outages of the database or Redis get the same treatment everywhere: DRF views
 through `exception_handler`, every other Django view (admin, web pages) and the
 middleware stack through `ServiceUnavailableMiddleware`. The client sees a 503
@@ -13,7 +16,6 @@ import logging
 import sys
 
 import redis.exceptions
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.signals import got_request_exception
@@ -21,12 +23,13 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.html import escape
 from django.utils.translation import gettext as _
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from chat.errors import ChatError
 from monitoring import metrics
+from neonpro.errors import NeonProError
+from neonpro.middleware import HybridMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ def outage_dependency(exc: BaseException) -> str | None:
     return None
 
 
-def outage_error(exc: BaseException) -> ChatError:
+def outage_error(exc: BaseException) -> NeonProError:
     """The client-facing error for an outage of the database or Redis (counted, logged)."""
     dependency = outage_dependency(exc) or "unknown"
     if dependency == "database":
@@ -81,7 +84,7 @@ def outage_error(exc: BaseException) -> ChatError:
         "event": "service_unavailable",
         "metadata": {"dependency": dependency, "error": type(exc).__name__},
     })
-    return ChatError(
+    return NeonProError(
         "service_unavailable",
         "The service is temporarily unavailable; nothing was lost. Try again shortly.",
         retry_after=SERVICE_UNAVAILABLE_RETRY_AFTER,
@@ -118,10 +121,10 @@ def _remember_outage(sender, request=None, **kwargs) -> None:
         request._service_outage = exc
 
 
-got_request_exception.connect(_remember_outage, dispatch_uid="chat-service-outage")
+got_request_exception.connect(_remember_outage, dispatch_uid="neonpro-service-outage")
 
 
-class ServiceUnavailableMiddleware:
+class ServiceUnavailableMiddleware(HybridMiddleware):
     """A database or Redis outage anywhere below this middleware becomes a clean 503.
 
     Views raise into `process_exception`; anything else (session or auth
@@ -129,23 +132,7 @@ class ServiceUnavailableMiddleware:
     which this middleware replaces on the way out.
     """
 
-    async_capable = True
-    sync_capable = True
-
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest):
-        if iscoroutinefunction(self):
-            return self.__acall__(request)
-        return self._checked(request, self.get_response(request))
-
-    async def __acall__(self, request: HttpRequest):
-        return self._checked(request, await self.get_response(request))
-
-    def _checked(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    def finish(self, request: HttpRequest, response: HttpResponse, started) -> HttpResponse:
         outage = getattr(request, "_service_outage", None)
         if outage is not None and response.status_code >= 500:
             return service_unavailable_response(request, outage)
@@ -160,7 +147,14 @@ class ServiceUnavailableMiddleware:
 # --- DRF ----------------------------------------------------------------------------
 
 
-def chat_error_response(exc: ChatError) -> Response:
+class ErrorSerializer(serializers.Serializer):
+    """The error shape, for the OpenAPI schema."""
+
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+def error_response(exc: NeonProError) -> Response:
     response = Response(exc.as_body(), status=exc.status)
     if exc.retry_after is not None:
         response["Retry-After"] = str(exc.retry_after)
@@ -176,12 +170,12 @@ def _flatten(detail) -> str:
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, ChatError):
-        return chat_error_response(exc)
+    if isinstance(exc, NeonProError):
+        return error_response(exc)
     if outage_dependency(exc):
-        return chat_error_response(outage_error(exc))
+        return error_response(outage_error(exc))
     if isinstance(exc, RequestDataTooBig):
-        return chat_error_response(ChatError(
+        return error_response(NeonProError(
             "message_too_long",
             f"Request bodies are limited to {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."))
     if isinstance(exc, Http404):

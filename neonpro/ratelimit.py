@@ -6,8 +6,9 @@ import math
 import time
 
 from django.conf import settings
-from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache import cache
+
+from neonpro.cache import redis_client
 
 
 def rate_limit_hit(*, scope: str, key: str, limit: int | None = None,
@@ -30,11 +31,11 @@ def rate_limit_hit(*, scope: str, key: str, limit: int | None = None,
 
 def _count_hit(cache_key: str, *, timeout: int) -> int:
     """Increment a counter that expires `timeout` s after its first hit; the new count."""
-    redis_client = _redis_client()
-    if redis_client is not None:
+    client = redis_client()
+    if client is not None:
         # One round trip (this runs on every chat message): INCR creates the key at 1,
         # EXPIRE NX starts its clock only on the first hit.
-        pipeline = redis_client.pipeline(transaction=True)
+        pipeline = client.pipeline(transaction=True)
         name = cache.make_and_validate_key(cache_key)
         pipeline.incr(name)
         pipeline.expire(name, timeout, nx=True)
@@ -47,14 +48,6 @@ def _count_hit(cache_key: str, *, timeout: int) -> int:
         # The key expired between add() and incr(): we are the first of a new window.
         cache.add(cache_key, 1, timeout=timeout)
         return 1
-
-
-def _redis_client():
-    """The Redis client behind the cache, or None for other cache backends."""
-    backend = caches["default"]  # `cache` is a proxy; isinstance needs the backend
-    if isinstance(backend, RedisCache):
-        return backend._cache.get_client(None, write=True)
-    return None
 
 
 # --- Failure windows (sign-in lock-out) ----------------------------------------------

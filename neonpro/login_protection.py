@@ -15,8 +15,10 @@ through `django.contrib.auth.authenticate()`, so the protection hooks in there:
 - a successful sign-in clears its username's failures.
 
 Locked-out answers: 429 `rate_limited` with `Retry-After` from the API
-(`TokenObtainView`), and the sign-in form again with a clear message, status
-429 and `Retry-After` from the web and admin forms (`LoginLockoutMiddleware`).
+(`chat.auth_views.TokenObtainView`, through `lockout_error`), and the sign-in
+form again with a clear message, status 429 and `Retry-After` from the web and
+admin forms (`LoginLockoutMiddleware`). The lock-out's audit event is recorded
+by compliance, which listens to `sign_in_locked_out`.
 Failures for unknown usernames count too, so the lock-out reveals nothing about
 which accounts exist. Usernames and addresses are only ever kept as keyed
 hashes: never in a cache key, a log line, a metric label or the audit trail.
@@ -32,42 +34,39 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework_simplejwt.serializers import (
-    TokenObtainPairSerializer,
-    TokenRefreshSerializer,
-)
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from chat.errors import ChatError
-from chat.ratelimit import (
+from monitoring import metrics
+from neonpro.client_address import request_client_ip
+from neonpro.errors import NeonProError
+from neonpro.middleware import HybridMiddleware
+from neonpro.ratelimit import (
     rate_limit_hit,
     window_count_clear,
     window_count_get,
     window_count_hit,
 )
-from chat.serializers import ErrorSerializer
-from chat.token_families import FamilyTokenObtainPairSerializer, FamilyTokenRefreshSerializer
-from compliance import audit
-from monitoring import metrics
-from neonpro.client_address import request_client_ip
 
 logger = logging.getLogger(__name__)
 
 USERNAME_SCOPE = "login-fail-user"
 IP_SCOPE = "login-fail-ip"
 LOCKED_OUT_EVENT = "login_locked_out"
+
+# Sent when a username or an address gets locked out, with `subject_user_id` (the
+# account, when a username is locked) and `metadata` (scope, failures, door, window,
+# the address's keyed hash): the compliance app records it in the audit trail, in the
+# same call, so a lock-out that cannot be recorded fails the sign-in like before.
+sign_in_locked_out = Signal()
 
 
 @dataclass(frozen=True)
@@ -146,8 +145,8 @@ def _record_lockout(*, scope: str, failures: int, door: str, username: str | Non
     elif ip:
         # Lets an investigator link lock-outs of one address without storing it.
         metadata["ip_hash"] = _ip_key(ip)[:16]
-    audit.record_event(event_type=LOCKED_OUT_EVENT, subject_user_id=subject_id,
-                       metadata=metadata)
+    sign_in_locked_out.send(sender=LockoutBackend, subject_user_id=subject_id,
+                            metadata=metadata)
     logger.warning("sign-in locked out after repeated failures", extra={
         "event": LOCKED_OUT_EVENT, "metadata": {"scope": scope, "door": door}})
 
@@ -224,7 +223,7 @@ class LockoutBackend(ModelBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 
-@receiver(user_login_failed, dispatch_uid="chat-login-failed")
+@receiver(user_login_failed, dispatch_uid="neonpro-login-failed")
 def _on_login_failed(sender, credentials: dict, request=None, **kwargs) -> None:
     if request_lockout(request) is not None:
         return  # refused by LockoutBackend: already counted when the lock started
@@ -237,7 +236,7 @@ def _on_login_failed(sender, credentials: dict, request=None, **kwargs) -> None:
         _flag(request, started)
 
 
-@receiver(user_logged_in, dispatch_uid="chat-logged-in")
+@receiver(user_logged_in, dispatch_uid="neonpro-logged-in")
 def _on_logged_in(sender, request=None, user=None, **kwargs) -> None:
     if user is not None:
         login_success_record(username=user.get_username())
@@ -246,25 +245,12 @@ def _on_logged_in(sender, request=None, user=None, **kwargs) -> None:
 # --- Web and admin forms ----------------------------------------------------------------
 
 
-class LoginLockoutMiddleware:
+class LoginLockoutMiddleware(HybridMiddleware):
     """Shows a locked-out sign-in as such: the form's message, 429 and Retry-After.
 
     Both login views (web and admin) answer an invalid form with a
     TemplateResponse, so the form is still there to carry the message.
     """
-
-    async_capable = True
-    sync_capable = True
-
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-        from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        return self.get_response(request)
 
     def process_template_response(self, request, response):
         lockout = request_lockout(request)
@@ -280,13 +266,10 @@ class LoginLockoutMiddleware:
         return response
 
 
-# --- API token views --------------------------------------------------------------------
+# --- API token requests -----------------------------------------------------------------
 
 
-_ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 429, 503)}
-
-
-def _limit_token_requests(request: Request) -> None:
+def limit_token_requests(request: Any) -> None:
     """AUTH_RATE_LIMIT_PER_IP token requests per address per minute (obtain and refresh)."""
     ip = client_ip(request)
     if not ip or not settings.AUTH_RATE_LIMIT_PER_IP:
@@ -294,47 +277,14 @@ def _limit_token_requests(request: Request) -> None:
     retry_after = rate_limit_hit(scope="auth-ip", key=_ip_key(ip),
                                  limit=settings.AUTH_RATE_LIMIT_PER_IP, window_ms=60_000)
     if retry_after is not None:
-        raise ChatError("rate_limited", _("Too many requests; try again in %(seconds)s s.")
-                        % {"seconds": retry_after}, retry_after=retry_after)
+        raise NeonProError("rate_limited", _("Too many requests; try again in %(seconds)s s.")
+                           % {"seconds": retry_after}, retry_after=retry_after)
 
 
-def _lockout_error(lockout: Lockout) -> ChatError:
-    return ChatError("rate_limited", lockout_message(lockout), retry_after=lockout.retry_after)
-
-
-class TokenObtainView(TokenObtainPairView):
-    """`POST /api/v1/auth/token/` with lock-out after repeated failures (429 + Retry-After)."""
-
-    # Each sign-in starts a refresh-token family (chat.token_families).
-    serializer_class = FamilyTokenObtainPairSerializer
-
-    @extend_schema(request=TokenObtainPairSerializer,
-                   responses={200: TokenObtainPairSerializer, **_ERRORS})
-    def post(self, request: Request, *args, **kwargs) -> Response:
-        _limit_token_requests(request)
-        try:
-            response = super().post(request, *args, **kwargs)
-        except AuthenticationFailed:
-            lockout = request_lockout(request)
-            if lockout is not None:
-                raise _lockout_error(lockout) from None
-            raise
-        username = request.data.get(get_user_model().USERNAME_FIELD)
-        login_success_record(username=username if isinstance(username, str) else None)
-        return response
-
-
-class TokenRefreshRateLimitedView(TokenRefreshView):
-    """`POST /api/v1/auth/token/refresh/`: single-use refresh tokens, rate limited per address;
-    a rotated token used again revokes its whole family (chat.token_families)."""
-
-    serializer_class = FamilyTokenRefreshSerializer
-
-    @extend_schema(request=TokenRefreshSerializer,
-                   responses={200: TokenRefreshSerializer, **_ERRORS})
-    def post(self, request: Request, *args, **kwargs) -> Response:
-        _limit_token_requests(request)
-        return super().post(request, *args, **kwargs)
+def lockout_error(lockout: Lockout) -> NeonProError:
+    """The API's answer to a locked-out sign-in: 429 `rate_limited` with Retry-After."""
+    return NeonProError("rate_limited", lockout_message(lockout),
+                        retry_after=lockout.retry_after)
 
 
 def hide_refresh_tokens_from_admin() -> None:
@@ -342,14 +292,8 @@ def hide_refresh_tokens_from_admin() -> None:
 
     Its pages show each refresh token in full, which would let anyone with admin
     access act as any API user. Revoking access is done by deactivating the user.
-    Called from the chat app's ready(), after the admin has discovered the models.
+    Called from neonpro's ready(), after the admin has discovered the models.
     """
-    from django.contrib import admin
-    from rest_framework_simplejwt.token_blacklist.models import (
-        BlacklistedToken,
-        OutstandingToken,
-    )
-
     for model in (OutstandingToken, BlacklistedToken):
         if admin.site.is_registered(model):
             admin.site.unregister(model)
