@@ -356,6 +356,14 @@ def is_place(words: tuple[str, ...]) -> bool:
     return " ".join(key(w) for w in words) in tables()[3]
 
 
+def _eponyms() -> frozenset[str]:
+    return frozenset(fold(w) for w in read_list("eponyms.txt"))
+
+
+# Surnames used as the eponym of a sign or a syndrome ("paralisia de Bell"), folded.
+EPONYMS = _eponyms()
+
+
 def trigger_words() -> frozenset[str]:
     """Lower-case spellings of the words that can introduce a name (context words and
     honorifics), with and without accents."""

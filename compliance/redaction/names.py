@@ -23,16 +23,23 @@ much evidence it carries, weighed against how common the name is in the census
 
 Municipality and state names are context: "São Paulo" and "de Marília" are
 places, "Paulo Henrique" and "Marília ligou" are people.
+
+A capitalised word these rules leave undecided (no lexicon holds it, or an
+ambiguous given name alone at a sentence start) goes to a second signal, the
+statistical model of `name_model`, unless it cannot be a name in clinical text
+(a stop word, a medicine or everyday word, a place word, an acronym in capitals,
+a word with a noun's or an adjective's ending).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-from . import lexicon
+from . import lexicon, name_model
 
 Token = tuple[int, int, str]
+SecondSignal = Callable[[str, Sequence[Token], int], bool]
 
 _SPACE_GAP_RE = re.compile(r"[ \t]{1,3}\Z")
 _CONNECT_GAP_RE = re.compile(r"[\s:,\-–—(\"'“]{0,4}\Z")
@@ -248,8 +255,89 @@ def _place_end(text: str, tokens: Sequence[Token], i: int) -> int | None:
     return best
 
 
-def find_names(text: str, tokens: Sequence[Token]) -> Iterator[tuple[int, int]]:
-    """(start, end) of every person name in `text`; `tokens` are its (start, end, word)."""
+def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """May the second signal decide capitalised token i, which the rules left undecided?
+
+    Words that are never a person's name in clinical text stay out whatever a
+    model trained on news text would say: stop words and clinical vocabulary,
+    medicine and everyday words no name list holds, place, context and
+    honorific words, acronyms in capitals (SUS, TSH), nouns and adjectives by
+    their ending, parts of e-mail addresses and paths.
+    """
+    beg, end, word = tokens[i]
+    if len(word) < 2 or word.isupper() or not word[0].isupper():
+        return False
+    if flags & _NEVER_MODEL or (flags & _NOT_NAME and not flags & _LISTED):
+        return False
+    if flags & _LISTED and not _clear_name(flags):
+        return False  # Rosa, Yasmin, Mora, Vital: both a name and a word, they need evidence
+    if beg and text[beg - 1] in "@._/-\\":
+        return False
+    if end < len(text) and text[end] in "@_":
+        return False
+    if _NUMBER_NEXT_RE.match(text, end):
+        return False  # "Jessner 3 camadas", "Restylane 1 ml": a product or a procedure
+    if i and gap_is_space(text, tokens[i - 1][1], beg):
+        previous = tokens[i - 1][2]
+        pflags = _flags(previous)
+        if previous in ("de", "da", "do") and (
+            lexicon.fold(word) in lexicon.EPONYMS or _eponym_head(text, tokens, i - 1)
+        ):
+            return False  # an eponym: "paralisia de Bell", "grau II de Ludwig"
+        if (
+            previous[0].isupper()
+            and pflags & (_NOT_NAME | _STOP)
+            and not pflags & _LISTED
+            and not _sentence_start(text, tokens, i - 1)
+        ):
+            return False  # the second word of a product's name: "Usar Episol Color"
+    if flags & _LISTED:
+        return True
+    # Nouns and adjectives by their ending, and verbs in the first person ("Mandei",
+    # "Fizemos"): a clinician's note opens with them, a name seldom ends so.
+    return not (
+        _WORD_SUFFIX_RE.search(word) or _NOUN_ENDING_RE.search(word) or _VERB_ENDING_RE.search(word)
+    )
+
+
+# Endings of nouns, clinical ones above all ("Parcelamento", "Assepsia", "Blefaroplastia").
+_NOUN_ENDING_RE = re.compile(
+    r"\w{2}(?:mentos?|dades?|logia|tomia|plastia|scopia|grafia|terapia|patia|algia|emia"
+    r"|sepsia|trofia|plasia|logista)$",
+    re.IGNORECASE,
+)
+_VERB_ENDING_RE = re.compile(r"\w{3}(?:ei|amos|emos|imos)$", re.IGNORECASE)
+_NUMBER_NEXT_RE = re.compile(r"[ \t]*\d")
+
+
+def _eponym_head(text: str, tokens: Sequence[Token], k: int) -> bool:
+    """Does a word naming a sign, scale or method come before the "de" at token k
+    ("escala de Carruthers", "manobra de Valsalva")?"""
+    return (
+        k > 0
+        and gap_is_space(text, tokens[k - 1][1], tokens[k][0])
+        and lexicon.fold(tokens[k - 1][2]) in _EPONYM_HEADS
+    )
+
+
+_EPONYM_HEADS = frozenset(
+    """
+    sindrome doenca sinal sinais manobra teste escala escore classificacao criterio criterios
+    grau estagio tecnica metodo estudo estudos triade reacao fenomeno lei regra indice
+    protocolo lampada cisto paralisia fototipo peeling solucao formula tumor nodulo
+""".split()
+)
+_NEVER_MODEL = _STOP | _PARTICLE | _HONORIFIC | _CONTEXT | _CONNECTOR | _PLACE | _SUFFIX
+
+
+def find_names(
+    text: str, tokens: Sequence[Token], second_signal: SecondSignal | None = name_model.is_name
+) -> Iterator[tuple[int, int]]:
+    """(start, end) of every person name in `text`; `tokens` are its (start, end, word).
+
+    `second_signal(text, tokens, i)` decides the capitalised words the rules
+    leave undecided (see `model_candidate`); None turns it off.
+    """
     chain = _Chain(text, tokens)
     n = len(tokens)
     i = 0
@@ -279,6 +367,13 @@ def find_names(text: str, tokens: Sequence[Token]) -> Iterator[tuple[int, int]]:
                 i = place + 1
                 continue
             found = _without_context(text, tokens, chain, i, flags)
+            if (
+                found is None
+                and second_signal is not None
+                and model_candidate(text, tokens, i, flags)
+                and second_signal(text, tokens, i)
+            ):
+                found = i, chain.extend(i, caps_mode=False)
         if found is None:
             i += 1
             continue
@@ -383,6 +478,25 @@ def _lower_without_context(text, tokens, chain, i) -> tuple[int, int] | None:
     return i, chain.extend(i, caps_mode=False)
 
 
+def _title_before_person(text: str, tokens: Sequence[Token], k: int) -> bool:
+    """Is token k a title heading a person ("o presidente Sarkozy", "Rei Jorge") rather
+    than part of a place's name ("Avenida Presidente Vargas", "Hospital Dom Pedro")?"""
+    if lexicon.fold(tokens[k][2]) not in _TITLES:
+        return False
+    if k and gap_is_space(text, tokens[k - 1][1], tokens[k][0]):
+        return not _flags(tokens[k - 1][2]) & _PLACE
+    return True
+
+
+# Place words that are a person's title too: a place only after a street or building word.
+_TITLES = frozenset(
+    """
+    presidente governador marechal general coronel almirante brigadeiro duque barao conde
+    visconde princesa imperatriz rainha rei papa
+""".split()
+)
+
+
 def _evidence(word: str, previous: str) -> bool:
     """Does this neighbour make an unknown capitalised word a name? ("Julianderson
     Pereira" yes; "Banco do Brasil" no: Brasil is a surname, but after "do" a country)."""
@@ -415,7 +529,7 @@ def _without_context(
     previous = ""
     if i and gap_is_space(text, tokens[i - 1][1], beg):
         previous = tokens[i - 1][2]
-        if _flags(previous) & _PLACE:
+        if _flags(previous) & _PLACE and not _title_before_person(text, tokens, i - 1):
             return i, last, False  # São Paulo, Hospital Albert Einstein, Rua Oscar Freire
         if previous.lower() == "em" and not text[tokens[i - 1][0]].isupper():
             return i, last, False  # "mora em Mariana", "nasceu em Vitória": a town
