@@ -351,6 +351,23 @@ def flags_of(word: str) -> int:
     return value
 
 
+def place_prefixes() -> frozenset[str]:
+    """Every leading run of words of a place name, folded ("SAO", "SAO JOSE", "SAO JOSE DOS
+    CAMPOS"): a walk over the words of a message stops as soon as no place starts so."""
+    if not _prefixes:
+        with _LOAD_LOCK:
+            if not _prefixes:
+                prefixes = set()
+                for phrase in tables()[3]:
+                    words = phrase.split(" ")
+                    prefixes.update(" ".join(words[:k]) for k in range(1, len(words) + 1))
+                _prefixes.append(frozenset(prefixes))
+    return _prefixes[0]
+
+
+_prefixes: list[frozenset[str]] = []
+
+
 def is_place(words: tuple[str, ...]) -> bool:
     """True when the words spell a municipality or state name ("São Paulo", "Rio de Janeiro")."""
     return " ".join(key(w) for w in words) in tables()[3]

@@ -236,22 +236,22 @@ def _place_end(text: str, tokens: Sequence[Token], i: int) -> int | None:
         and previous.lower() in _LOCATIVES
         and gap_is_space(text, tokens[i - 1][1], tokens[i][0])
     )
-    words = [tokens[i][2]]
+    prefixes = lexicon.place_prefixes()
+    places = lexicon.tables()[3]
+    phrase = lexicon.key(tokens[i][2])
     k = i
     best = None
-    while True:
-        if lexicon.is_place(tuple(words)) and (
-            after_locative or (len(words) > 1 and _flags(words[0]) & _PLACE)
-        ):
+    while phrase in prefixes:
+        if phrase in places and (after_locative or (k > i and _flags(tokens[i][2]) & _PLACE)):
             best = k
         k += 1
-        if k >= n or len(words) >= _MAX_PLACE_WORDS:
+        if k >= n or k - i >= _MAX_PLACE_WORDS:
             break
         if not gap_is_space(text, tokens[k - 1][1], tokens[k][0]) and text[
             tokens[k - 1][1] : tokens[k][0]
         ] not in ("-", " - "):
             break
-        words.append(tokens[k][2])
+        phrase += " " + lexicon.key(tokens[k][2])
     return best
 
 
