@@ -206,6 +206,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=0.1)
     parser.add_argument("--min-count", type=int, default=2)
     parser.add_argument("--beta", type=float, default=2.0)
+    parser.add_argument("--beta-start", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=15)
     args = parser.parse_args()
     started = time.process_time()
@@ -232,14 +233,23 @@ def main() -> int:
         min_count=args.min_count,
         seed=args.seed,
     )
-    model = name_model.NameModel(weights, 0.0)
-    margins = [(model.margin(feats), y) for feats, y in tune_examples]
-    threshold, score, precision, recall = best_threshold(margins, args.beta)
-    name_model.write_model(args.out, weights, threshold)
-    print(
-        f"features kept: {len(weights)}; threshold {threshold:.4f}; tuning words: "
-        f"F{args.beta:g} {score:.4f}, precision {precision:.4f}, recall {recall:.4f}"
-    )
+    model = name_model.NameModel(weights, dict.fromkeys(name_model.GROUPS, 0.0))
+    betas = {"inside": args.beta, "start": args.beta_start}
+    thresholds = {}
+    print(f"features kept: {len(weights)}")
+    for group in name_model.GROUPS:
+        margins = [
+            (model.margin(feats), y)
+            for feats, y in tune_examples
+            if name_model.group(feats) == group
+        ]
+        threshold, score, precision, recall = best_threshold(margins, betas[group])
+        thresholds[group] = threshold
+        print(
+            f"  {group}: {len(margins)} tuning words, threshold {threshold:.4f}, "
+            f"F{betas[group]:g} {score:.4f}, precision {precision:.4f}, recall {recall:.4f}"
+        )
+    name_model.write_model(args.out, weights, thresholds)
     print(
         f"wrote {args.out} ({args.out.stat().st_size:,} bytes) in "
         f"{time.process_time() - started:.1f} s of CPU"

@@ -1092,8 +1092,29 @@ class NameDetector(BrazilianDetector):
     needs_digit = False
 
     def candidates(self, text: str) -> Iterator[Candidate]:
-        for beg, end in names.find_names(text, _tokens(text)):
+        tokens = _tokens(text)
+        places: list[tuple[int, int]] = []
+        found = list(names.find_names(text, tokens, places=places))
+        for beg, end in found:
             yield Candidate(beg, end, 30)
+        if not found:
+            return
+        # A name found once is a name wherever it recurs in the message: "Kauane
+        # Zambon ... Zambon ligou", "David Hume ... Para Hume," (same rules as names
+        # known in the session).
+        # Words that are also everyday words or products stay out ("Rosa Silva ... óleo
+        # de Rosa Mosqueta").
+        own = tuple(
+            {
+                tuple(lexicon.fold(w) for w in text[b:e].split() if names.distinctive(w))
+                for b, e in found
+            }
+            - {()}
+        )
+        taken = found + places  # "Paulo Henrique veio de São Paulo": the town stays
+        for beg, end in names.find_known_names(text, tokens, own):
+            if not any(b < end and beg < e for b, e in taken):
+                yield Candidate(beg, end, 30)
 
 
 # Names already known in the session (from the mapping), set per call by the engine.

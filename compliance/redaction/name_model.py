@@ -127,14 +127,23 @@ def features(text: str, tokens: Sequence[Token], i: int) -> list[str]:
     return out
 
 
+GROUPS = ("inside", "start")
+
+
+def group(feats: Sequence[str]) -> str:
+    """Which threshold applies: a word opening a sentence, where the capital says
+    nothing (held to a stricter threshold), or any other capitalised word."""
+    return "start" if "start" in feats else "inside"
+
+
 class NameModel:
-    """Feature weights and the decision threshold (a margin: log-odds)."""
+    """Feature weights and the decision thresholds (margins: log-odds) per `group`."""
 
-    __slots__ = ("threshold", "weights")
+    __slots__ = ("thresholds", "weights")
 
-    def __init__(self, weights: dict[str, float], threshold: float) -> None:
+    def __init__(self, weights: dict[str, float], thresholds: dict[str, float]) -> None:
         self.weights = weights
-        self.threshold = threshold
+        self.thresholds = thresholds
 
     def margin(self, feats: Sequence[str]) -> float:
         get = self.weights.get
@@ -144,26 +153,30 @@ class NameModel:
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, self.margin(feats)))))
 
     def is_name(self, text: str, tokens: Sequence[Token], i: int) -> bool:
-        return self.margin(features(text, tokens, i)) >= self.threshold
+        feats = features(text, tokens, i)
+        return self.margin(feats) >= self.thresholds[group(feats)]
 
 
 def read_model(path=MODEL_PATH) -> NameModel:
-    """Weights of a model file: a `#threshold<TAB>value` line, then feature<TAB>weight."""
+    """Weights of a model file: `#threshold_<group>` lines, then feature<TAB>weight lines."""
     weights: dict[str, float] = {}
-    threshold = 0.0
+    thresholds: dict[str, float] = {}
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             name, _, value = line.rstrip("\n").rpartition("\t")
-            if name == "#threshold":
-                threshold = float(value)
+            if name.startswith("#threshold_"):
+                thresholds[name.removeprefix("#threshold_")] = float(value)
             elif name:
                 weights[name] = float(value)
-    return NameModel(weights, threshold)
+    missing = set(GROUPS) - thresholds.keys()
+    if missing:
+        raise ValueError(f"{path}: no threshold for {', '.join(sorted(missing))}")
+    return NameModel(weights, thresholds)
 
 
-def write_model(path, weights: dict[str, float], threshold: float) -> None:
+def write_model(path, weights: dict[str, float], thresholds: dict[str, float]) -> None:
     """Write a model file deterministically (sorted, gzip without a timestamp)."""
-    rows = [f"#threshold\t{threshold:.4f}\n"]
+    rows = [f"#threshold_{name}\t{thresholds[name]:.4f}\n" for name in GROUPS]
     rows += [f"{name}\t{weight:.3f}\n" for name, weight in sorted(weights.items())]
     with (
         open(path, "wb") as raw,

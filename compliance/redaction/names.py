@@ -106,6 +106,15 @@ def _clear_name(flags: int) -> bool:
     return bool(flags & _SUR) and not flags & _SUR_COMMON
 
 
+def distinctive(word: str) -> bool:
+    """Is this word of a found name a name wherever it recurs: a listed name with no
+    everyday or product reading, or a word no list knows (Zambon, Hume)?"""
+    flags = _flags(word)
+    if flags & _LISTED:
+        return _clear_name(flags) and not flags & _NOT_NAME
+    return not flags & (_NOT_NAME | _STOP | _PLACE)
+
+
 def gap_is_space(text: str, end: int, beg: int) -> bool:
     """True when only one to three spaces/tabs separate two tokens."""
     gap = text[end:beg]
@@ -270,7 +279,7 @@ def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> b
     if flags & _NEVER_MODEL or (flags & _NOT_NAME and not flags & _LISTED):
         return False
     if flags & _LISTED and not _clear_name(flags):
-        return False  # Rosa, Yasmin, Mora, Vital: both a name and a word, they need evidence
+        return False  # Rosa, Serra, Mora, Vital: both a name and a word, they need evidence
     if beg and text[beg - 1] in "@._/-\\":
         return False
     if end < len(text) and text[end] in "@_":
@@ -295,6 +304,8 @@ def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> b
         return True
     # Nouns and adjectives by their ending, and verbs in the first person ("Mandei",
     # "Fizemos"): a clinician's note opens with them, a name seldom ends so.
+    if _sentence_start(text, tokens, i) and _INFINITIVE_RE.search(word):
+        return False  # "Reavaliar em 30 dias", "Faturar a consulta"
     return not (
         _WORD_SUFFIX_RE.search(word) or _NOUN_ENDING_RE.search(word) or _VERB_ENDING_RE.search(word)
     )
@@ -306,7 +317,8 @@ _NOUN_ENDING_RE = re.compile(
     r"|sepsia|trofia|plasia|logista)$",
     re.IGNORECASE,
 )
-_VERB_ENDING_RE = re.compile(r"\w{3}(?:ei|amos|emos|imos)$", re.IGNORECASE)
+_VERB_ENDING_RE = re.compile(r"\w{3}(?:ei|amos|emos|imos|ando|endo|indo)$", re.IGNORECASE)
+_INFINITIVE_RE = re.compile(r"\w{3}[aei]r$", re.IGNORECASE)
 _NUMBER_NEXT_RE = re.compile(r"[ \t]*\d")
 
 
@@ -331,12 +343,17 @@ _NEVER_MODEL = _STOP | _PARTICLE | _HONORIFIC | _CONTEXT | _CONNECTOR | _PLACE |
 
 
 def find_names(
-    text: str, tokens: Sequence[Token], second_signal: SecondSignal | None = name_model.is_name
+    text: str,
+    tokens: Sequence[Token],
+    second_signal: SecondSignal | None = name_model.is_name,
+    places: list[tuple[int, int]] | None = None,
 ) -> Iterator[tuple[int, int]]:
     """(start, end) of every person name in `text`; `tokens` are its (start, end, word).
 
     `second_signal(text, tokens, i)` decides the capitalised words the rules
-    leave undecided (see `model_candidate`); None turns it off.
+    leave undecided (see `model_candidate`); None turns it off. When `places`
+    is a list, the (start, end) of the place names read along the way are
+    appended to it.
     """
     chain = _Chain(text, tokens)
     n = len(tokens)
@@ -364,6 +381,8 @@ def find_names(
         if found is None and not lower and not flags & _STOP:
             place = _place_end(text, tokens, i)
             if place is not None:
+                if places is not None:
+                    places.append((beg, tokens[place][1]))
                 i = place + 1
                 continue
             found = _without_context(text, tokens, chain, i, flags)
@@ -378,6 +397,8 @@ def find_names(
             i += 1
             continue
         if len(found) == 3:
+            if places is not None:
+                places.append((tokens[found[0] - 1][0], tokens[found[1]][1]))
             i = found[1] + 1  # a place name: skip all of it
             continue
         first, last = found[0], found[1]
@@ -529,7 +550,11 @@ def _without_context(
     previous = ""
     if i and gap_is_space(text, tokens[i - 1][1], beg):
         previous = tokens[i - 1][2]
-        if _flags(previous) & _PLACE and not _title_before_person(text, tokens, i - 1):
+        if (
+            _flags(previous) & _PLACE
+            and previous not in ("são", "nossa")  # "os heróis são David Hume", "a nossa Vânia"
+            and not _title_before_person(text, tokens, i - 1)
+        ):
             return i, last, False  # São Paulo, Hospital Albert Einstein, Rua Oscar Freire
         if previous.lower() == "em" and not text[tokens[i - 1][0]].isupper():
             return i, last, False  # "mora em Mariana", "nasceu em Vitória": a town
