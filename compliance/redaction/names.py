@@ -342,19 +342,27 @@ _EPONYM_HEADS = frozenset(
 _NEVER_MODEL = _STOP | _PARTICLE | _HONORIFIC | _CONTEXT | _CONNECTOR | _PLACE | _SUFFIX
 
 
+# The second signal `find_names` uses by default; benchmarks set it to None to
+# measure the rules alone.
+SECOND_SIGNAL: SecondSignal | None = name_model.is_name
+
+
 def find_names(
     text: str,
     tokens: Sequence[Token],
-    second_signal: SecondSignal | None = name_model.is_name,
+    second_signal: SecondSignal | None | str = "model",
     places: list[tuple[int, int]] | None = None,
 ) -> Iterator[tuple[int, int]]:
     """(start, end) of every person name in `text`; `tokens` are its (start, end, word).
 
     `second_signal(text, tokens, i)` decides the capitalised words the rules
-    leave undecided (see `model_candidate`); None turns it off. When `places`
-    is a list, the (start, end) of the place names read along the way are
-    appended to it.
+    leave undecided (see `model_candidate`); "model" is the module's
+    `SECOND_SIGNAL` (the shipped model), None turns it off. When `places` is a
+    list, the (start, end) of the place names read along the way are appended
+    to it.
     """
+    if second_signal == "model":
+        second_signal = SECOND_SIGNAL
     chain = _Chain(text, tokens)
     n = len(tokens)
     i = 0
