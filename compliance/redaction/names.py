@@ -307,7 +307,10 @@ def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> b
     if _sentence_start(text, tokens, i) and _INFINITIVE_RE.search(word):
         return False  # "Reavaliar em 30 dias", "Faturar a consulta"
     return not (
-        _WORD_SUFFIX_RE.search(word) or _NOUN_ENDING_RE.search(word) or _VERB_ENDING_RE.search(word)
+        _WORD_SUFFIX_RE.search(word)
+        or _NOUN_ENDING_RE.search(word)
+        or _VERB_ENDING_RE.search(word)
+        or _BRAND_PART_RE.search(word)
     )
 
 
@@ -315,6 +318,12 @@ def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> b
 _NOUN_ENDING_RE = re.compile(
     r"\w{2}(?:mentos?|dades?|logia|tomia|plastia|scopia|grafia|terapia|patia|algia|emia"
     r"|sepsia|trofia|plasia|logista)$",
+    re.IGNORECASE,
+)
+# Pieces of the names of skin-care products and aesthetic devices (Heliocare,
+# Dermotivin, Ultherapy, Coolsculpting, Botox), found in no Portuguese given name.
+_BRAND_PART_RE = re.compile(
+    r"derm|care|therap|sculpt|skin|lift|laser|pharm|farma|clinic|cosmet|peel|tox|fill",
     re.IGNORECASE,
 )
 _VERB_ENDING_RE = re.compile(r"\w{3}(?:ei|amos|emos|imos|ando|endo|indo)$", re.IGNORECASE)
