@@ -2,6 +2,7 @@
 
     python benchmarks/redaction_names.py [--ner-dir ../shared/data/names/ner] [--test]
                                          [--no-model]
+    python benchmarks/redaction_names.py --memory
 
 Reports, word by word and entity by entity:
 
@@ -13,14 +14,20 @@ Reports, word by word and entity by entity:
 - with `--test`, MiniHAREM, the test collection (measure only: never tune on it).
 
 `--no-model` turns the second signal off, to show what it adds. The HAREM and
-Paramopama files are not shipped; they are read from `--ner-dir`.
+Paramopama files are not shipped; they are read from `--ner-dir`. `--memory`
+prints what the model (and the place-name prefixes the rules walk) add to a
+process that already holds the lexicons: Python heap, resident memory, load
+time.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +36,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from train_name_model import paramopama_texts  # noqa: E402
 
-from compliance.redaction import names  # noqa: E402
+from compliance.redaction import lexicon, name_model, names  # noqa: E402
 from compliance.redaction.corpus import load_corpus  # noqa: E402
 from compliance.redaction.evaluation import (  # noqa: E402
     evaluate_real_text,
@@ -91,12 +98,50 @@ def paramopama_documents(ner: Path) -> list[dict]:
     ]
 
 
+def _rss_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory() -> None:
+    lexicon.tables()  # already in every redacting process (benchmarks/name_lexicon_memory.py)
+    gc.collect()
+    before = _rss_bytes()
+    started = time.perf_counter()
+    model = name_model.model()
+    lexicon.place_prefixes()
+    elapsed = time.perf_counter() - started
+    gc.collect()
+    rss = _rss_bytes() - before
+    tracemalloc.start()
+    again = name_model.read_model()
+    heap_model = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    tracemalloc.start()
+    lexicon._prefixes.clear()
+    lexicon.place_prefixes()
+    heap_prefixes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert again.weights == model.weights
+    size = name_model.MODEL_PATH.stat().st_size
+    print(f"model: {len(model.weights):,} weights, {size:,} bytes on disk")
+    print(
+        f"Python heap held: model {heap_model / 2**20:.2f} MiB, "
+        f"place prefixes {heap_prefixes / 2**20:.2f} MiB"
+    )
+    print(f"RSS growth (both, no tracemalloc): {rss / 2**20:.1f} MiB; load {elapsed * 1000:.0f} ms")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ner-dir", type=Path, default=DEFAULT_NER)
     parser.add_argument("--test", action="store_true", help="also measure MiniHAREM")
     parser.add_argument("--no-model", action="store_true", help="second signal off")
+    parser.add_argument("--memory", action="store_true", help="memory and load time only")
     args = parser.parse_args()
+    if args.memory:
+        memory()
+        return 0
     if args.no_model:
         names.SECOND_SIGNAL = None
     print("second signal:", "off" if args.no_model else "on")
