@@ -92,7 +92,7 @@ LOWER_CASE_WORDS = frozenset(
 
 _PARTICLES = set(
     """
-    de da do das dos e d' d’ di du del della van von dalla
+    de da do das dos e d' d’ di du del della van von dalla la las los der den
 """.split()
 )
 

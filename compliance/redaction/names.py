@@ -146,6 +146,9 @@ class _Chain:
         text, tokens = self.text, self.tokens
         if gap_is_space(text, tokens[k - 1][1], tokens[k][0]):
             return True
+        if text[tokens[k - 1][1] : tokens[k][0]] == "-":
+            # "Ana-Clara", "Jean-Pierre", "Kim Jong-Il": both halves capitalised
+            return tokens[k - 1][2][0].isupper() and tokens[k][2][0].isupper()
         return (
             self._initial(k - 1)
             and _INITIAL_GAP_RE.fullmatch(text, tokens[k - 1][1], tokens[k][0]) is not None
@@ -190,6 +193,15 @@ class _Chain:
                     k += 2
                     continue
             if flags & _PARTICLE and k + 1 < n:
+                if (
+                    word.lower() != "e"
+                    and _flags(tokens[k + 1][2]) & _PARTICLE
+                    and tokens[k + 1][2].lower() != "e"
+                    and k + 2 < n
+                    and gap_is_space(text, tokens[k][1], tokens[k + 1][0])
+                ):
+                    k += 1  # two particles: "Fernando de la Rúa", "Rembrandt van der Rijn"
+                    word = tokens[k][2]
                 nxt = tokens[k + 1][2]
                 if not gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
                     break
@@ -204,6 +216,10 @@ class _Chain:
                         break
                 last = k + 1
                 k += 2
+                continue
+            if not caps_mode and self._initial(k):
+                last = k  # "Maria S.", "M. A. S.": an initial ends or continues a name
+                k += 1
                 continue
             if flags & _SUFFIX and _same_case(tokens[j][2], word, caps_mode):
                 return k  # "José Nonato Filho", "MARIA DA SILVA NETO": the suffix ends it
@@ -419,8 +435,24 @@ def find_names(
             i = found[1] + 1  # a place name: skip all of it
             continue
         first, last = found[0], found[1]
-        yield tokens[first][0], tokens[last][1]
+        yield _leading_initials(text, tokens, first), tokens[last][1]
         i = last + 1
+
+
+def _leading_initials(text: str, tokens: Sequence[Token], first: int) -> int:
+    """Start of a name found at token `first`, taking in the initials right before it
+    ("J. Silva", "R. Almeida")."""
+    k = first
+    while (
+        k > 0
+        and len(tokens[k - 1][2]) == 1
+        and tokens[k - 1][2].isupper()
+        and tokens[k - 1][2] != "S"  # "S. Martinho", "S. João": São, a saint or a town
+        and not _flags(tokens[k - 1][2]) & _HONORIFIC  # "D. Rosa": Dona
+        and _INITIAL_GAP_RE.fullmatch(text, tokens[k - 1][1], tokens[k][0]) is not None
+    ):
+        k -= 1
+    return tokens[k][0]
 
 
 def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
@@ -443,7 +475,7 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
         colonless = colonless and ":" not in gap
         word = tokens[j][2]
         wflags = _flags(word)
-        if _starts_name(word, wflags):
+        if _starts_name(word, wflags) or chain._initial(j):
             break
         if not wflags & (_CONNECTOR | _HONORIFIC | _CONTEXT):
             return None
@@ -457,6 +489,15 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
     if word[0].islower():
         last = _lower_unknown_tail(text, tokens, last)
     trigger = tokens[i][2].lower()
+    if chain._initial(j) and len(trigger) > 1:
+        # Initials: "Sra. M. A. S.", "paciente M.S.", "Dr. R. Almeida". Initials alone
+        # after a word that is not an honorific must be two or more and not a clinical
+        # abbreviation ("paciente P.A. 12x8").
+        letters = [t[2] for t in tokens[j : last + 1]]
+        if all(len(w) == 1 for w in letters) and not flags & _HONORIFIC:
+            if len(letters) < 2 or "".join(letters).upper() in _CLINICAL_INITIALS:
+                return None
+        return j, last
     if (len(trigger) == 1 or trigger == "seu") and not wflags & _LISTED:
         # "Vitamina D. Suplementar", "seu Dermatologista": these triggers are
         # everyday words too, so only a listed name follows them ("D. Rosa").
@@ -483,6 +524,17 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
         # sentence start; the apposition "a filha, Lohane, vai..." is a name.
         return None
     return j, last
+
+
+# Abbreviations written with full stops that can follow "paciente" ("paciente P.A.
+# 12x8"): not a person's initials.
+_CLINICAL_INITIALS = frozenset(
+    """
+    PA FC FR HD QP HDA HPP HMA SOS VO EV IM SC SL ID BID TID QID MMII MMSS MID MIE MSD MSE
+    AP AF EF CD RN IG DUM DPP TC RM US RX ECG EEG BEG REG MEG AC AO DM HAS IAM AVC ITU DPOC
+    TSH CID SUS UBS UPA OD OE AO OS EVA
+""".split()
+)
 
 
 def _lower_unknown_tail(text, tokens, last: int) -> int:
