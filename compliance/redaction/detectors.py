@@ -1104,12 +1104,9 @@ class NameDetector(BrazilianDetector):
         # known in the session).
         # Words that are also everyday words or products stay out ("Rosa Silva ... óleo
         # de Rosa Mosqueta").
+        words = (_TOKEN_RE.findall(text, b, e) for b, e in found)
         own = tuple(
-            {
-                tuple(lexicon.fold(w) for w in text[b:e].split() if names.distinctive(w))
-                for b, e in found
-            }
-            - {()}
+            {tuple(lexicon.fold(w) for w in name if names.distinctive(w)) for name in words} - {()}
         )
         taken = found + places  # "Paulo Henrique veio de São Paulo": the town stays
         for beg, end in names.find_known_names(text, tokens, own):

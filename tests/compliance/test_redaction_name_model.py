@@ -61,6 +61,11 @@ def test_a_name_found_once_is_redacted_where_it_recurs_in_the_message():
     assert result.mapping == {"[NOME_1]": "Kauane Zambon", "[NOME_2]": "Zambon"}
 
 
+def test_each_part_of_a_hyphenated_name_is_redacted_where_it_recurs():
+    result = redact("Jean-Pierre Dubois veio. Pierre disse que volta.")
+    assert result.text == "[NOME_1] veio. [NOME_2] disse que volta."
+
+
 def test_a_recurring_word_stays_when_it_is_also_a_word_or_a_place():
     assert found("Rosa Silva perguntou sobre o óleo de Rosa Mosqueta.") == ["Rosa Silva"]
     assert found("Paulo Henrique veio de São Paulo.") == ["Paulo Henrique"]
