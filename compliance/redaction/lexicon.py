@@ -200,8 +200,9 @@ _COUNTRIES_AND_CITIES = [
 ]
 
 
+@lru_cache(maxsize=65536)
 def fold(word: str) -> str:
-    """Lower case without accents: 'José' -> 'jose'."""
+    """Lower case without accents: 'José' -> 'jose' (cached: chat messages repeat words)."""
     if word.isascii():  # most words: nothing to decompose (NFKD leaves ASCII alone)
         return word.lower()
     decomposed = unicodedata.normalize("NFKD", word)

@@ -687,18 +687,24 @@ def find_known_names(
         w for name in names for w in name if len(w) >= 3 and not _flags(w) & (_PARTICLE | _STOP)
     }
     longest = max(len(name) for name in names)
-    folded = [lexicon.fold(t[2]) for t in tokens]
+    firsts = {name[0] for name in full}
+    fold = lexicon.fold
     n = len(tokens)
     i = 0
     while i < n:
+        word = tokens[i][2]
+        key = fold(word)
         match_end = None
-        for size in range(min(longest, n - i), 1, -1):
-            if tuple(folded[i : i + size]) in full and all(
-                gap_is_space(text, tokens[k - 1][1], tokens[k][0]) for k in range(i + 1, i + size)
-            ):
-                match_end = i + size - 1
-                break
-        if match_end is None and folded[i] in words and tokens[i][2][0].isupper():
+        if key in firsts:  # most words start no known name: fold the next ones only then
+            folded = [key, *(fold(t[2]) for t in tokens[i + 1 : i + longest])]
+            for size in range(len(folded), 1, -1):
+                if tuple(folded[:size]) in full and all(
+                    gap_is_space(text, tokens[k - 1][1], tokens[k][0])
+                    for k in range(i + 1, i + size)
+                ):
+                    match_end = i + size - 1
+                    break
+        if match_end is None and key in words and word[0].isupper():
             match_end = i
         if match_end is None:
             i += 1
