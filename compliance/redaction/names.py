@@ -24,11 +24,12 @@ much evidence it carries, weighed against how common the name is in the census
 Municipality and state names are context: "São Paulo" and "de Marília" are
 places, "Paulo Henrique" and "Marília ligou" are people.
 
-A capitalised word these rules leave undecided (no lexicon holds it, or an
-ambiguous given name alone at a sentence start) goes to a second signal, the
-statistical model of `name_model`, unless it cannot be a name in clinical text
-(a stop word, a medicine or everyday word, a place word, an acronym in capitals,
-a word with a noun's or an adjective's ending).
+A capitalised word these rules leave undecided (no lexicon holds it and no
+context word or listed neighbour makes it a name: Khomeini, Sarkozy) goes to a
+second signal, the statistical model of `name_model`, unless it cannot be a
+name in clinical text (see `model_candidate`: stop words, medicines, brands,
+eponyms, acronyms in capitals, nouns and verbs by their ending, names that are
+also everyday words).
 """
 
 from __future__ import annotations
