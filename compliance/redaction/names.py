@@ -293,6 +293,8 @@ def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> b
     beg, end, word = tokens[i]
     if len(word) < 2 or word.isupper() or not word[0].isupper():
         return False
+    if not word[1:].islower() and "'" not in word and "’" not in word:
+        return False  # capitals inside: code and product names (ValueError, WhatsApp)
     if flags & _NEVER_MODEL or (flags & _NOT_NAME and not flags & _LISTED):
         return False
     if flags & _LISTED and not _clear_name(flags):

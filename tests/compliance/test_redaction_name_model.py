@@ -95,6 +95,8 @@ def test_a_title_heads_a_person_unless_a_street_word_comes_first():
         "Indicado Heliocare diariamente.",  # a skin-care brand by its parts
         "Agendado Ultherapy para sexta.",
         "Aplicado BOTOX e DYSPORT.",  # capitals: acronyms and brands
+        "Enviar pelo WhatsApp ou pelo iPhone.",  # capitals inside a word
+        'raise ValueError("could not parse")',  # code, as in a logged traceback
         "Óleo de Rosa Mosqueta na cicatriz.",  # a name that is also a word
         "Mora em Mariana, MG.",
         "Paciente usa Yasmin há 2 anos.",
