@@ -19,7 +19,8 @@ Written files (gzip TSV, one entry per line, keys upper case without accents):
 - `not_names.tsv.gz`    WORD<TAB>kinds   words that are often not a person's name:
   `a` word of an ANVISA active ingredient, `p` ANVISA product/brand name (single-word names
   and the first word of longer ones), `w` everyday word (written in lower case mid-sentence
-  at least as often as capitalised in the First HAREM train and Paramopama corpora).
+  at least as often as capitalised in the First HAREM train and Paramopama corpora), `c`
+  first word of an ANVISA registration holder's name that no name list holds (Allergan).
 - `places.tsv.gz`       PHRASE<TAB>kind  municipality (`m`) and state (`s`) names, used as
   context ("São Paulo" is a place, "Paulo Henrique" a person), never as a blocklist.
 
@@ -100,6 +101,20 @@ def anvisa_words(src: Path) -> dict[str, set[str]]:
     return kinds
 
 
+def company_words(src: Path, names: set[str]) -> set[str]:
+    """First words of ANVISA registration holders (Allergan, Galderma) that no name list holds.
+
+    Company names often carry a founder's name ("J. MONTEIRO DA SILVA LTDA"), so a
+    word of the given-name or surname lists is never taken from them.
+    """
+    words = set()
+    for name in _csv_column(src / "anvisa_empresas.csv", "nome"):
+        found = _WORD_RE.findall(key(name))
+        if found and len(found[0]) >= 4 and found[0] not in names:
+            words.add(found[0])
+    return words
+
+
 def _conll_tokens(path: Path):
     """(token, tag, sentence_start) of a two-column CoNLL file."""
     start = True
@@ -148,6 +163,8 @@ def build(src: Path, out: Path) -> dict[str, int]:
     kinds = anvisa_words(src)
     for word in everyday_words(src):
         kinds[word].add("w")
+    for word in company_words(src, given.keys() | family.keys()):
+        kinds[word].add("c")
     place_rows = places(src)
 
     def by_count(counts: dict[str, int]) -> list[tuple[str, str]]:

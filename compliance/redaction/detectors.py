@@ -51,6 +51,11 @@ def _digit_runs(text: str) -> tuple[tuple[int, int, int], ...]:
     return tuple(runs)
 
 
+def longest_digit_run(text: str) -> int:
+    """Digits in the longest digit run of `text` (0 when it has none)."""
+    return max((run[2] for run in _digit_runs(text)), default=0)
+
+
 @lru_cache(maxsize=32)
 def _tokens(text: str) -> list[tuple[int, int, str]]:
     """(start, end, word) of every word; callers must not modify the list."""
@@ -200,6 +205,10 @@ class BrazilianDetector(Detector, metaclass=ABCMeta):
     filth_cls: ClassVar[type[BrazilianFilth]] = BrazilianFilth
     name = "br_base"
     needs_digit: ClassVar[bool] = True
+    # The fewest digits an identifier of this detector holds in one run of
+    # `_digit_runs`; the scrubber skips the detector when no run is as long. It
+    # must equal the `_windows` threshold the detector searches within (0: no skip).
+    min_run_digits: ClassVar[int] = 0
 
     def __init__(self, name: str | None = None, locale: str = "pt_BR") -> None:
         super().__init__(name=name, locale=locale)
@@ -249,6 +258,7 @@ class CpfDetector(BrazilianDetector):
     """CPF: 11 digits as 123.456.789-09, 12345678909, 123 456 789 09 or 123456789-09."""
 
     name = "br_cpf"
+    min_run_digits = 11
     filth_cls = CpfFilth
     regex = re.compile(r"(?<![\d.,/])\d{3}([.\s]?)\d{3}\1\d{3}[-.\s]?\d{2}(?![\d])(?![.,/-]\d)")
 
@@ -266,6 +276,7 @@ class CnpjDetector(BrazilianDetector):
     """CNPJ, numeric or alphanumeric (2026): 12.ABC.345/01DE-35, any case, with or without marks."""
 
     name = "br_cnpj"
+    min_run_digits = 2
     filth_cls = CnpjFilth
     regex = re.compile(
         r"(?<![\w.,/])([0-9A-Za-z]{2})(\.?)([0-9A-Za-z]{3})\2([0-9A-Za-z]{3})(/?)([0-9A-Za-z]{4})"
@@ -273,7 +284,9 @@ class CnpjDetector(BrazilianDetector):
     )
 
     def candidates(self, text: str) -> Iterator[Candidate]:
-        for m in self.regex.finditer(text):
+        # Every form ends in two digits and spans at most 18 characters, so a match
+        # ends inside a digit run and starts at most 18 characters before it.
+        for m in _finditer(self.regex, text, _windows(text, 2, before=18)):
             value = "".join(c for c in m.group() if c.isalnum())
             if not checksums.cnpj_is_valid(value):
                 continue
@@ -295,6 +308,7 @@ class CnsDetector(BrazilianDetector):
     """Cartão Nacional de Saúde: 15 digits (123 4567 8901 2345), both check rules."""
 
     name = "br_cns"
+    min_run_digits = 15
     filth_cls = CnsFilth
     regex = re.compile(r"(?<![\d.,/])[1-27-9]\d{2}([\s.-]?)\d{4}\1\d{4}\1\d{4}(?!\d)(?![.,/-]\d)")
 
@@ -311,6 +325,7 @@ class PisDetector(BrazilianDetector):
     """PIS/PASEP/NIT/NIS: 123.45678.90-1 anywhere; other spellings only after a keyword."""
 
     name = "br_pis"
+    min_run_digits = 11
     filth_cls = PisFilth
     regex = re.compile(r"(?<![\d.,/])\d{3}([.\s]?)\d{5}\1\d{2}([-.\s]?)\d(?!\d)(?![.,/-]\d)")
 
@@ -330,6 +345,7 @@ class TituloDetector(BrazilianDetector):
     """Título de eleitor: 12 digits (1023 8501 0671), UF code and both check digits."""
 
     name = "br_titulo"
+    min_run_digits = 12
     filth_cls = TituloFilth
     regex = re.compile(
         r"(?<![\d.,/])\d{4}([\s.]?)\d{4}\1\d{4}(?!\d)(?![.,/-]\d)"
@@ -354,6 +370,7 @@ class CardDetector(BrazilianDetector):
     """Payment card: 13-19 digits, optional space/hyphen groups, known issuer prefix, Luhn."""
 
     name = "br_cartao"
+    min_run_digits = 13
     filth_cls = CartaoFilth
     regex = re.compile(r"(?<![\d.,/])\d(?:[ -]?\d){12,18}(?!\d)")
     _group_re = re.compile(r"\d+")
@@ -408,6 +425,7 @@ class RgDetector(BrazilianDetector):
     """RG, only after 'RG', 'identidade' or 'registro geral' (no national check digit)."""
 
     name = "br_rg"
+    min_run_digits = 7
     filth_cls = RgFilth
     regex = re.compile(
         r"(?<![\w])(?:r\.?\s?g\.?|identidade|registro\s+geral)(?![\w])"
@@ -432,6 +450,7 @@ class CnhDetector(BrazilianDetector):
     """CNH registration number (11 digits, DENATRAN check digits), only after a CNH keyword."""
 
     name = "br_cnh"
+    min_run_digits = 11
     filth_cls = CnhFilth
     regex = re.compile(
         r"(?<![\w])(?:cnh|habilita[cç][aã]o|carteira\s+(?:nacional\s+)?de\s+(?:motorista|habilita[cç][aã]o))"
@@ -457,6 +476,7 @@ class CepDetector(BrazilianDetector):
     """CEP: 01310-100 / 01.310-100 anywhere, 01310100 only after 'CEP'."""
 
     name = "br_cep"
+    min_run_digits = 8
     filth_cls = CepFilth
     hyphen_re = re.compile(r"(?<![\d.,/-])\d{2}\.?\d{3}-\d{3}(?![\d-])(?![.,/]\d)")
     context_re = re.compile(
@@ -493,6 +513,7 @@ class PhoneDetector(BrazilianDetector):
     """Brazilian phones: +55, DDD with or without parentheses, 8 or 9 digits, any separator."""
 
     name = "br_telefone"
+    min_run_digits = 8
     filth_cls = TelefoneFilth
     regex = re.compile(
         r"(?<![\w@/])"
@@ -887,6 +908,7 @@ class BirthDateDetector(BrazilianDetector):
     nascimento'): a procedure date ('aplicado em 12/03/2025') is not personal data."""
 
     name = "br_data_nascimento"
+    min_run_digits = 4
     filth_cls = DataNascimentoFilth
     regex = re.compile(
         r"(?<![\w])(?:data\s+de\s+nascimento|data\s+(?:de\s+)?nasc\.?|dt\.?\s*(?:de\s+)?nasc(?:imento|\.)?"
@@ -1039,6 +1061,7 @@ class MedicalRecordDetector(BrazilianDetector):
     """Medical-record numbers after 'prontuário', 'pront.', 'MRN', 'registro' or 'ficha'."""
 
     name = "br_prontuario"
+    min_run_digits = 3
     filth_cls = ProntuarioFilth
     regex = re.compile(
         r"(?<![\w])(?:prontu[aá]rio|pront\.?|mrn|registro(?!\s+(?:anvisa|ms|no\s+ms|do\s+produto|"
@@ -1069,8 +1092,26 @@ class NameDetector(BrazilianDetector):
     needs_digit = False
 
     def candidates(self, text: str) -> Iterator[Candidate]:
-        for beg, end in names.find_names(text, _tokens(text)):
+        tokens = _tokens(text)
+        places: list[tuple[int, int]] = []
+        found = list(names.find_names(text, tokens, places=places))
+        for beg, end in found:
             yield Candidate(beg, end, 30)
+        if not found:
+            return
+        # A name found once is a name wherever it recurs in the message: "Kauane
+        # Zambon ... Zambon ligou", "David Hume ... Para Hume," (same rules as names
+        # known in the session).
+        # Words that are also everyday words or products stay out ("Rosa Silva ... óleo
+        # de Rosa Mosqueta").
+        words = (_TOKEN_RE.findall(text, b, e) for b, e in found)
+        own = tuple(
+            {tuple(lexicon.fold(w) for w in name if names.distinctive(w)) for name in words} - {()}
+        )
+        taken = found + places  # "Paulo Henrique veio de São Paulo": the town stays
+        for beg, end in names.find_known_names(text, tokens, own):
+            if not any(b < end and beg < e for b, e in taken):
+                yield Candidate(beg, end, 30)
 
 
 # Names already known in the session (from the mapping), set per call by the engine.

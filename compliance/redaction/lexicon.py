@@ -92,7 +92,7 @@ LOWER_CASE_WORDS = frozenset(
 
 _PARTICLES = set(
     """
-    de da do das dos e d' d’ di du del della van von dalla
+    de da do das dos e d' d’ di du del della van von dalla la las los der den
 """.split()
 )
 
@@ -200,8 +200,9 @@ _COUNTRIES_AND_CITIES = [
 ]
 
 
+@lru_cache(maxsize=65536)
 def fold(word: str) -> str:
-    """Lower case without accents: 'José' -> 'jose'."""
+    """Lower case without accents: 'José' -> 'jose' (cached: chat messages repeat words)."""
     if word.isascii():  # most words: nothing to decompose (NFKD leaves ASCII alone)
         return word.lower()
     decomposed = unicodedata.normalize("NFKD", word)
@@ -351,9 +352,34 @@ def flags_of(word: str) -> int:
     return value
 
 
+def place_prefixes() -> frozenset[str]:
+    """Every leading run of words of a place name, folded ("SAO", "SAO JOSE", "SAO JOSE DOS
+    CAMPOS"): a walk over the words of a message stops as soon as no place starts so."""
+    if not _prefixes:
+        with _LOAD_LOCK:
+            if not _prefixes:
+                prefixes = set()
+                for phrase in tables()[3]:
+                    words = phrase.split(" ")
+                    prefixes.update(" ".join(words[:k]) for k in range(1, len(words) + 1))
+                _prefixes.append(frozenset(prefixes))
+    return _prefixes[0]
+
+
+_prefixes: list[frozenset[str]] = []
+
+
 def is_place(words: tuple[str, ...]) -> bool:
     """True when the words spell a municipality or state name ("São Paulo", "Rio de Janeiro")."""
     return " ".join(key(w) for w in words) in tables()[3]
+
+
+def _eponyms() -> frozenset[str]:
+    return frozenset(fold(w) for w in read_list("eponyms.txt"))
+
+
+# Surnames used as the eponym of a sign or a syndrome ("paralisia de Bell"), folded.
+EPONYMS = _eponyms()
 
 
 def trigger_words() -> frozenset[str]:

@@ -23,16 +23,24 @@ much evidence it carries, weighed against how common the name is in the census
 
 Municipality and state names are context: "São Paulo" and "de Marília" are
 places, "Paulo Henrique" and "Marília ligou" are people.
+
+A capitalised word these rules leave undecided (no lexicon holds it and no
+context word or listed neighbour makes it a name: Khomeini, Sarkozy) goes to a
+second signal, the statistical model of `name_model`, unless it cannot be a
+name in clinical text (see `model_candidate`: stop words, medicines, brands,
+eponyms, acronyms in capitals, nouns and verbs by their ending, names that are
+also everyday words).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-from . import lexicon
+from . import lexicon, name_model
 
 Token = tuple[int, int, str]
+SecondSignal = Callable[[str, Sequence[Token], int], bool]
 
 _SPACE_GAP_RE = re.compile(r"[ \t]{1,3}\Z")
 _CONNECT_GAP_RE = re.compile(r"[\s:,\-–—(\"'“]{0,4}\Z")
@@ -99,6 +107,15 @@ def _clear_name(flags: int) -> bool:
     return bool(flags & _SUR) and not flags & _SUR_COMMON
 
 
+def distinctive(word: str) -> bool:
+    """Is this word of a found name a name wherever it recurs: a listed name with no
+    everyday or product reading, or a word no list knows (Zambon, Hume)?"""
+    flags = _flags(word)
+    if flags & _LISTED:
+        return _clear_name(flags) and not flags & _NOT_NAME
+    return not flags & (_NOT_NAME | _STOP | _PLACE)
+
+
 def gap_is_space(text: str, end: int, beg: int) -> bool:
     """True when only one to three spaces/tabs separate two tokens."""
     gap = text[end:beg]
@@ -130,6 +147,9 @@ class _Chain:
         text, tokens = self.text, self.tokens
         if gap_is_space(text, tokens[k - 1][1], tokens[k][0]):
             return True
+        if text[tokens[k - 1][1] : tokens[k][0]] == "-":
+            # "Ana-Clara", "Jean-Pierre", "Kim Jong-Il": both halves capitalised
+            return tokens[k - 1][2][0].isupper() and tokens[k][2][0].isupper()
         return (
             self._initial(k - 1)
             and _INITIAL_GAP_RE.fullmatch(text, tokens[k - 1][1], tokens[k][0]) is not None
@@ -174,6 +194,15 @@ class _Chain:
                     k += 2
                     continue
             if flags & _PARTICLE and k + 1 < n:
+                if (
+                    word.lower() != "e"
+                    and _flags(tokens[k + 1][2]) & _PARTICLE
+                    and tokens[k + 1][2].lower() != "e"
+                    and k + 2 < n
+                    and gap_is_space(text, tokens[k][1], tokens[k + 1][0])
+                ):
+                    k += 1  # two particles: "Fernando de la Rúa", "Rembrandt van der Rijn"
+                    word = tokens[k][2]
                 nxt = tokens[k + 1][2]
                 if not gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
                     break
@@ -188,6 +217,10 @@ class _Chain:
                         break
                 last = k + 1
                 k += 2
+                continue
+            if not caps_mode and self._initial(k):
+                last = k  # "Maria S.", "M. A. S.": an initial ends or continues a name
+                k += 1
                 continue
             if flags & _SUFFIX and _same_case(tokens[j][2], word, caps_mode):
                 return k  # "José Nonato Filho", "MARIA DA SILVA NETO": the suffix ends it
@@ -229,27 +262,135 @@ def _place_end(text: str, tokens: Sequence[Token], i: int) -> int | None:
         and previous.lower() in _LOCATIVES
         and gap_is_space(text, tokens[i - 1][1], tokens[i][0])
     )
-    words = [tokens[i][2]]
+    prefixes = lexicon.place_prefixes()
+    places = lexicon.tables()[3]
+    phrase = lexicon.key(tokens[i][2])
     k = i
     best = None
-    while True:
-        if lexicon.is_place(tuple(words)) and (
-            after_locative or (len(words) > 1 and _flags(words[0]) & _PLACE)
-        ):
+    while phrase in prefixes:
+        if phrase in places and (after_locative or (k > i and _flags(tokens[i][2]) & _PLACE)):
             best = k
         k += 1
-        if k >= n or len(words) >= _MAX_PLACE_WORDS:
+        if k >= n or k - i >= _MAX_PLACE_WORDS:
             break
         if not gap_is_space(text, tokens[k - 1][1], tokens[k][0]) and text[
             tokens[k - 1][1] : tokens[k][0]
         ] not in ("-", " - "):
             break
-        words.append(tokens[k][2])
+        phrase += " " + lexicon.key(tokens[k][2])
     return best
 
 
-def find_names(text: str, tokens: Sequence[Token]) -> Iterator[tuple[int, int]]:
-    """(start, end) of every person name in `text`; `tokens` are its (start, end, word)."""
+def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """May the second signal decide capitalised token i, which the rules left undecided?
+
+    Words that are never a person's name in clinical text stay out whatever a
+    model trained on news text would say: stop words and clinical vocabulary,
+    medicine and everyday words no name list holds, place, context and
+    honorific words, acronyms in capitals (SUS, TSH), nouns and adjectives by
+    their ending, parts of e-mail addresses and paths.
+    """
+    beg, end, word = tokens[i]
+    if len(word) < 2 or word.isupper() or not word[0].isupper():
+        return False
+    if not word[1:].islower() and "'" not in word and "’" not in word:
+        return False  # capitals inside: code and product names (ValueError, WhatsApp)
+    if flags & _NEVER_MODEL or (flags & _NOT_NAME and not flags & _LISTED):
+        return False
+    if flags & _LISTED and not _clear_name(flags):
+        return False  # Rosa, Serra, Mora, Vital: both a name and a word, they need evidence
+    if beg and text[beg - 1] in "@._/-\\":
+        return False
+    if end < len(text) and text[end] in "@_":
+        return False
+    if _NUMBER_NEXT_RE.match(text, end):
+        return False  # "Jessner 3 camadas", "Restylane 1 ml": a product or a procedure
+    if i and gap_is_space(text, tokens[i - 1][1], beg):
+        previous = tokens[i - 1][2]
+        pflags = _flags(previous)
+        if previous in ("de", "da", "do") and (
+            lexicon.fold(word) in lexicon.EPONYMS or _eponym_head(text, tokens, i - 1)
+        ):
+            return False  # an eponym: "paralisia de Bell", "grau II de Ludwig"
+        if (
+            previous[0].isupper()
+            and pflags & (_NOT_NAME | _STOP)
+            and not pflags & _LISTED
+            and not _sentence_start(text, tokens, i - 1)
+        ):
+            return False  # the second word of a product's name: "Usar Episol Color"
+    if flags & _LISTED:
+        return True
+    # Nouns and adjectives by their ending, and verbs in the first person ("Mandei",
+    # "Fizemos"): a clinician's note opens with them, a name seldom ends so.
+    if _sentence_start(text, tokens, i) and _INFINITIVE_RE.search(word):
+        return False  # "Reavaliar em 30 dias", "Faturar a consulta"
+    return not (
+        _WORD_SUFFIX_RE.search(word)
+        or _NOUN_ENDING_RE.search(word)
+        or _VERB_ENDING_RE.search(word)
+        or _BRAND_PART_RE.search(word)
+    )
+
+
+# Endings of nouns, clinical ones above all ("Parcelamento", "Assepsia", "Blefaroplastia").
+_NOUN_ENDING_RE = re.compile(
+    r"\w{2}(?:mentos?|dades?|logia|tomia|plastia|scopia|grafia|terapia|patia|algia|emia"
+    r"|sepsia|trofia|plasia|logista)$",
+    re.IGNORECASE,
+)
+# Pieces of the names of skin-care products and aesthetic devices (Heliocare,
+# Dermotivin, Ultherapy, Coolsculpting, Botox), found in no Portuguese given name.
+_BRAND_PART_RE = re.compile(
+    r"derm|care|therap|sculpt|skin|lift|laser|pharm|farma|clinic|cosmet|peel|tox|fill",
+    re.IGNORECASE,
+)
+_VERB_ENDING_RE = re.compile(r"\w{3}(?:ei|amos|emos|imos|ando|endo|indo)$", re.IGNORECASE)
+_INFINITIVE_RE = re.compile(r"\w{3}[aei]r$", re.IGNORECASE)
+_NUMBER_NEXT_RE = re.compile(r"[ \t]*\d")
+
+
+def _eponym_head(text: str, tokens: Sequence[Token], k: int) -> bool:
+    """Does a word naming a sign, scale or method come before the "de" at token k
+    ("escala de Carruthers", "manobra de Valsalva")?"""
+    return (
+        k > 0
+        and gap_is_space(text, tokens[k - 1][1], tokens[k][0])
+        and lexicon.fold(tokens[k - 1][2]) in _EPONYM_HEADS
+    )
+
+
+_EPONYM_HEADS = frozenset(
+    """
+    sindrome doenca sinal sinais manobra teste escala escore classificacao criterio criterios
+    grau estagio tecnica metodo estudo estudos triade reacao fenomeno lei regra indice
+    protocolo lampada cisto paralisia fototipo peeling solucao formula tumor nodulo
+""".split()
+)
+_NEVER_MODEL = _STOP | _PARTICLE | _HONORIFIC | _CONTEXT | _CONNECTOR | _PLACE | _SUFFIX
+
+
+# The second signal `find_names` uses by default; benchmarks set it to None to
+# measure the rules alone.
+SECOND_SIGNAL: SecondSignal | None = name_model.is_name
+
+
+def find_names(
+    text: str,
+    tokens: Sequence[Token],
+    second_signal: SecondSignal | None | str = "model",
+    places: list[tuple[int, int]] | None = None,
+) -> Iterator[tuple[int, int]]:
+    """(start, end) of every person name in `text`; `tokens` are its (start, end, word).
+
+    `second_signal(text, tokens, i)` decides the capitalised words the rules
+    leave undecided (see `model_candidate`); "model" is the module's
+    `SECOND_SIGNAL` (the shipped model), None turns it off. When `places` is a
+    list, the (start, end) of the place names read along the way are appended
+    to it.
+    """
+    if second_signal == "model":
+        second_signal = SECOND_SIGNAL
     chain = _Chain(text, tokens)
     n = len(tokens)
     i = 0
@@ -276,18 +417,45 @@ def find_names(text: str, tokens: Sequence[Token]) -> Iterator[tuple[int, int]]:
         if found is None and not lower and not flags & _STOP:
             place = _place_end(text, tokens, i)
             if place is not None:
+                if places is not None:
+                    places.append((beg, tokens[place][1]))
                 i = place + 1
                 continue
             found = _without_context(text, tokens, chain, i, flags)
+            if (
+                found is None
+                and second_signal is not None
+                and model_candidate(text, tokens, i, flags)
+                and second_signal(text, tokens, i)
+            ):
+                found = i, chain.extend(i, caps_mode=False)
         if found is None:
             i += 1
             continue
         if len(found) == 3:
+            if places is not None:
+                places.append((tokens[found[0] - 1][0], tokens[found[1]][1]))
             i = found[1] + 1  # a place name: skip all of it
             continue
         first, last = found[0], found[1]
-        yield tokens[first][0], tokens[last][1]
+        yield _leading_initials(text, tokens, first), tokens[last][1]
         i = last + 1
+
+
+def _leading_initials(text: str, tokens: Sequence[Token], first: int) -> int:
+    """Start of a name found at token `first`, taking in the initials right before it
+    ("J. Silva", "R. Almeida")."""
+    k = first
+    while (
+        k > 0
+        and len(tokens[k - 1][2]) == 1
+        and tokens[k - 1][2].isupper()
+        and tokens[k - 1][2] != "S"  # "S. Martinho", "S. João": São, a saint or a town
+        and not _flags(tokens[k - 1][2]) & _HONORIFIC  # "D. Rosa": Dona
+        and _INITIAL_GAP_RE.fullmatch(text, tokens[k - 1][1], tokens[k][0]) is not None
+    ):
+        k -= 1
+    return tokens[k][0]
 
 
 def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
@@ -310,7 +478,7 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
         colonless = colonless and ":" not in gap
         word = tokens[j][2]
         wflags = _flags(word)
-        if _starts_name(word, wflags):
+        if _starts_name(word, wflags) or chain._initial(j):
             break
         if not wflags & (_CONNECTOR | _HONORIFIC | _CONTEXT):
             return None
@@ -324,6 +492,15 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
     if word[0].islower():
         last = _lower_unknown_tail(text, tokens, last)
     trigger = tokens[i][2].lower()
+    if chain._initial(j) and len(trigger) > 1:
+        # Initials: "Sra. M. A. S.", "paciente M.S.", "Dr. R. Almeida". Initials alone
+        # after a word that is not an honorific must be two or more and not a clinical
+        # abbreviation ("paciente P.A. 12x8").
+        letters = [t[2] for t in tokens[j : last + 1]]
+        if all(len(w) == 1 for w in letters) and not flags & _HONORIFIC:
+            if len(letters) < 2 or "".join(letters).upper() in _CLINICAL_INITIALS:
+                return None
+        return j, last
     if (len(trigger) == 1 or trigger == "seu") and not wflags & _LISTED:
         # "Vitamina D. Suplementar", "seu Dermatologista": these triggers are
         # everyday words too, so only a listed name follows them ("D. Rosa").
@@ -350,6 +527,17 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
         # sentence start; the apposition "a filha, Lohane, vai..." is a name.
         return None
     return j, last
+
+
+# Abbreviations written with full stops that can follow "paciente" ("paciente P.A.
+# 12x8"): not a person's initials.
+_CLINICAL_INITIALS = frozenset(
+    """
+    PA FC FR HD QP HDA HPP HMA SOS VO EV IM SC SL ID BID TID QID MMII MMSS MID MIE MSD MSE
+    AP AF EF CD RN IG DUM DPP TC RM US RX ECG EEG BEG REG MEG AC AO DM HAS IAM AVC ITU DPOC
+    TSH CID SUS UBS UPA OD OE AO OS EVA
+""".split()
+)
 
 
 def _lower_unknown_tail(text, tokens, last: int) -> int:
@@ -381,6 +569,25 @@ def _lower_without_context(text, tokens, chain, i) -> tuple[int, int] | None:
         if _flags(previous) & _PLACE or previous.lower() == "em":
             return None  # "hospital santa maria", "mora em mariana"
     return i, chain.extend(i, caps_mode=False)
+
+
+def _title_before_person(text: str, tokens: Sequence[Token], k: int) -> bool:
+    """Is token k a title heading a person ("o presidente Sarkozy", "Rei Jorge") rather
+    than part of a place's name ("Avenida Presidente Vargas", "Hospital Dom Pedro")?"""
+    if lexicon.fold(tokens[k][2]) not in _TITLES:
+        return False
+    if k and gap_is_space(text, tokens[k - 1][1], tokens[k][0]):
+        return not _flags(tokens[k - 1][2]) & _PLACE
+    return True
+
+
+# Place words that are a person's title too: a place only after a street or building word.
+_TITLES = frozenset(
+    """
+    presidente governador marechal general coronel almirante brigadeiro duque barao conde
+    visconde princesa imperatriz rainha rei papa
+""".split()
+)
 
 
 def _evidence(word: str, previous: str) -> bool:
@@ -415,7 +622,11 @@ def _without_context(
     previous = ""
     if i and gap_is_space(text, tokens[i - 1][1], beg):
         previous = tokens[i - 1][2]
-        if _flags(previous) & _PLACE:
+        if (
+            _flags(previous) & _PLACE
+            and previous not in ("são", "nossa")  # "os heróis são David Hume", "a nossa Vânia"
+            and not _title_before_person(text, tokens, i - 1)
+        ):
             return i, last, False  # São Paulo, Hospital Albert Einstein, Rua Oscar Freire
         if previous.lower() == "em" and not text[tokens[i - 1][0]].isupper():
             return i, last, False  # "mora em Mariana", "nasceu em Vitória": a town
@@ -479,18 +690,24 @@ def find_known_names(
         w for name in names for w in name if len(w) >= 3 and not _flags(w) & (_PARTICLE | _STOP)
     }
     longest = max(len(name) for name in names)
-    folded = [lexicon.fold(t[2]) for t in tokens]
+    firsts = {name[0] for name in full}
+    fold = lexicon.fold
     n = len(tokens)
     i = 0
     while i < n:
+        word = tokens[i][2]
+        key = fold(word)
         match_end = None
-        for size in range(min(longest, n - i), 1, -1):
-            if tuple(folded[i : i + size]) in full and all(
-                gap_is_space(text, tokens[k - 1][1], tokens[k][0]) for k in range(i + 1, i + size)
-            ):
-                match_end = i + size - 1
-                break
-        if match_end is None and folded[i] in words and tokens[i][2][0].isupper():
+        if key in firsts:  # most words start no known name: fold the next ones only then
+            folded = [key, *(fold(t[2]) for t in tokens[i + 1 : i + longest])]
+            for size in range(len(folded), 1, -1):
+                if tuple(folded[:size]) in full and all(
+                    gap_is_space(text, tokens[k - 1][1], tokens[k][0])
+                    for k in range(i + 1, i + size)
+                ):
+                    match_end = i + size - 1
+                    break
+        if match_end is None and key in words and word[0].isupper():
             match_end = i
         if match_end is None:
             i += 1
