@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from . import detectors as _detectors
+from . import names as _names
 from . import surrogates as _surrogates
 from ._scrubadub import scrubadub
 from .lexicon import fold
@@ -360,13 +361,15 @@ def redact(text: str, *, mapping: dict[str, str] | None = None,
 
 def redact_for_log(text: str) -> str:
     """Fast, stateless redaction for log output: PII becomes [TYPE]. Never raises; if
-    detection fails the whole text is withheld."""
+    detection fails the whole text is withheld. Names are found by the rules and
+    lexicons alone (see `names.rules_only`)."""
     try:
         if not isinstance(text, str):
             text = str(text)
         if not text:
             return text
-        entities = _find(text)
+        with _names.rules_only():
+            entities = _find(text)
         if not entities:
             return text
         pieces: list[str] = []

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from . import lexicon, name_model
 
@@ -374,6 +376,22 @@ _NEVER_MODEL = _STOP | _PARTICLE | _HONORIFIC | _CONTEXT | _CONNECTOR | _PLACE |
 # measure the rules alone.
 SECOND_SIGNAL: SecondSignal | None = name_model.is_name
 
+# Log lines are the developers' English ("Timeout talking to Anthropic", "Starting
+# Celery"), not clinical Portuguese: the model, trained on prose, takes their
+# capitalised words for names and would leave on-call engineers unreadable logs.
+# Log redaction runs the rules and lexicons only (`rules_only`).
+_second_signal_on: ContextVar[bool] = ContextVar("names_second_signal_on", default=True)
+
+
+@contextmanager
+def rules_only() -> Iterator[None]:
+    """Within the block, `find_names` leaves the second signal out."""
+    token = _second_signal_on.set(False)
+    try:
+        yield
+    finally:
+        _second_signal_on.reset(token)
+
 
 def find_names(
     text: str,
@@ -390,7 +408,7 @@ def find_names(
     to it.
     """
     if second_signal == "model":
-        second_signal = SECOND_SIGNAL
+        second_signal = SECOND_SIGNAL if _second_signal_on.get() else None
     chain = _Chain(text, tokens)
     n = len(tokens)
     i = 0

@@ -222,6 +222,17 @@ def test_it_redacts_log_lines_with_type_tags():
     assert "R$ 1.500,00" in line
 
 
+def test_log_lines_keep_the_capitalised_words_of_english_prose_and_lose_names():
+    # The name model reads clinical Portuguese; log lines are the developers' English.
+    assert (redact_for_log("Timeout talking to Anthropic after 30 s")
+            == "Timeout talking to Anthropic after 30 s")
+    assert (redact_for_log("Redis connection refused; PgBouncer down")
+            == "Redis connection refused; PgBouncer down")
+    assert redact_for_log("Paciente Kauane Zambon ligou") == "Paciente [NOME] ligou"
+    # The chat's redaction still uses the model on the same words.
+    assert "[NOME_1] talking to" in redact("Timeout talking to Anthropic after 30 s").text
+
+
 def test_it_withholds_the_whole_log_line_when_detection_fails(exploding_scrubber):
     assert redact_for_log(MESSAGE) == "[REDACTED]"
 
