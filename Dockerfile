@@ -8,6 +8,7 @@ COPY neonpro ./neonpro
 COPY chat ./chat
 COPY compliance ./compliance
 COPY monitoring ./monitoring
+COPY simulated_provider ./simulated_provider
 COPY templates ./templates
 COPY static ./static
 COPY locale ./locale

@@ -277,7 +277,7 @@ def start_simulator(procs: Subprocesses, args: argparse.Namespace) -> str:
     """Start the simulated provider on a free loopback port; returns its URL."""
     process = procs.start(
         "simulator",
-        [sys.executable, "-m", "chat.simulated_provider", "--host", "127.0.0.1", "--port", "0",
+        [sys.executable, "-m", "simulated_provider", "--host", "127.0.0.1", "--port", "0",
          "--token-delay-ms", str(args.token_delay_ms), "--answer-tokens", str(args.answer_tokens),
          # Bodies are kept in memory; the benchmark only reads the counts.
          "--record-limit", "200"],
@@ -2022,7 +2022,7 @@ def main(argv: list[str] | None = None) -> int:
             accepted |= measured["during_purge"]["stats"].accepted
         db = stored_answers([s.session_id for s in seats], accepted)
         connection.close()
-        from chat.simulated_provider.control import SimulatedProviderControl
+        from simulated_provider.control import SimulatedProviderControl
 
         sim_stats = SimulatedProviderControl(sim_url).stats()
         result = build_result(args, measured, db, setup_s, sim_stats)

@@ -12,7 +12,7 @@ from django.db.backends.postgresql.operations import (
     DatabaseOperations as PostgreSQLOperations,
 )
 
-from chat.simulated_provider.control import start_in_thread
+from simulated_provider.control import start_in_thread
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

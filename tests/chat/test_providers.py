@@ -32,7 +32,7 @@ from chat.providers.base import (
 )
 from chat.providers.clients import get_client
 from chat.providers.config import provider_config
-from chat.simulated_provider.answer import FILLER_TEXT
+from simulated_provider.answer import FILLER_TEXT
 
 QUESTION = "Paciente [NOME_1] pode fazer peeling químico?"
 EXPECTED_ANSWER = f"Resposta simulada sobre: {QUESTION} {FILLER_TEXT}"
