@@ -591,8 +591,8 @@ def create_population(count: int, tag: str) -> list[Seat]:
     from django.utils import timezone
     from rest_framework_simplejwt.tokens import AccessToken
 
-    from chat import services as chat_services
     from chat.models import ChatSession, Clinic, ClinicMembership
+    from chat.pipeline import sessions
     from compliance import services as compliance_services
 
     # Sessions of earlier runs in this dedicated database would count against
@@ -619,7 +619,7 @@ def create_population(count: int, tag: str) -> list[Seat]:
                 compliance_services.consent_grant(user=user, purpose="ai_chat",
                                                   ip_address="127.0.0.1",
                                                   user_agent="neonpro-chat-bench")
-                session = chat_services.session_create(user=user, title="Benchmark")
+                session = sessions.session_create(user=user, title="Benchmark")
                 made.append(Seat(index=index, session_id=str(session.id),
                                  token=str(AccessToken.for_user(user))))
             return made

@@ -8,14 +8,15 @@ import logging
 import uuid
 
 import orjson
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import selectors, services
+from chat import selectors
 from chat.api_errors import outage_dependency, outage_error
 from chat.errors import ChatError
+from chat.pipeline import answer, sessions
 from monitoring import metrics, tracing
+from neonpro.blocking import run_blocking
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +40,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         try:
-            session = await database_sync_to_async(selectors.session_get_for_user)(
-                user=user, session_id=self.session_id
+            session = await run_blocking(
+                selectors.session_get_for_user, user=user, session_id=self.session_id
             )
         except ChatError:
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        self.group = services.session_group_name(self.session_id)
+        self.group = sessions.session_group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.connected = True
         self.trace_id = self.scope.get("trace_id") or uuid.uuid4().hex
@@ -120,7 +121,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._send_frame({"type": "pong"})
 
     async def _relay(self, content, client_id) -> None:
-        frames = services.message_stream(
+        frames = answer.message_stream(
             user=self.scope["user"], session_id=self.session_id, content=content,
             client_id=client_id, trace_id=self.trace_id,
         )

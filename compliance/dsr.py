@@ -292,7 +292,7 @@ def dsr_erase_subject(*, user, actor, request: DataSubjectRequest | None = None
     `audit.AuditWriteError` and changes nothing when the data_erased event
     cannot be written.
     """
-    from chat.services import ERASED_CLOSE_REASON, session_close_all_for_user
+    from chat.pipeline.sessions import ERASED_CLOSE_REASON, session_close_all_for_user
     from compliance.services import consent_revoke
 
     with transaction.atomic():

@@ -159,7 +159,7 @@ def consent_revoke(*, user, purpose: str, actor=None) -> int:
     cannot be written.
     """
     _check_purpose(purpose)
-    from chat.services import session_close_all_for_user
+    from chat.pipeline.sessions import session_close_all_for_user
 
     with transaction.atomic():
         revoked = ConsentRecord.objects.filter(

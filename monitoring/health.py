@@ -72,6 +72,8 @@ from django.db import connections, transaction
 from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
+from neonpro.blocking import submit_isolated
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 2.0
@@ -99,10 +101,9 @@ class CheckFailed:
     error: str | None = None
 
 
-# Each dependency has at most one check in flight per process (see `_submit`),
-# so a hanging dependency holds one thread per kind of check, not one per call.
-_executor = concurrent.futures.ThreadPoolExecutor(max_workers=16,
-                                                  thread_name_prefix="health-check")
+# Each dependency has at most one check in flight per process (see `_submit`), on
+# threads of their own (neonpro.blocking.submit_isolated), so a hanging dependency
+# holds one thread per kind of check and none the chat needs.
 _inflight: dict[tuple[str, str], concurrent.futures.Future] = {}
 _inflight_lock = threading.Lock()
 
@@ -110,14 +111,6 @@ _inflight_lock = threading.Lock()
 def check_timeout() -> float:
     """Seconds a caller waits for the checks (setting HEALTH_CHECK_TIMEOUT, default 2)."""
     return float(getattr(settings, "HEALTH_CHECK_TIMEOUT", DEFAULT_TIMEOUT_S))
-
-
-def _run_in_thread(function: Callable[[], Any]) -> Any:
-    try:
-        return function()
-    finally:
-        # Worker threads are not request threads: nobody else closes their connections.
-        connections.close_all()
 
 
 def _submit(name: str, function: Callable[[], Any], *, fingerprint: str = "") -> (
@@ -133,7 +126,7 @@ def _submit(name: str, function: Callable[[], Any], *, fingerprint: str = "") ->
         if future is None or future.done():
             for stale in [k for k, f in _inflight.items() if f.done()]:
                 del _inflight[stale]
-            future = _executor.submit(_run_in_thread, function)
+            future = submit_isolated(function)
             _inflight[key] = future
         return future
 

@@ -82,7 +82,7 @@ def _release_pool_connections(django_db_setup):
     """The chat's database pool keeps connections (CONN_MAX_AGE): close them before the
     test database is dropped (this fixture is torn down before django_db_setup)."""
     yield
-    from chat.db import close_pool_connections
+    from neonpro.blocking import close_pool_connections
 
     close_pool_connections()
 

@@ -37,6 +37,7 @@ from monitoring.metrics import (
     PROVIDER_REQUESTS,
     TOKENS,
 )
+from neonpro.blocking import run_blocking
 
 from . import anthropic_provider, circuit, openai_provider, status
 from .base import (
@@ -70,20 +71,10 @@ _PROBE_TIMEOUT_S = 5.0
 _PROBE_LOCK_MARGIN_S = 5.0
 
 
-def _in_thread(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
-    """Run blocking cache bookkeeping (Redis) in a worker thread, off the event loop.
-
-    Not through the thread-sensitive executor Django uses for the database, so
-    bookkeeping never queues behind ORM work.
-    """
-    loop = asyncio.get_running_loop()
-    return loop.run_in_executor(None, functools.partial(function, *args, **kwargs))
-
-
 async def _admit(cfg: ProviderConfig) -> circuit.Admission:
-    future = _in_thread(
+    future = asyncio.ensure_future(run_blocking(
         circuit.admit, cfg.name, lock_ttl_s=cfg.stream_timeout_s + _PROBE_LOCK_MARGIN_S
-    )
+    ))
     try:
         # Shielded: if we are cancelled meanwhile, the admission still lands and a
         # half-open probe lock it took is handed back instead of blocking others.
@@ -104,7 +95,8 @@ _background: set[asyncio.Future[Any]] = set()
 def _release_probe_soon(name: str) -> None:
     """Free a half-open probe lock without awaiting (we may be inside a cancellation)."""
     try:
-        future = _in_thread(circuit.release_probe, name)
+        future = asyncio.get_running_loop().create_task(
+            run_blocking(circuit.release_probe, name))
     except RuntimeError:
         # The loop is shutting down; the lock expires on its own.
         return
@@ -322,7 +314,7 @@ async def stream_answer(
                 outcome="error", error_code=error.code, now=loop.time(), input_chars=input_chars
             )
             _count(record, error.code)
-            await _in_thread(
+            await run_blocking(
                 _after_attempt,
                 cfg.name,
                 probe=attempt.probe,
@@ -356,7 +348,7 @@ async def stream_answer(
             outcome="success", error_code=None, now=now, input_chars=input_chars
         )
         _count(record)
-        await _in_thread(
+        await run_blocking(
             _after_attempt,
             cfg.name,
             probe=attempt.probe,
@@ -438,7 +430,7 @@ async def probe_provider(name: str) -> ProbeResult:
     Never a paid completion. Status: healthy (2xx), degraded (429/529), unhealthy
     (anything else), not_configured.
     """
-    cached = await _in_thread(status.cached_probe, name)
+    cached = await run_blocking(status.cached_probe, name)
     if cached is not None:
         return _probe_result(cached, cached=True)
     cfg = provider_config(name)
@@ -474,7 +466,7 @@ async def probe_provider(name: str) -> ProbeResult:
         status.store_probe(name, result, ttl_s=PROBE_CACHE_S)
         status.record_quota(name, quota)
 
-    await _in_thread(store)
+    await run_blocking(store)
     return _probe_result(result, cached=False)
 
 
