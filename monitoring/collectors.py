@@ -110,9 +110,9 @@ def _incident_figures() -> float | None:
 
 
 def _provider_figures() -> dict[str, dict[str, Any]]:
-    from chat.providers import router
+    from chat.providers import reporting
 
-    return {name: router.provider_status(name) for name in router.configured_providers()}
+    return {name: reporting.provider_status(name) for name in reporting.configured_providers()}
 
 
 def memory_usage_percent() -> float | None:

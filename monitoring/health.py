@@ -426,14 +426,14 @@ def provider_check(name: str) -> dict[str, Any]:
     stops waiting, the probe still finishes and is cached (~30 s) for the next
     check instead of being abandoned and started again.
     """
-    from chat.providers import router
+    from chat.providers import reporting
 
     try:
-        asyncio.run(router.probe_provider(name))
+        asyncio.run(reporting.probe_provider(name))
     except Exception:  # the status below still reports live traffic and the circuit
         logger.warning("provider probe failed", exc_info=True,
                        extra={"event": "provider_probe_failed", "metadata": {"provider": name}})
-    return router.provider_status(name)
+    return reporting.provider_status(name)
 
 
 def _provider_fingerprint(name: str) -> str:
@@ -472,9 +472,9 @@ def _provider_json(result: Any) -> dict[str, Any]:
 
 
 def _configured_providers() -> list[str]:
-    from chat.providers import router
+    from chat.providers import reporting
 
-    return list(router.configured_providers())
+    return list(reporting.configured_providers())
 
 
 # --- The two reports ----------------------------------------------------------------------
@@ -554,9 +554,9 @@ async def system_health(*, details: bool) -> tuple[dict[str, Any], int]:
 
 
 def _failover_ready() -> bool:
-    from chat.providers import router
+    from chat.providers import reporting
 
-    return router.failover_ready()
+    return reporting.failover_ready()
 
 
 def failover_ready_verdict(*, configured: Any, providers: dict[str, dict]) -> bool:

@@ -19,7 +19,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client import REGISTRY
 
-from chat.providers import circuit, router
+from chat.providers import circuit, reporting, router
 from chat.providers.base import (
     AttemptEvent,
     AttemptRecord,
@@ -506,7 +506,7 @@ async def test_it_answers_from_the_primary_alone_when_no_secondary_is_set(provid
 
     assert isinstance(outcome.error, ProvidersUnavailable)
     assert [a.provider for a in outcome.attempts] == ["openai"]
-    assert router.failover_ready() is False
+    assert reporting.failover_ready() is False
 
 
 # -- cancellation -------------------------------------------------------------------------
