@@ -1,4 +1,4 @@
-"""Shapes of the chat REST API (SPEC §5)."""
+"""Shapes of the chat REST API (`docs/contract/SPEC.md` §5)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ Status rules
 - healthy otherwise.
 
 ``/api/v1/ai-chat/health`` (HTTP 503 when unavailable), in the vocabulary of
-the deployment document:
+`docs/contract/deployment.md`:
 
 - unavailable: the database is down; Redis is down while configured; no
   provider is configured, or every configured provider is unhealthy (open
@@ -320,7 +320,7 @@ def cache_check() -> CacheHealth:
     hits, misses = int(stats.get("keyspace_hits", 0)), int(stats.get("keyspace_misses", 0))
     hit_rate = round(hits / (hits + misses), 4) if hits + misses else None
     used = memory.get("used_memory_human")
-    # Redis writes "156.00M"; the deployment document shows "156MB".
+    # Redis writes "156.00M"; `docs/contract/deployment.md` shows "156MB".
     memory_usage = f"{used}B" if used and used[-1] in "KMGTP" else used
     return CacheHealth(round(round_trip_ms, 2), hit_rate, memory_usage)
 

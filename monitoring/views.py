@@ -76,7 +76,7 @@ def _json(body: dict, status: int) -> JsonResponse:
 @never_cache
 @require_GET
 async def system_health(request: HttpRequest) -> JsonResponse:
-    """GET /api/health — the deployment document's system report."""
+    """GET /api/health — the system report of `docs/contract/deployment.md`."""
     body, status = await health.system_health(details=await amay_see_details(request))
     return _json(body, status)
 
