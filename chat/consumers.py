@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from typing import NoReturn
 
 import orjson
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -36,16 +38,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         await self.accept()
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
+            await self.refuse(code=CLOSE_UNAUTHENTICATED)
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         try:
             session = await run_blocking(
                 selectors.session_get_for_user, user=user, session_id=self.session_id
             )
         except ChatError:
-            await self.close(code=CLOSE_NOT_FOUND)
-            return
+            await self.refuse(code=CLOSE_NOT_FOUND)
         self.group = sessions.session_group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.connected = True
@@ -54,6 +54,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         tracing.bind(trace_id=self.trace_id, user_id=user.pk, clinic_id=session.clinic_id,
                      session_id=session.id)
         metrics.WEBSOCKET_CONNECTIONS.inc()
+
+    async def refuse(self, *, code: int) -> NoReturn:
+        """Close a socket refused at connect, and end this consumer at once.
+
+        Otherwise it would stay subscribed to the channel layer (a receive on Redis)
+        until the client hangs up, for a socket that can never be used.
+        """
+        await self.close(code=code)
+        raise StopConsumer
 
     async def disconnect(self, code: int) -> None:
         if not self.connected:

@@ -67,6 +67,11 @@ class AcceptedMessage:
     # The question was stored by this request (not a resend): its pii_detected event is due.
     new_question: bool = False
 
+    @classmethod
+    def in_session(cls, session: ChatSession, **fields: Any) -> AcceptedMessage:
+        return cls(session_id=session.id, user_id=session.user_id,
+                   clinic_id=session.clinic_id, **fields)
+
 
 async def message_accept(*, user, session_id, content: Any,
                          client_id: Any = None) -> AcceptedMessage:
@@ -266,10 +271,8 @@ def _store_exchange(*, session: ChatSession, content: str, client_id: uuid.UUID 
     history = _history(session=session, before=user_message)
     if len(history) == 1:  # nothing before it: the session's first question
         _title_from_first_question(session_id=session.id, redacted_text=result.text)
-    return AcceptedMessage(
-        session_id=session.id,
-        user_id=session.user_id,
-        clinic_id=session.clinic_id,
+    return AcceptedMessage.in_session(
+        session,
         user_message=user_message,
         assistant_message=assistant_message,
         history=history,
@@ -339,10 +342,8 @@ def _prepare_existing(*, user, session: ChatSession, user_message: ChatMessage) 
             ChatMessage.objects.filter(id=reply.id).update(
                 status=reply.status, content="", redacted_content="", error_code="",
                 updated_at=reply.updated_at)
-    return AcceptedMessage(
-        session_id=session.id,
-        user_id=session.user_id,
-        clinic_id=session.clinic_id,
+    return AcceptedMessage.in_session(
+        session,
         user_message=user_message,
         assistant_message=reply,
         history=[] if replayable else _history(session=session, before=user_message),
