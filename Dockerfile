@@ -9,6 +9,7 @@ COPY clinics ./clinics
 COPY chat ./chat
 COPY compliance ./compliance
 COPY monitoring ./monitoring
+COPY simulated_provider ./simulated_provider
 COPY templates ./templates
 COPY static ./static
 COPY locale ./locale

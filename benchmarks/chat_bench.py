@@ -277,7 +277,7 @@ def start_simulator(procs: Subprocesses, args: argparse.Namespace) -> str:
     """Start the simulated provider on a free loopback port; returns its URL."""
     process = procs.start(
         "simulator",
-        [sys.executable, "-m", "chat.simulated_provider", "--host", "127.0.0.1", "--port", "0",
+        [sys.executable, "-m", "simulated_provider", "--host", "127.0.0.1", "--port", "0",
          "--token-delay-ms", str(args.token_delay_ms), "--answer-tokens", str(args.answer_tokens),
          # Bodies are kept in memory; the benchmark only reads the counts.
          "--record-limit", "200"],
@@ -591,8 +591,8 @@ def create_population(count: int, tag: str) -> list[Seat]:
     from django.utils import timezone
     from rest_framework_simplejwt.tokens import AccessToken
 
-    from chat import services as chat_services
     from chat.models import ChatSession
+    from chat.pipeline import sessions
     from clinics.models import Clinic, ClinicMembership
     from compliance import services as compliance_services
 
@@ -620,7 +620,7 @@ def create_population(count: int, tag: str) -> list[Seat]:
                 compliance_services.consent_grant(user=user, purpose="ai_chat",
                                                   ip_address="127.0.0.1",
                                                   user_agent="neonpro-chat-bench")
-                session = chat_services.session_create(user=user, title="Benchmark")
+                session = sessions.session_create(user=user, title="Benchmark")
                 made.append(Seat(index=index, session_id=str(session.id),
                                  token=str(AccessToken.for_user(user))))
             return made
@@ -2023,7 +2023,7 @@ def main(argv: list[str] | None = None) -> int:
             accepted |= measured["during_purge"]["stats"].accepted
         db = stored_answers([s.session_id for s in seats], accepted)
         connection.close()
-        from chat.simulated_provider.control import SimulatedProviderControl
+        from simulated_provider.control import SimulatedProviderControl
 
         sim_stats = SimulatedProviderControl(sim_url).stats()
         result = build_result(args, measured, db, setup_s, sim_stats)

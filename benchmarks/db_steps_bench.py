@@ -71,12 +71,12 @@ def setup(args: Namespace) -> list[tuple[object, object]]:
 def one_message(clinician: object, session_id: object) -> None:
     from django.utils import timezone
 
-    from chat import services
+    from chat.pipeline import accept, answer
     from chat.providers.base import AttemptRecord, DoneEvent
 
-    prepared = services._accept_user_message(user=clinician, session_id=session_id,
-                                             content=QUESTION, client_id=uuid.uuid4(),
-                                             screened=None)
+    accepted = accept._accept_user_message(user=clinician, session_id=session_id,
+                                           content=QUESTION, client_id=uuid.uuid4(),
+                                           screened=None)
     attempt = AttemptRecord(
         provider="openai", model="gpt-4o-mini", outcome="success", error_code=None,
         latency_ms=900, first_token_ms=5, input_tokens=120, output_tokens=74,
@@ -84,9 +84,9 @@ def one_message(clinician: object, session_id: object) -> None:
     done = DoneEvent(provider="openai", model="gpt-4o-mini", input_tokens=120,
                      output_tokens=74, tokens_estimated=False, first_token_ms=5,
                      latency_ms=900)
-    services._finish_answer(prepared=prepared, display_text=ANSWER, provider_text=ANSWER,
-                            status="complete", attempts=[attempt], done=done,
-                            first_token_ms=5, latency_ms=900)
+    answer._finish_answer(accepted=accepted, display_text=ANSWER, provider_text=ANSWER,
+                          status="complete", attempts=[attempt], done=done,
+                          first_token_ms=5, latency_ms=900)
 
 
 def measure(seats: list[tuple[object, object]], messages: int) -> dict[str, float]:

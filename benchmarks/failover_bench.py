@@ -47,7 +47,7 @@ from chat.providers.base import (  # noqa: E402
     ResetEvent,
     TokenEvent,
 )
-from chat.simulated_provider import start_in_thread  # noqa: E402
+from simulated_provider import start_in_thread  # noqa: E402
 
 TIMEOUT_MS = 2000
 IDLE_TIMEOUT_MS = 500

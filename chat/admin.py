@@ -33,7 +33,7 @@ from compliance import audit, backoffice, redaction
 from compliance.backoffice import REVEAL_REASONS
 from compliance.roles import is_compliance_officer
 
-# Why a session ended (chat.services), as officers read it.
+# Why a session ended (chat.pipeline.sessions), as officers read it.
 CLOSE_REASON_LABELS = {
     "closed_by_user": _("closed by the clinician"),
     "idle": _("expired after inactivity"),

@@ -1,8 +1,6 @@
-"""Chat REST API: thin views over chat.services and chat.selectors."""
+"""Chat REST API: thin views over the chat pipeline (chat.pipeline) and chat.selectors."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import orjson
 from asgiref.sync import async_to_sync
@@ -13,9 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import export, selectors, services
+from chat import export, selectors
 from chat.errors import ChatError
-from chat.models import ChatMessage
+from chat.pipeline import accept, answer, sessions
 from chat.serializers import (
     ExchangeSerializer,
     FeedbackResultSerializer,
@@ -26,7 +24,7 @@ from chat.serializers import (
     SessionSerializer,
     SessionUpdateSerializer,
 )
-from neonpro.api_errors import ErrorSerializer, error_response
+from neonpro.api_errors import ErrorSerializer
 from neonpro.tracing import current_trace_id
 
 _ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409, 413,
@@ -63,7 +61,7 @@ class SessionListCreateView(APIView):
     def post(self, request: Request) -> Response:
         payload = SessionCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        session = services.session_create(user=request.user,
+        session = sessions.session_create(user=request.user,
                                           title=payload.validated_data["title"])
         return Response(SessionSerializer(session, context={"request": request}).data,
                         status=status.HTTP_201_CREATED)
@@ -80,13 +78,13 @@ class SessionDetailView(APIView):
     def patch(self, request: Request, session_id) -> Response:
         payload = SessionUpdateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        session = services.session_rename(user=request.user, session_id=session_id,
+        session = sessions.session_rename(user=request.user, session_id=session_id,
                                           title=payload.validated_data["title"])
         return Response(SessionSerializer(session, context={"request": request}).data)
 
     @extend_schema(request=None, responses={204: None, **_ERRORS})
     def delete(self, request: Request, session_id) -> Response:
-        services.session_delete(user=request.user, session_id=session_id)
+        sessions.session_delete(user=request.user, session_id=session_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -96,7 +94,7 @@ class MessageFeedbackView(APIView):
     def post(self, request: Request, message_id) -> Response:
         payload = FeedbackSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        message = services.message_feedback_record(
+        message = sessions.message_feedback_record(
             user=request.user, message_id=message_id,
             rating=payload.validated_data["rating"],
             comment=payload.validated_data["comment"],
@@ -124,24 +122,20 @@ class SessionExportView(APIView):
 class SessionCloseView(APIView):
     @extend_schema(request=None, responses={200: SessionSerializer, **_ERRORS})
     def post(self, request: Request, session_id) -> Response:
-        session = services.session_close(user=request.user, session_id=session_id)
+        session = sessions.session_close(user=request.user, session_id=session_id)
         return Response(SessionSerializer(session, context={"request": request}).data)
 
 
 def _sse(frames) -> StreamingHttpResponse:
     async def events():
         # A client that disconnects does not stop the answer (the rule of every door).
-        async for frame in services.answer_outliving_reader(frames):
+        async for frame in answer.answer_outliving_reader(frames):
             yield b"event: " + frame["type"].encode() + b"\ndata: " + orjson.dumps(frame) + b"\n\n"
 
     response = StreamingHttpResponse(events(), content_type="text/event-stream")
     response["Cache-Control"] = "no-store"  # the answer is personal data
     response["X-Accel-Buffering"] = "no"  # let proxies pass tokens through as they come
     return response
-
-
-async def _collect(frames) -> list[dict[str, Any]]:
-    return [frame async for frame in frames]
 
 
 class SessionMessagesView(APIView):
@@ -161,20 +155,16 @@ class SessionMessagesView(APIView):
     def post(self, request: Request, session_id):
         payload = MessageCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        prepared = services.message_accept(
-            user=request.user, session_id=session_id,
-            content=payload.validated_data["content"],
-            client_id=payload.validated_data.get("client_id"),
-        )
-        frames = services.answer_stream(prepared, trace_id=current_trace_id())
+        message = {"user": request.user, "session_id": session_id,
+                   "content": payload.validated_data["content"],
+                   "client_id": payload.validated_data.get("client_id")}
         if request.accepted_renderer.format == "sse":
-            return _sse(frames)
-        final = async_to_sync(_collect)(frames)[-1]
-        if final["type"] == "error":
-            return error_response(ChatError(final["code"], final["detail"],
-                                                 message_id=final.get("message_id")))
-        user_message = ChatMessage.objects.get(id=prepared.user_message.id)
-        assistant_message = ChatMessage.objects.get(id=prepared.assistant_message.id)
-        body = ExchangeSerializer({"user_message": user_message,
-                                   "assistant_message": assistant_message}).data
+            # Accepted before the response starts, so a refusal is a plain error response.
+            accepted = async_to_sync(accept.message_accept)(**message)
+            return _sse(answer.answer_stream(accepted, trace_id=current_trace_id()))
+        # DRF views are synchronous: asgiref's async_to_sync is the bridge this way round.
+        exchange = async_to_sync(answer.message_exchange)(**message,
+                                                         trace_id=current_trace_id())
+        body = ExchangeSerializer({"user_message": exchange.user_message,
+                                   "assistant_message": exchange.assistant_message}).data
         return Response(body, status=status.HTTP_201_CREATED)

@@ -6,17 +6,20 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from typing import NoReturn
 
 import orjson
-from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import selectors, services
+from chat import selectors
 from chat.errors import ChatError
+from chat.pipeline import answer, sessions
 from monitoring import metrics
 from neonpro import tracing
 from neonpro.api_errors import outage_dependency, outage_error
+from neonpro.blocking import run_blocking
 
 logger = logging.getLogger(__name__)
 
@@ -36,17 +39,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         await self.accept()
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
+            await self.refuse(code=CLOSE_UNAUTHENTICATED)
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         try:
-            session = await database_sync_to_async(selectors.session_get_for_user)(
-                user=user, session_id=self.session_id
+            session = await run_blocking(
+                selectors.session_get_for_user, user=user, session_id=self.session_id
             )
         except ChatError:
-            await self.close(code=CLOSE_NOT_FOUND)
-            return
-        self.group = services.session_group_name(self.session_id)
+            await self.refuse(code=CLOSE_NOT_FOUND)
+        self.group = sessions.session_group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.connected = True
         self.trace_id = self.scope.get("trace_id") or uuid.uuid4().hex
@@ -54,6 +55,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         tracing.bind(trace_id=self.trace_id, user_id=user.pk, clinic_id=session.clinic_id,
                      session_id=session.id)
         metrics.WEBSOCKET_CONNECTIONS.inc()
+
+    async def refuse(self, *, code: int) -> NoReturn:
+        """Close a socket refused at connect, and end this consumer at once.
+
+        Otherwise it would stay subscribed to the channel layer (a receive on Redis)
+        until the client hangs up, for a socket that can never be used.
+        """
+        await self.close(code=code)
+        raise StopConsumer
 
     async def disconnect(self, code: int) -> None:
         if not self.connected:
@@ -121,7 +131,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._send_frame({"type": "pong"})
 
     async def _relay(self, content, client_id) -> None:
-        frames = services.message_stream(
+        frames = answer.message_stream(
             user=self.scope["user"], session_id=self.session_id, content=content,
             client_id=client_id, trace_id=self.trace_id,
         )

@@ -1,4 +1,4 @@
-"""Shapes of the chat REST API (SPEC §5)."""
+"""Shapes of the chat REST API (`docs/contract/SPEC.md` §5)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class StrictCharField(serializers.CharField):
 
 class MessageContentField(StrictCharField):
     """A message's text: a string here; everything else is checked by the pipeline's one
-    rule (`services.message_content_validate`), the same for REST, SSE and WebSocket, so
+    rule (`chat.pipeline.checks.message_content_validate`), the same for REST, SSE and WebSocket, so
     an over-long message gets 413 and a NUL character the same refusal on every door."""
 
     def __init__(self, **kwargs) -> None:

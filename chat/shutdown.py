@@ -10,7 +10,7 @@ way and its row left "streaming". `install_server_hooks()` (called from
    `service_unavailable`, see `chat.ws_auth`);
 2. answers in flight get SHUTDOWN_GRACE_SECONDS to finish;
 3. those still running are cancelled: the pipeline stores what was generated,
-   marked stopped, and sends its `done` frame (`chat.services._generate`);
+   marked stopped, and sends its `done` frame (`chat.pipeline.answer`);
 4. every open WebSocket gets an `error` frame `service_unavailable` and close
    code 4503: reconnect (to another process), nothing was lost.
 

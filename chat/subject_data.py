@@ -18,10 +18,10 @@ CONSENT_REVOKED_CLOSE_REASON = "consent_revoked"
 
 
 def _close_all_sessions(*, user, erased: bool) -> list:
-    # Imported on first use: chat.services loads the provider SDKs (~1 s), and this
+    # Imported on first use: the chat pipeline loads the provider SDKs (~1 s), and this
     # module is loaded at start-up in every process (ChatConfig.ready()), most of which
     # never erase anyone or see a consent revoked.
-    from chat.services import ERASED_CLOSE_REASON, session_close_all_for_user
+    from chat.pipeline.sessions import ERASED_CLOSE_REASON, session_close_all_for_user
 
     reason = ERASED_CLOSE_REASON if erased else CONSENT_REVOKED_CLOSE_REASON
     return session_close_all_for_user(user=user, reason=reason)

@@ -1,13 +1,13 @@
-"""Celery tasks of the chat: thin wrappers around services."""
+"""Celery tasks of the chat: thin wrappers around the pipeline's services."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from chat import services
+from chat.pipeline import sessions
 
 
 @shared_task(name="chat.tasks.expire_idle_sessions", time_limit=120, soft_time_limit=100)
 def expire_idle_sessions() -> int:
     """Mark idle sessions as expired so they stop counting against capacity."""
-    return services.sessions_expire_idle()
+    return sessions.sessions_expire_idle()

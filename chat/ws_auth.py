@@ -31,9 +31,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import orjson
-from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
@@ -47,6 +45,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from chat import shutdown
 from chat.errors import ChatError
 from neonpro.api_errors import outage_dependency, outage_error
+from neonpro.blocking import run_blocking
 from neonpro.client_address import scope_client_ip
 from neonpro.ratelimit import rate_limit_hit
 
@@ -54,7 +53,6 @@ CLOSE_RATE_LIMITED = 4429
 CLOSE_SERVICE_UNAVAILABLE = 4503
 
 
-@database_sync_to_async
 def _user_from_jwt(raw_token: str):
     try:
         token = AccessToken(raw_token)
@@ -72,7 +70,7 @@ class JWTAuthMiddleware(BaseMiddleware):
         headers = dict(scope.get("headers") or [])
         authorization = headers.get(b"authorization", b"").decode("latin-1")
         if authorization.lower().startswith("bearer "):
-            user = await _user_from_jwt(authorization[7:].strip())
+            user = await run_blocking(_user_from_jwt, authorization[7:].strip())
             scope = dict(scope, user=user or AnonymousUser(), auth_method="jwt")
         return await super().__call__(scope, receive, send)
 
@@ -215,8 +213,8 @@ class ConnectionRateLimitMiddleware(BaseMiddleware):
     async def __call__(self, scope, receive, send):
         key, limit = self._key(scope)
         if key is not None and limit > 0:
-            retry_after = await sync_to_async(rate_limit_hit)(
-                scope=f"ws-connect-{self.per}", key=key, limit=limit, window_ms=60_000)
+            retry_after = await run_blocking(rate_limit_hit, scope=f"ws-connect-{self.per}",
+                                             key=key, limit=limit, window_ms=60_000)
             if retry_after is not None:
                 await refuse(send, error=_rate_limited(retry_after), code=CLOSE_RATE_LIMITED)
                 return None

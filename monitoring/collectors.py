@@ -105,8 +105,8 @@ def _incident_figures() -> float | None:
 
 
 def _provider_figures() -> dict[str, dict[str, Any]]:
-    router = health.provider_router()
-    return {name: router.provider_status(name) for name in router.configured_providers()}
+    reporting = health.provider_reporting()
+    return {name: reporting.provider_status(name) for name in reporting.configured_providers()}
 
 
 def memory_usage_percent() -> float | None:

@@ -39,7 +39,7 @@ Status rules
 - healthy otherwise.
 
 ``/api/v1/ai-chat/health`` (HTTP 503 when unavailable), in the vocabulary of
-the deployment document:
+`docs/contract/deployment.md`:
 
 - unavailable: the database is down; Redis is down while configured; no
   provider is configured, or every configured provider is unhealthy (open
@@ -77,6 +77,7 @@ from chat.providers.config import provider_config
 from chat.selectors import active_session_count
 from compliance import redaction
 from monitoring.metrics import DB_CONNECTION_FAILURES
+from neonpro.blocking import submit_isolated
 from neonpro.cache import redis_client
 
 logger = logging.getLogger(__name__)
@@ -95,18 +96,18 @@ HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unk
 OPERATIONAL, UNAVAILABLE = "operational", "unavailable"
 
 
-# --- The provider router, loaded on first use -------------------------------------------
+# --- The providers' reporting, loaded on first use -------------------------------------------
 # This module is imported at start-up in every process (the metrics collector is
-# installed from MonitoringConfig.ready()). The provider router loads both SDKs
+# installed from MonitoringConfig.ready()). The providers' reporting loads both SDKs
 # (~1.1 s): a worker, beat or a management command that never reports on the
 # providers starts without them.
 
 
-def provider_router():
-    """chat.providers.router, imported on first use (see above)."""
-    from chat.providers import router
+def provider_reporting():
+    """chat.providers.reporting, imported on first use (see above)."""
+    from chat.providers import reporting
 
-    return router
+    return reporting
 
 
 # --- Running checks with a bound ------------------------------------------------------
@@ -120,10 +121,9 @@ class CheckFailed:
     error: str | None = None
 
 
-# Each dependency has at most one check in flight per process (see `_submit`),
-# so a hanging dependency holds one thread per kind of check, not one per call.
-_executor = concurrent.futures.ThreadPoolExecutor(max_workers=16,
-                                                  thread_name_prefix="health-check")
+# Each dependency has at most one check in flight per process (see `_submit`), on
+# threads of their own (neonpro.blocking.submit_isolated), so a hanging dependency
+# holds one thread per kind of check and none the chat needs.
 _inflight: dict[tuple[str, str], concurrent.futures.Future] = {}
 _inflight_lock = threading.Lock()
 
@@ -131,14 +131,6 @@ _inflight_lock = threading.Lock()
 def check_timeout() -> float:
     """Seconds a caller waits for the checks (setting HEALTH_CHECK_TIMEOUT, default 2)."""
     return float(getattr(settings, "HEALTH_CHECK_TIMEOUT", DEFAULT_TIMEOUT_S))
-
-
-def _run_in_thread(function: Callable[[], Any]) -> Any:
-    try:
-        return function()
-    finally:
-        # Worker threads are not request threads: nobody else closes their connections.
-        connections.close_all()
 
 
 def _submit(name: str, function: Callable[[], Any], *, fingerprint: str = "") -> (
@@ -154,7 +146,7 @@ def _submit(name: str, function: Callable[[], Any], *, fingerprint: str = "") ->
         if future is None or future.done():
             for stale in [k for k, f in _inflight.items() if f.done()]:
                 del _inflight[stale]
-            future = _executor.submit(_run_in_thread, function)
+            future = submit_isolated(function)
             _inflight[key] = future
         return future
 
@@ -332,7 +324,7 @@ def cache_check() -> CacheHealth:
     hits, misses = int(stats.get("keyspace_hits", 0)), int(stats.get("keyspace_misses", 0))
     hit_rate = round(hits / (hits + misses), 4) if hits + misses else None
     used = memory.get("used_memory_human")
-    # Redis writes "156.00M"; the deployment document shows "156MB".
+    # Redis writes "156.00M"; `docs/contract/deployment.md` shows "156MB".
     memory_usage = f"{used}B" if used and used[-1] in "KMGTP" else used
     return CacheHealth(round(round_trip_ms, 2), hit_rate, memory_usage)
 
@@ -432,11 +424,11 @@ def provider_check(name: str) -> dict[str, Any]:
     check instead of being abandoned and started again.
     """
     try:
-        asyncio.run(provider_router().probe_provider(name))
+        asyncio.run(provider_reporting().probe_provider(name))
     except Exception:  # the status below still reports live traffic and the circuit
         logger.warning("provider probe failed", exc_info=True,
                        extra={"event": "provider_probe_failed", "metadata": {"provider": name}})
-    return provider_router().provider_status(name)
+    return provider_reporting().provider_status(name)
 
 
 def _provider_fingerprint(name: str) -> str:
@@ -473,7 +465,7 @@ def _provider_json(result: Any) -> dict[str, Any]:
 
 
 def _configured_providers() -> list[str]:
-    return list(provider_router().configured_providers())
+    return list(provider_reporting().configured_providers())
 
 
 # --- The two reports ----------------------------------------------------------------------
@@ -553,7 +545,7 @@ async def system_health(*, details: bool) -> tuple[dict[str, Any], int]:
 
 
 def _failover_ready() -> bool:
-    return provider_router().failover_ready()
+    return provider_reporting().failover_ready()
 
 
 def failover_ready_verdict(*, configured: Any, providers: dict[str, dict]) -> bool:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hmac
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -34,6 +33,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from monitoring import collectors, health
+from neonpro.blocking import run_blocking
 
 OPERATIONS_GROUP = "Operations"
 
@@ -66,7 +66,7 @@ async def amay_see_details(request: HttpRequest) -> bool:
     if not hasattr(request, "auser"):
         return False
     user = await request.auser()
-    return await sync_to_async(_user_may_see)(user)
+    return await run_blocking(_user_may_see, user)
 
 
 def _json(body: dict, status: int) -> JsonResponse:
@@ -76,7 +76,7 @@ def _json(body: dict, status: int) -> JsonResponse:
 @never_cache
 @require_GET
 async def system_health(request: HttpRequest) -> JsonResponse:
-    """GET /api/health — the deployment document's system report."""
+    """GET /api/health — the system report of `docs/contract/deployment.md`."""
     body, status = await health.system_health(details=await amay_see_details(request))
     return _json(body, status)
 

@@ -305,7 +305,7 @@ AI_MAX_INPUT_CHARS = env.int("AI_MAX_INPUT_CHARS", default=8000)
 AI_MAX_FRAME_BYTES = env.int("AI_MAX_FRAME_BYTES", default=64 * 1024)
 AI_HISTORY_MESSAGES = env.int("AI_HISTORY_MESSAGES", default=20)
 # Threads (and so database connections) per web process for the chat pipeline's
-# database steps (see chat.db).
+# database steps and every other blocking call from async code (see neonpro.blocking).
 AI_DB_THREADS = env.int("AI_DB_THREADS", default=8)
 # How long a web process's event loop may hold the GIL while a database thread
 # waits for it (see neonpro/asgi.py). CPython's default is 5 ms.

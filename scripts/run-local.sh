@@ -42,7 +42,7 @@ trap cleanup EXIT INT TERM
 
 if [ -z "${OPENAI_API_KEY:-}" ] && [ -z "${ANTHROPIC_API_KEY:-}" ]; then
   echo "No OPENAI_API_KEY or ANTHROPIC_API_KEY set: answers come from the SIMULATED provider."
-  "$PY" -m chat.simulated_provider --host 127.0.0.1 --port "$SIM_PORT" --token-delay-ms 25 &
+  "$PY" -m simulated_provider --host 127.0.0.1 --port "$SIM_PORT" --token-delay-ms 25 &
   sim_pid=$!
 fi
 

@@ -12,7 +12,7 @@ from django.db.backends.postgresql.operations import (
     DatabaseOperations as PostgreSQLOperations,
 )
 
-from chat.simulated_provider.control import start_in_thread
+from simulated_provider.control import start_in_thread
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -82,7 +82,7 @@ def _release_pool_connections(django_db_setup):
     """The chat's database pool keeps connections (CONN_MAX_AGE): close them before the
     test database is dropped (this fixture is torn down before django_db_setup)."""
     yield
-    from chat.db import close_pool_connections
+    from neonpro.blocking import close_pool_connections
 
     close_pool_connections()
 

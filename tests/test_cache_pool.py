@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import caches
 
-from chat.db import run_db
+from neonpro.blocking import run_blocking
 from neonpro.cache import redis_client
 
 pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)")
@@ -24,7 +24,7 @@ def _redis_connection_id() -> int:
 
 def test_pool_steps_reuse_the_redis_connections_of_the_process():
     async def ids_of_steps() -> list[int]:
-        return [await run_db(_redis_connection_id) for _ in range(20)]
+        return [await run_blocking(_redis_connection_id) for _ in range(20)]
 
     ids = asyncio.run(ids_of_steps())
     # Sequential steps hand a connection back before the next one takes it.
@@ -38,7 +38,7 @@ def _connections_received() -> int:
 
 def test_concurrent_steps_open_at_most_one_connection_per_pool_thread():
     async def concurrent() -> list[int]:
-        return await asyncio.gather(*(run_db(_redis_connection_id) for _ in range(40)))
+        return await asyncio.gather(*(run_blocking(_redis_connection_id) for _ in range(40)))
 
     before = _connections_received()
     for _ in range(2):
@@ -53,7 +53,7 @@ def test_every_context_gets_the_same_client_object():
         return id(caches["default"]._cache.get_client(None, write=True))
 
     async def ids_of_steps() -> set[int]:
-        return {await run_db(client_object_id) for _ in range(10)}
+        return {await run_blocking(client_object_id) for _ in range(10)}
 
     # Building a redis-py client sets up its reply parsers: done once per process.
     assert asyncio.run(ids_of_steps()) == {client_object_id()}

@@ -46,7 +46,7 @@ def test_it_keeps_every_layer_contract():
 
 
 @pytest.mark.parametrize(("module", "upward_import"), [
-    ("compliance/services.py", "from chat import services as _chat_services"),
+    ("compliance/services.py", "from chat.pipeline import sessions as _chat_sessions"),
     ("clinics/models.py", "from compliance import audit as _audit"),
     ("neonpro/errors.py", "from clinics import people as _people"),
     ("chat/errors.py", "from monitoring import health as _health"),

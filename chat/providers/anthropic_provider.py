@@ -7,7 +7,6 @@ built per event.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -15,12 +14,12 @@ import orjson
 
 from neonpro.tracing import outgoing_headers
 
+from . import streaming
 from .base import ChatTurn
 from .clients import get_client
 from .config import ProviderConfig
 from .errors import from_exception, from_stream_error_payload, quota_from_headers, stream_error
-from .sse import SSEParser
-from .streaming import AttemptState, drain, next_chunk, open_stream
+from .streaming import AttemptState
 
 NAME = "anthropic"
 
@@ -44,7 +43,7 @@ def _request_params(
     }
 
 
-async def stream_text(
+def stream_text(
     cfg: ProviderConfig,
     *,
     system_prompt: str,
@@ -58,31 +57,7 @@ async def stream_text(
         # The clinician's trace continues at the provider (W3C traceparent).
         extra_headers=outgoing_headers(),
     )
-    response = await open_stream(manager, state)
-    try:
-        state.quota = quota_from_headers(NAME, response.headers)
-        body = response.http_response.aiter_bytes()
-        parser = SSEParser()
-        loop = asyncio.get_running_loop()
-        deadline = state.first_deadline
-        streaming = False
-        while True:
-            chunk = await next_chunk(body, deadline, state)
-            events = parser.feed(chunk) if chunk else parser.flush()
-            for _event, data in events:
-                text = _text(data, state)
-                if text:
-                    streaming = True
-                    yield text
-                elif text is None:
-                    await drain(body)
-                    return
-            if not chunk:
-                raise stream_error(NAME, "truncated_stream", "stream ended without message_stop")
-            if streaming:
-                deadline = min(loop.time() + state.idle_s, state.stream_deadline)
-    finally:
-        await manager.__aexit__(None, None, None)
+    return streaming.stream_text(manager, state, read_event=_text, terminator="message_stop")
 
 
 def _text(data: bytes, state: AttemptState) -> str | None:

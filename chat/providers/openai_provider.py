@@ -7,7 +7,6 @@ classes); the SSE body is read raw from the SDK's streaming response so the
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -15,12 +14,12 @@ import orjson
 
 from neonpro.tracing import outgoing_headers
 
+from . import streaming
 from .base import ChatTurn
 from .clients import get_client
 from .config import ProviderConfig
 from .errors import from_exception, from_stream_error_payload, quota_from_headers, stream_error
-from .sse import SSEParser
-from .streaming import AttemptState, drain, next_chunk, open_stream
+from .streaming import AttemptState
 
 NAME = "openai"
 _DONE = b"[DONE]"
@@ -59,7 +58,7 @@ def _request_params(
     }
 
 
-async def stream_text(
+def stream_text(
     cfg: ProviderConfig,
     *,
     system_prompt: str,
@@ -73,35 +72,14 @@ async def stream_text(
         # The clinician's trace continues at the provider (W3C traceparent).
         extra_headers=outgoing_headers(),
     )
-    response = await open_stream(manager, state)
-    try:
-        state.quota = quota_from_headers(NAME, response.headers)
-        body = response.http_response.aiter_bytes()
-        parser = SSEParser()
-        loop = asyncio.get_running_loop()
-        deadline = state.first_deadline
-        streaming = False
-        while True:
-            chunk = await next_chunk(body, deadline, state)
-            events = parser.feed(chunk) if chunk else parser.flush()
-            for _event, data in events:
-                if data == _DONE:
-                    await drain(body)
-                    return
-                delta = _delta(data, state)
-                if delta:
-                    streaming = True
-                    yield delta
-            if not chunk:
-                raise stream_error(NAME, "truncated_stream", "stream ended without [DONE]")
-            if streaming:
-                deadline = min(loop.time() + state.idle_s, state.stream_deadline)
-    finally:
-        await manager.__aexit__(None, None, None)
+    return streaming.stream_text(manager, state, read_event=_text, terminator="[DONE]")
 
 
-def _delta(data: bytes, state: AttemptState) -> str | None:
-    """The text of one chunk; usage and finish reason go into `state`."""
+def _text(data: bytes, state: AttemptState) -> str | None:
+    """The text of one chunk ("" when it has none), None at `[DONE]`; usage and finish
+    reason go into `state`."""
+    if data == _DONE:
+        return None
     try:
         chunk = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -115,13 +93,13 @@ def _delta(data: bytes, state: AttemptState) -> str | None:
             state.output_tokens = usage.get("completion_tokens")
         choices = chunk.get("choices")
         if not choices:
-            return None
+            return ""
         choice = choices[0]
         reason = choice.get("finish_reason")
         if reason:
             state.finish_reason = reason
         delta = choice.get("delta")
-        return delta.get("content") if delta else None
+        return (delta.get("content") or "") if delta else ""
     except (AttributeError, TypeError, IndexError, KeyError):
         raise stream_error(NAME, "malformed_stream", "chunk has an unexpected shape") from None
 

@@ -20,13 +20,12 @@ import asyncio
 import functools
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 
 from monitoring.metrics import (
@@ -37,6 +36,7 @@ from monitoring.metrics import (
     PROVIDER_REQUESTS,
     TOKENS,
 )
+from neonpro.blocking import run_blocking
 
 from . import anthropic_provider, circuit, openai_provider, status
 from .base import (
@@ -44,14 +44,13 @@ from .base import (
     AttemptRecord,
     ChatTurn,
     DoneEvent,
-    ProbeResult,
     ProviderError,
     ProvidersUnavailable,
     ResetEvent,
     TokenEvent,
 )
 from .config import ProviderConfig, cost_usd, provider_config, provider_order
-from .streaming import AttemptState
+from .streaming import AttemptState, milliseconds
 
 logger = logging.getLogger(__name__)
 
@@ -59,31 +58,15 @@ _STREAMERS = {
     openai_provider.NAME: openai_provider.stream_text,
     anthropic_provider.NAME: anthropic_provider.stream_text,
 }
-_PROBES = {
-    openai_provider.NAME: openai_provider.probe,
-    anthropic_provider.NAME: anthropic_provider.probe,
-}
-PROBE_CACHE_S = 30
-_PROBE_TIMEOUT_S = 5.0
 # Extra life for the half-open probe lock beyond the longest possible attempt,
 # so a process that dies mid-probe does not keep the circuit half-open forever.
 _PROBE_LOCK_MARGIN_S = 5.0
 
 
-def _in_thread(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
-    """Run blocking cache bookkeeping (Redis) in a worker thread, off the event loop.
-
-    Not through the thread-sensitive executor Django uses for the database, so
-    bookkeeping never queues behind ORM work.
-    """
-    loop = asyncio.get_running_loop()
-    return loop.run_in_executor(None, functools.partial(function, *args, **kwargs))
-
-
 async def _admit(cfg: ProviderConfig) -> circuit.Admission:
-    future = _in_thread(
+    future = asyncio.ensure_future(run_blocking(
         circuit.admit, cfg.name, lock_ttl_s=cfg.stream_timeout_s + _PROBE_LOCK_MARGIN_S
-    )
+    ))
     try:
         # Shielded: if we are cancelled meanwhile, the admission still lands and a
         # half-open probe lock it took is handed back instead of blocking others.
@@ -104,7 +87,8 @@ _background: set[asyncio.Future[Any]] = set()
 def _release_probe_soon(name: str) -> None:
     """Free a half-open probe lock without awaiting (we may be inside a cancellation)."""
     try:
-        future = _in_thread(circuit.release_probe, name)
+        future = asyncio.get_running_loop().create_task(
+            run_blocking(circuit.release_probe, name))
     except RuntimeError:
         # The loop is shutting down; the lock expires on its own.
         return
@@ -153,6 +137,21 @@ class _Attempt:
     first_token_at: float | None = None
     out_chars: int = 0
 
+    @classmethod
+    def begin(cls, cfg: ProviderConfig, *, probe: bool, now: float) -> _Attempt:
+        return cls(
+            cfg=cfg,
+            state=AttemptState(
+                provider=cfg.name,
+                started=now,
+                timeout_s=cfg.timeout_s,
+                idle_s=cfg.idle_timeout_s,
+                stream_s=cfg.stream_timeout_s,
+            ),
+            started_at=timezone.now(),
+            probe=probe,
+        )
+
     def record(
         self, *, outcome: str, error_code: str | None, now: float, input_chars: int
     ) -> AttemptRecord:
@@ -167,11 +166,11 @@ class _Attempt:
             model=self.cfg.model,
             outcome=outcome,
             error_code=error_code,
-            latency_ms=_ms(now - self.state.started),
+            latency_ms=milliseconds(now - self.state.started),
             first_token_ms=(
                 None
                 if self.first_token_at is None
-                else _ms(self.first_token_at - self.state.started)
+                else milliseconds(self.first_token_at - self.state.started)
             ),
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -179,10 +178,6 @@ class _Attempt:
             cost_usd=cost_usd(self.cfg.model, input_tokens, output_tokens),
             started_at=self.started_at,
         )
-
-
-def _ms(seconds: float) -> int:
-    return max(0, round(seconds * 1000))
 
 
 def _estimate_tokens(chars: int) -> int:
@@ -232,8 +227,9 @@ def _count(record: AttemptRecord, error_code: str | None = None) -> None:
         COST.labels(provider=record.provider, model=record.model).inc(float(record.cost_usd))
 
 
-def _skipped(cfg: ProviderConfig) -> AttemptRecord:
-    return AttemptRecord(
+def _skipped(cfg: ProviderConfig) -> AttemptEvent:
+    """The event of a provider passed over because its circuit is open (counted)."""
+    record = AttemptRecord(
         provider=cfg.name,
         model=cfg.model,
         outcome="skipped_open_circuit",
@@ -246,6 +242,8 @@ def _skipped(cfg: ProviderConfig) -> AttemptRecord:
         cost_usd=Decimal(0),
         started_at=timezone.now(),
     )
+    _count(record)
+    return AttemptEvent(record)
 
 
 async def stream_answer(
@@ -271,76 +269,34 @@ async def stream_answer(
     if not configs:
         raise ProvidersUnavailable("No AI provider is configured.")
 
-    reset_pending = False
-    last_error: ProviderError | None = None
-    previous: str | None = None
-    retry_hints: list[float] = []
-
+    failover = _Failover()
     for cfg in configs:
         admission = await _admit(cfg)
         if not admission.allowed:
-            record = _skipped(cfg)
-            _count(record)
-            if admission.retry_in:
-                retry_hints.append(admission.retry_in)
-            yield AttemptEvent(record)
+            failover.passed_over(admission)
+            yield _skipped(cfg)
             continue
-        if previous is not None:
-            FAILOVERS.labels(from_provider=previous, to_provider=cfg.name).inc()
-        previous = cfg.name
-
-        attempt = _Attempt(
-            cfg=cfg,
-            state=AttemptState(
-                provider=cfg.name,
-                started=loop.time(),
-                timeout_s=cfg.timeout_s,
-                idle_s=cfg.idle_timeout_s,
-                stream_s=cfg.stream_timeout_s,
-            ),
-            started_at=timezone.now(),
-            probe=admission.probe,
-        )
-        stream = _STREAMERS[cfg.name](
-            cfg, system_prompt=system_prompt, history=history, state=attempt.state
-        )
+        failover.trying(cfg.name)
+        attempt = _Attempt.begin(cfg, probe=admission.probe, now=loop.time())
+        error: ProviderError | None = None
         try:
+            stream = _STREAMERS[cfg.name](
+                cfg, system_prompt=system_prompt, history=history, state=attempt.state
+            )
             try:
                 async for delta in stream:
                     if attempt.first_token_at is None:
                         attempt.first_token_at = loop.time()
-                        if reset_pending:
-                            reset_pending = False
+                        if failover.reset_pending:
+                            failover.reset_pending = False
                             yield ResetEvent()
                     attempt.out_chars += len(delta)
                     yield TokenEvent(delta)
             finally:
                 # Closes the HTTP stream now, also when we are being closed or cancelled.
                 await stream.aclose()
-        except ProviderError as error:
-            record = attempt.record(
-                outcome="error", error_code=error.code, now=loop.time(), input_chars=input_chars
-            )
-            _count(record, error.code)
-            await _in_thread(
-                _after_attempt,
-                cfg.name,
-                probe=attempt.probe,
-                error=error,
-                latency_ms=record.latency_ms,
-                first_token_ms=record.first_token_ms,
-                quota=attempt.state.quota,
-            )
-            _log_failure(error, record, trace_id)
-            yield AttemptEvent(record)
-            if attempt.out_chars:
-                reset_pending = True
-            if not error.retryable:
-                raise
-            last_error = error
-            if error.retry_after:
-                retry_hints.append(error.retry_after)
-            continue
+        except ProviderError as exc:
+            error = exc
         except (GeneratorExit, asyncio.CancelledError):
             # The consumer went away: account for the attempt without awaiting.
             _abandoned(attempt, loop.time(), input_chars, on_cancelled)
@@ -352,42 +308,98 @@ async def stream_answer(
             raise
 
         now = loop.time()
-        record = attempt.record(
-            outcome="success", error_code=None, now=now, input_chars=input_chars
-        )
-        _count(record)
-        await _in_thread(
-            _after_attempt,
-            cfg.name,
-            probe=attempt.probe,
-            error=None,
-            latency_ms=record.latency_ms,
-            first_token_ms=record.first_token_ms,
-            quota=attempt.state.quota,
-        )
+        record = await _attempt_ended(attempt, error, now=now, input_chars=input_chars,
+                                      trace_id=trace_id)
         yield AttemptEvent(record)
-        if reset_pending:
-            # The answer that completed had no text at all; the partial one must still go.
+        if error is not None:
+            failover.failed(error, relayed_text=attempt.out_chars > 0)  # raises if final
+            continue
+        if failover.reset_pending:
+            # The answer that completed had no text at all; the partial one must go.
             yield ResetEvent()
-        yield DoneEvent(
-            provider=cfg.name,
-            model=cfg.model,
-            input_tokens=record.input_tokens,
-            output_tokens=record.output_tokens,
-            tokens_estimated=record.tokens_estimated,
-            first_token_ms=(
-                None if attempt.first_token_at is None else _ms(attempt.first_token_at - started)
-            ),
-            latency_ms=_ms(now - started),
-        )
+        yield _done(attempt, record, started=started, now=now)
         return
+    raise failover.unavailable()
 
-    raise ProvidersUnavailable(
-        "No AI provider could answer.",
-        provider=last_error.provider if last_error else "none",
-        status=last_error.status if last_error else None,
-        retry_after=min(retry_hints) if retry_hints else None,
-        last_error_code=last_error.code if last_error else None,
+
+class _Failover:
+    """Where the failover stands between attempts."""
+
+    __slots__ = ("reset_pending", "_last_error", "_previous", "_retry_hints")
+
+    def __init__(self) -> None:
+        # Text of a failed attempt was relayed: the next answer starts with a reset.
+        self.reset_pending = False
+        self._last_error: ProviderError | None = None
+        self._previous: str | None = None
+        self._retry_hints: list[float] = []
+
+    def passed_over(self, admission: circuit.Admission) -> None:
+        if admission.retry_in:
+            self._retry_hints.append(admission.retry_in)
+
+    def trying(self, name: str) -> None:
+        if self._previous is not None:
+            FAILOVERS.labels(from_provider=self._previous, to_provider=name).inc()
+        self._previous = name
+
+    def failed(self, error: ProviderError, *, relayed_text: bool) -> None:
+        """Note a failed attempt; a non-retryable error (our request was refused as
+        malformed) is raised: no other provider would take it either."""
+        if relayed_text:
+            self.reset_pending = True
+        if not error.retryable:
+            raise error
+        self._last_error = error
+        if error.retry_after:
+            self._retry_hints.append(error.retry_after)
+
+    def unavailable(self) -> ProvidersUnavailable:
+        last_error = self._last_error
+        return ProvidersUnavailable(
+            "No AI provider could answer.",
+            provider=last_error.provider if last_error else "none",
+            status=last_error.status if last_error else None,
+            retry_after=min(self._retry_hints) if self._retry_hints else None,
+            last_error_code=last_error.code if last_error else None,
+        )
+
+
+async def _attempt_ended(attempt: _Attempt, error: ProviderError | None, *, now: float,
+                         input_chars: int, trace_id: str | None) -> AttemptRecord:
+    """The record of an attempt that ended (answered or failed): metrics, the circuit
+    and the shared status figures (one round of bookkeeping), a log line on failure."""
+    record = attempt.record(
+        outcome="success" if error is None else "error",
+        error_code=None if error is None else error.code,
+        now=now, input_chars=input_chars,
+    )
+    _count(record, None if error is None else error.code)
+    await run_blocking(
+        _after_attempt,
+        attempt.cfg.name,
+        probe=attempt.probe,
+        error=error,
+        latency_ms=record.latency_ms,
+        first_token_ms=record.first_token_ms,
+        quota=attempt.state.quota,
+    )
+    if error is not None:
+        _log_failure(error, record, trace_id)
+    return record
+
+
+def _done(attempt: _Attempt, record: AttemptRecord, *, started: float, now: float) -> DoneEvent:
+    """The answer's final event: who answered, its usage, its timings from the start."""
+    first_token_at = attempt.first_token_at
+    return DoneEvent(
+        provider=attempt.cfg.name,
+        model=attempt.cfg.model,
+        input_tokens=record.input_tokens,
+        output_tokens=record.output_tokens,
+        tokens_estimated=record.tokens_estimated,
+        first_token_ms=None if first_token_at is None else milliseconds(first_token_at - started),
+        latency_ms=milliseconds(now - started),
     )
 
 
@@ -427,147 +439,3 @@ def _log_failure(error: ProviderError, record: AttemptRecord, trace_id: str | No
             },
         },
     )
-
-
-# -- health ---------------------------------------------------------------------
-
-
-async def probe_provider(name: str) -> ProbeResult:
-    """The light probe of provider `name` (GET models), cached ~30 s across processes.
-
-    Never a paid completion. Status: healthy (2xx), degraded (429/529), unhealthy
-    (anything else), not_configured.
-    """
-    cached = await _in_thread(status.cached_probe, name)
-    if cached is not None:
-        return _probe_result(cached, cached=True)
-    cfg = provider_config(name)
-    if cfg is None:
-        return ProbeResult(
-            provider=name, status="not_configured", response_time_ms=None, checked_at=None
-        )
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    timeout_s = min(cfg.timeout_s, _PROBE_TIMEOUT_S)
-    error_code: str | None = None
-    quota: dict[str, int] | None = None
-    try:
-        async with asyncio.timeout(timeout_s + 0.5):
-            quota = await _PROBES[name](cfg, timeout_s=timeout_s)
-        probe_status = "healthy"
-    except TimeoutError:
-        probe_status, error_code = "unhealthy", "timeout"
-    except ProviderError as error:
-        error_code = error.code
-        if error.code == "auth":
-            PROVIDER_AUTH_FAILURES.labels(provider=name).inc()
-        probe_status = "degraded" if error.code in ("rate_limited", "overloaded") else "unhealthy"
-    result = {
-        "provider": name,
-        "status": probe_status,
-        "response_time_ms": _ms(loop.time() - started),
-        "checked_at": datetime.now(UTC).timestamp(),
-        "error_code": error_code,
-    }
-
-    def store() -> None:
-        status.store_probe(name, result, ttl_s=PROBE_CACHE_S)
-        status.record_quota(name, quota)
-
-    await _in_thread(store)
-    return _probe_result(result, cached=False)
-
-
-def _probe_result(data: dict[str, Any], *, cached: bool) -> ProbeResult:
-    checked = data.get("checked_at")
-    return ProbeResult(
-        provider=data["provider"],
-        status=data["status"],
-        response_time_ms=data.get("response_time_ms"),
-        checked_at=datetime.fromtimestamp(checked, UTC) if checked else None,
-        error_code=data.get("error_code"),
-        cached=cached,
-    )
-
-
-def provider_status(name: str) -> dict[str, Any]:
-    """What every process knows about provider `name`, read from the cache (blocking).
-
-    Keys: provider, configured, model, status (healthy / degraded / unhealthy /
-    unknown / not_configured), circuit {state, recent_failures, retry_in_s,
-    opened_at, reason, probing}, response_time_ms (last live attempt, else the
-    probe), first_token_ms, last_outcome, last_seen_at, quota {tokens_remaining,
-    requests_remaining, tokens_limit, requests_limit, updated_at}, last_error
-    {code, status, at}, probe {status, response_time_ms, checked_at, error_code}.
-    Times are ISO 8601 UTC strings.
-    """
-    cfg = provider_config(name)
-    if cfg is None:
-        return {
-            "provider": name,
-            "configured": False,
-            "model": None,
-            "status": "not_configured",
-            "circuit": None,
-            "response_time_ms": None,
-            "first_token_ms": None,
-            "last_outcome": None,
-            "last_seen_at": None,
-            "quota": None,
-            "last_error": None,
-            "probe": None,
-        }
-    breaker = circuit.circuit_state(name)
-    snap = status.snapshot(name)
-    live, probe, quota, last_error = snap["live"], snap["probe"], snap["quota"], snap["last_error"]
-    if breaker.get("opened_at"):
-        breaker = {**breaker, "opened_at": _iso(breaker["opened_at"])}
-    return {
-        "provider": name,
-        "configured": True,
-        "model": cfg.model,
-        "status": _health(breaker["state"], live, probe),
-        "circuit": breaker,
-        "response_time_ms": (live["latency_ms"] if live else (probe or {}).get("response_time_ms")),
-        "first_token_ms": live["first_token_ms"] if live else None,
-        "last_outcome": live["outcome"] if live else None,
-        "last_seen_at": _iso(live["at"]) if live else None,
-        "quota": {**quota, "updated_at": _iso(quota["updated_at"])} if quota else None,
-        "last_error": {**last_error, "at": _iso(last_error["at"])} if last_error else None,
-        "probe": {**probe, "checked_at": _iso(probe["checked_at"])} if probe else None,
-    }
-
-
-def _iso(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch else None
-
-
-def _health(breaker_state: str, live: dict | None, probe: dict | None) -> str:
-    if breaker_state == circuit.OPEN:
-        return "unhealthy"
-    if breaker_state == circuit.HALF_OPEN:
-        return "degraded"
-    latest = max(
-        (item for item in (live, probe) if item),
-        key=lambda item: item.get("at") or item.get("checked_at") or 0,
-        default=None,
-    )
-    if latest is None:
-        return "unknown"
-    if latest is live:
-        return "healthy" if live["outcome"] == "success" else "degraded"
-    return latest["status"]
-
-
-def failover_ready() -> bool:
-    """Whether a secondary provider is configured and its circuit is not open (blocking)."""
-    primary = (settings.AI_PRIMARY_PROVIDER or "").strip().lower()
-    secondary = (settings.AI_SECONDARY_PROVIDER or "").strip().lower()
-    if not secondary or secondary == primary or provider_config(secondary) is None:
-        return False
-    return circuit.circuit_state(secondary)["state"] != circuit.OPEN
-
-
-def configured_providers() -> Iterable[str]:
-    """Providers in failover order that have a configuration."""
-    return [name for name in provider_order() if provider_config(name) is not None]

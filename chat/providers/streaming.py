@@ -1,4 +1,4 @@
-"""What both adapters share: per-attempt figures and reading with deadlines.
+"""What both adapters share: per-attempt figures and the loop that reads a stream.
 
 Timeouts are applied to each await on the network, never around a `yield`: a
 deadline that spans a yield would fire inside the consumer's code.
@@ -7,12 +7,24 @@ deadline that spans a yield would fire inside the consumer's code.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from .errors import TRANSPORT_ERRORS, from_exception, timeout_error
+from .errors import (
+    TRANSPORT_ERRORS,
+    from_exception,
+    quota_from_headers,
+    stream_error,
+    timeout_error,
+)
+from .sse import SSEParser
 
 _DRAIN_S = 0.25
+
+
+def milliseconds(seconds: float) -> int:
+    """A duration in whole milliseconds, never negative (figures in records and metrics)."""
+    return max(0, round(seconds * 1000))
 
 
 class AttemptState:
@@ -87,3 +99,47 @@ async def drain(body: AsyncIterator[bytes]) -> None:
     except (TimeoutError, *TRANSPORT_ERRORS):
         # The answer is complete; a connection we cannot reuse just gets closed.
         pass
+
+
+# Reads one SSE event's data: its text ("" when it carries none), None at the
+# provider's end-of-answer event. Usage and finish reason go into the state.
+EventReader = Callable[[bytes, "AttemptState"], "str | None"]
+
+
+async def stream_text(manager: Any, state: AttemptState, *, read_event: EventReader,
+                      terminator: str) -> AsyncIterator[str]:
+    """The answer's text deltas from an SDK streaming-response manager; ProviderError on
+    any failure. The loop both adapters share.
+
+    The SSE body is read raw from the SDK's response, so the provider's own end
+    event is seen (a body that ends without it is a truncated answer) and no model
+    object is built per chunk. The first chunk must come within the first-token
+    budget, each later one within the idle timeout once text flows, and the whole
+    answer within the stream budget.
+    """
+    response = await open_stream(manager, state)
+    try:
+        state.quota = quota_from_headers(state.provider, response.headers)
+        body = response.http_response.aiter_bytes()
+        parser = SSEParser()
+        loop = asyncio.get_running_loop()
+        deadline = state.first_deadline
+        streaming = False
+        while True:
+            chunk = await next_chunk(body, deadline, state)
+            events = parser.feed(chunk) if chunk else parser.flush()
+            for _event, data in events:
+                text = read_event(data, state)
+                if text:
+                    streaming = True
+                    yield text
+                elif text is None:
+                    await drain(body)
+                    return
+            if not chunk:
+                raise stream_error(state.provider, "truncated_stream",
+                                   f"stream ended without {terminator}")
+            if streaming:
+                deadline = min(loop.time() + state.idle_s, state.stream_deadline)
+    finally:
+        await manager.__aexit__(None, None, None)

@@ -10,8 +10,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chat import search, services
+from chat import search
 from chat.models import ChatMessage, ChatSession
+from chat.pipeline import accept
 from compliance.models import AuditEvent
 from monitoring import metrics
 from tests.chat.helpers import api_client
@@ -43,7 +44,7 @@ def test_it_titles_a_session_from_the_redacted_first_question(clinician, ai_sett
     _send(client, session["id"], "E depois de quantos dias pode tomar sol?")
 
     title = client.get(f"{SESSIONS}{session['id']}/").json()["title"]
-    assert title and len(title) <= services.TITLE_MAX_CHARS + 1
+    assert title and len(title) <= accept.TITLE_MAX_CHARS + 1
     assert CPF not in title and "123" not in title
     assert "Maria" not in title and "Aparecida" not in title
     assert title.startswith("A paciente [")
@@ -231,4 +232,4 @@ def test_it_exports_a_conversation_as_the_clinician_sees_it_and_audits_it(
     ("   ", ""),
 ])
 def test_it_makes_a_one_line_title_without_markdown(text, title):
-    assert services.title_from_text(text) == title
+    assert accept.title_from_text(text) == title

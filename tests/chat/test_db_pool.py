@@ -1,4 +1,4 @@
-"""The chat's database pool: kept connections are pinged only after sitting idle."""
+"""The blocking-code pool: kept connections are pinged only after sitting idle."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connections
 
-from chat import db
+from neonpro import blocking
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,8 +17,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def kept_connections(monkeypatch):
     """One pool thread whose connection is kept between steps as in production (the
     suite closes connections by default), with every health-check ping counted."""
-    single_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-db-test")
-    monkeypatch.setattr(db, "_executor", single_thread)
+    single_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blocking-test")
+    monkeypatch.setattr(blocking, "_executor", single_thread)
     wrapper = connections["default"]  # every thread's wrapper shares this settings dict
     monkeypatch.setitem(wrapper.settings_dict, "CONN_MAX_AGE", 60)
     pings = []
@@ -51,7 +51,7 @@ def _steps(*functions) -> list:
         results = []
         for function in functions:
             try:
-                results.append(await db.run_db(function))
+                results.append(await blocking.run_blocking(function))
             except Exception as exc:  # noqa: BLE001 - the test looks at what was raised
                 results.append(exc)
         return results
@@ -68,7 +68,7 @@ def test_a_connection_used_moments_ago_is_not_pinged_again(kept_connections, mon
 
 def test_a_connection_idle_past_the_window_is_pinged_before_use(kept_connections, monkeypatch):
     assert _steps(_query) == [42]
-    monkeypatch.setattr(db, "RECENTLY_VERIFIED_S", 0.0)
+    monkeypatch.setattr(blocking, "RECENTLY_VERIFIED_S", 0.0)
     assert _steps(_query, _query) == [42, 42]
     assert len(kept_connections) == 2
 

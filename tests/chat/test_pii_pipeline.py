@@ -11,8 +11,8 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from prometheus_client import REGISTRY
 
-from chat import services
 from chat.models import ChatMessage, ChatSession
+from chat.pipeline import sessions
 from compliance import redaction
 from neonpro.asgi import application
 from tests.chat.helpers import api_client, ws_headers
@@ -74,7 +74,7 @@ def test_it_keeps_placeholders_stable_within_a_session(clinician, ai_settings, s
 @pytest.mark.asyncio
 async def test_it_streams_re_identified_tokens_and_counts_in_the_ack(clinician, ai_settings,
                                                                       simulator):
-    session = await database_sync_to_async(services.session_create)(user=clinician, title="")
+    session = await database_sync_to_async(sessions.session_create)(user=clinician, title="")
     ws = WebsocketCommunicator(application, f"/ws/ai-chat/{session.id}/",
                                headers=ws_headers(clinician))
     assert (await ws.connect(timeout=5))[0]

@@ -13,8 +13,8 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from prometheus_client import REGISTRY
 
-from chat import services
 from chat.models import ChatMessage, ChatSession
+from chat.pipeline import sessions
 from compliance.models import AuditEvent
 from compliance.redaction import checksums, engine
 from compliance.redaction.detectors import BrazilianDetector, default_detectors
@@ -96,7 +96,7 @@ def test_it_keeps_a_surrogate_for_the_whole_session(clinician, ai_settings, simu
 async def test_it_streams_real_values_back_over_the_websocket(clinician, ai_settings,
                                                                simulator):
     ai_settings.PII_POLICY = "*:surrogate"
-    session = await database_sync_to_async(services.session_create)(user=clinician, title="")
+    session = await database_sync_to_async(sessions.session_create)(user=clinician, title="")
     ws = WebsocketCommunicator(application, f"/ws/ai-chat/{session.id}/",
                                headers=ws_headers(clinician))
     assert (await ws.connect(timeout=5))[0]
@@ -162,7 +162,7 @@ def test_it_refuses_a_blocked_type_over_sse(clinician, ai_settings, simulator):
 @pytest.mark.asyncio
 async def test_it_refuses_a_blocked_type_over_the_websocket(clinician, ai_settings, simulator):
     ai_settings.PII_POLICY = "CPF:block"
-    session = await database_sync_to_async(services.session_create)(user=clinician, title="")
+    session = await database_sync_to_async(sessions.session_create)(user=clinician, title="")
     ws = WebsocketCommunicator(application, f"/ws/ai-chat/{session.id}/",
                                headers=ws_headers(clinician))
     assert (await ws.connect(timeout=5))[0]

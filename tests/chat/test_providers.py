@@ -19,7 +19,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client import REGISTRY
 
-from chat.providers import circuit, router
+from chat.providers import circuit, reporting, router
 from chat.providers.base import (
     AttemptEvent,
     AttemptRecord,
@@ -32,7 +32,7 @@ from chat.providers.base import (
 )
 from chat.providers.clients import get_client
 from chat.providers.config import provider_config
-from chat.simulated_provider.answer import FILLER_TEXT
+from simulated_provider.answer import FILLER_TEXT
 
 QUESTION = "Paciente [NOME_1] pode fazer peeling químico?"
 EXPECTED_ANSWER = f"Resposta simulada sobre: {QUESTION} {FILLER_TEXT}"
@@ -506,7 +506,7 @@ async def test_it_answers_from_the_primary_alone_when_no_secondary_is_set(provid
 
     assert isinstance(outcome.error, ProvidersUnavailable)
     assert [a.provider for a in outcome.attempts] == ["openai"]
-    assert router.failover_ready() is False
+    assert reporting.failover_ready() is False
 
 
 # -- cancellation -------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from chat.providers import circuit, router
+from chat.providers import circuit, reporting, router
 from chat.providers.base import TokenEvent
 from chat.providers.content_filter import ContentBlocked, check_content
 from tests.chat.test_providers import (
@@ -87,7 +87,7 @@ async def test_it_opens_the_circuit_after_the_failure_threshold(providers, clock
     state = circuit.circuit_state("openai")
     assert (state["state"], state["reason"]) == (circuit.OPEN, "server_error")
     assert state["retry_in_s"] == pytest.approx(30, abs=1)
-    assert router.provider_status("openai")["status"] == "unhealthy"
+    assert reporting.provider_status("openai")["status"] == "unhealthy"
 
 
 async def test_it_skips_an_open_provider_without_sending_it_anything(providers, clock):
@@ -205,22 +205,22 @@ async def test_it_opens_at_once_on_a_key_problem_and_reports_it(providers):
     outcome = await collect()
 
     assert outcome.attempts[0].error_code == "auth"
-    status = router.provider_status("openai")
+    status = reporting.provider_status("openai")
     assert status["status"] == "unhealthy"
     assert status["circuit"]["state"] == circuit.OPEN
     assert status["last_error"]["code"] == "auth"
     assert status["last_error"]["status"] == 401
-    assert router.failover_ready() is True  # the secondary is fine
+    assert reporting.failover_ready() is True  # the secondary is fine
 
 
 async def test_it_reports_failover_not_ready_while_the_secondary_is_open(providers, settings):
-    assert router.failover_ready() is True
+    assert reporting.failover_ready() is True
     providers.set_fault("anthropic", status=403, times=1)
     settings.AI_PRIMARY_PROVIDER, settings.AI_SECONDARY_PROVIDER = "anthropic", "openai"
     await collect()
     settings.AI_PRIMARY_PROVIDER, settings.AI_SECONDARY_PROVIDER = "openai", "anthropic"
 
-    assert router.failover_ready() is False
+    assert reporting.failover_ready() is False
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="shared state needs REDIS_URL")
@@ -261,8 +261,8 @@ async def test_it_stores_quota_headers_from_live_traffic(providers, settings):
     finally:
         providers.configure(remaining_tokens=None, remaining_requests=None)
 
-    openai_quota = router.provider_status("openai")["quota"]
-    anthropic_quota = router.provider_status("anthropic")["quota"]
+    openai_quota = reporting.provider_status("openai")["quota"]
+    anthropic_quota = reporting.provider_status("anthropic")["quota"]
     assert (openai_quota["tokens_remaining"], openai_quota["requests_remaining"]) == (12_345, 67)
     assert (anthropic_quota["tokens_remaining"], anthropic_quota["requests_remaining"]) == (
         54_321,
@@ -272,11 +272,11 @@ async def test_it_stores_quota_headers_from_live_traffic(providers, settings):
 
 
 async def test_it_reports_live_latency_and_outcome(providers):
-    assert router.provider_status("openai")["status"] == "unknown"
+    assert reporting.provider_status("openai")["status"] == "unknown"
 
     await collect()
 
-    status = router.provider_status("openai")
+    status = reporting.provider_status("openai")
     assert status["status"] == "healthy"
     assert status["last_outcome"] == "success"
     assert status["response_time_ms"] is not None
@@ -285,9 +285,9 @@ async def test_it_reports_live_latency_and_outcome(providers):
 
 
 async def test_the_light_probe_never_calls_a_completion_endpoint(providers):
-    openai_probe = await router.probe_provider("openai")
-    anthropic_probe = await router.probe_provider("anthropic")
-    again = await router.probe_provider("openai")
+    openai_probe = await reporting.probe_provider("openai")
+    anthropic_probe = await reporting.probe_provider("anthropic")
+    again = await reporting.probe_provider("openai")
 
     assert (openai_probe.status, openai_probe.cached) == ("healthy", False)
     assert anthropic_probe.status == "healthy"
@@ -298,13 +298,13 @@ async def test_the_light_probe_never_calls_a_completion_endpoint(providers):
         ("openai", "GET", "/v1/models"),
         ("anthropic", "GET", "/v1/models"),
     ]
-    assert router.provider_status("openai")["probe"]["status"] == "healthy"
+    assert reporting.provider_status("openai")["probe"]["status"] == "healthy"
 
 
 async def test_the_light_probe_reports_an_unreachable_provider(providers, settings):
     settings.ANTHROPIC_API_KEY = "invalid-key"  # the simulator refuses this key
 
-    result = await router.probe_provider("anthropic")
+    result = await reporting.probe_provider("anthropic")
 
     assert (result.status, result.error_code) == ("unhealthy", "auth")
     assert completions(providers, "anthropic") == []
@@ -314,10 +314,10 @@ async def test_the_light_probe_says_when_a_provider_is_not_configured(settings):
     settings.ANTHROPIC_API_KEY = ""
     settings.ANTHROPIC_BASE_URL = None
 
-    result = await router.probe_provider("anthropic")
+    result = await reporting.probe_provider("anthropic")
 
     assert result.status == "not_configured"
-    assert router.provider_status("anthropic")["status"] == "not_configured"
+    assert reporting.provider_status("anthropic")["status"] == "not_configured"
 
 
 # -- the content filter -------------------------------------------------------------------

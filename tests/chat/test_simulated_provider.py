@@ -19,8 +19,8 @@ import httpx2
 import openai
 import pytest
 
-from chat.simulated_provider import SimulatorControlError, start_in_thread
-from chat.simulated_provider.answer import FILLER_TEXT, split_tokens
+from simulated_provider import SimulatorControlError, start_in_thread
+from simulated_provider.answer import FILLER_TEXT, split_tokens
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUESTION = "Paciente [NOME_1], CPF [CPF_1], pode fazer peeling?"
@@ -702,7 +702,7 @@ async def test_it_runs_as_a_command_and_stops_cleanly_on_sigterm():
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "chat.simulated_provider",
+        "simulated_provider",
         "--host",
         "127.0.0.1",
         "--port",

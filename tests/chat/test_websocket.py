@@ -8,8 +8,8 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from chat import services
 from chat.models import ChatMessage
+from chat.pipeline import sessions
 from neonpro.asgi import application
 from tests.chat.helpers import ws_headers
 
@@ -26,7 +26,7 @@ async def _open(user, session_id, **kwargs) -> WebsocketCommunicator:
 
 
 async def _session_for(user):
-    return await database_sync_to_async(services.session_create)(user=user, title="")
+    return await database_sync_to_async(sessions.session_create)(user=user, title="")
 
 
 async def _frames_until_final(communicator, timeout=10) -> list[dict]:
@@ -206,7 +206,7 @@ async def test_it_closes_the_socket_when_the_session_is_closed_elsewhere(
 ):
     session = await _session_for(clinician)
     ws = await _open(clinician, session.id)
-    await database_sync_to_async(services.session_close)(user=clinician, session_id=session.id)
+    await database_sync_to_async(sessions.session_close)(user=clinician, session_id=session.id)
     error = await ws.receive_json_from(timeout=5)
     assert error["code"] == "session_expired"
     assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4409}

@@ -10,8 +10,8 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
-from chat import services as chat_services
 from chat.models import ChatSession
+from chat.pipeline import sessions
 from compliance import services
 from compliance.audit import Event
 from compliance.models import AuditEvent, ConsentRecord, TermsVersion
@@ -128,7 +128,7 @@ def test_the_consent_api_grants_lists_and_revokes(make_user):
 @pytest.mark.asyncio
 async def test_revoking_consent_closes_a_live_websocket_with_4403(make_user):
     user = await database_sync_to_async(make_user)()
-    session = await database_sync_to_async(chat_services.session_create)(user=user, title="")
+    session = await database_sync_to_async(sessions.session_create)(user=user, title="")
     socket = WebsocketCommunicator(application, f"/ws/ai-chat/{session.id}/",
                                    headers=ws_headers(user))
     connected, _ = await socket.connect(timeout=5)

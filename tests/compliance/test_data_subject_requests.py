@@ -148,12 +148,12 @@ async def test_an_answer_streaming_during_the_erasure_is_not_stored_afterwards(
         clinician, ai_settings, simulator):
     from channels.db import database_sync_to_async
 
-    from chat import services
+    from chat.pipeline import accept, answer, sessions
 
-    session = await database_sync_to_async(services.session_create)(user=clinician)
-    prepared = await services.message_accept_async(
+    session = await database_sync_to_async(sessions.session_create)(user=clinician)
+    prepared = await accept.message_accept(
         user=clinician, session_id=session.id, content="Paciente Joana Prado, retorno.")
-    frames = services.answer_stream(prepared)
+    frames = answer.answer_stream(prepared)
     assert (await anext(frames))["type"] == "ack"
     assert (await anext(frames))["type"] == "token"  # the provider is answering
     await database_sync_to_async(dsr.dsr_erase_subject)(user=clinician, actor=None)

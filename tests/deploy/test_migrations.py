@@ -105,20 +105,20 @@ def migrate(*args):
 result = {}
 call_command("seed_demo", verbosity=0)
 call_command("seed_smoke_account", "--password", "smoke-password-for-migrations", verbosity=0)
-from chat import services
+from chat.pipeline import sessions
 from chat.models import ChatMessage
 from compliance.services import consent_grant
 
 user = get_user_model().objects.get(username="clinician")
 consent_grant(user=user, purpose="ai_chat", ip_address="127.0.0.1", user_agent="migrations")
-session = services.session_create(user=user, title="Avaliação")
+session = sessions.session_create(user=user, title="Avaliação")
 with transaction.atomic():
     question = ChatMessage.objects.create(session=session, role="user",
                                           content="Paciente CPF 529.982.247-25",
                                           redacted_content="Paciente CPF [CPF_1]")
     ChatMessage.objects.create(session=session, role="assistant", reply_to=question,
                                content="Retorno em 15 dias.", redacted_content="Retorno")
-services.session_close(user=user, session_id=session.id)
+sessions.session_close(user=user, session_id=session.id)
 call_command("verify_audit_chain")
 result["head"] = state()
 

@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
-from chat import services
+from chat.pipeline import sessions
 from chat.routing import websocket_urlpatterns
 from chat.ws_auth import chat_auth_stack
 from monitoring.logging import JsonFormatter
@@ -167,7 +167,7 @@ def test_it_starts_a_new_trace_for_a_missing_or_invalid_traceparent(json_log, ma
 async def test_it_carries_the_trace_and_ids_through_a_websocket_chat(json_log, make_user,
                                                                       ai_settings):
     user = await database_sync_to_async(make_user)()
-    session = await database_sync_to_async(services.session_create)(user=user, title="")
+    session = await database_sync_to_async(sessions.session_create)(user=user, title="")
     application = TraceContextASGIMiddleware(chat_auth_stack(URLRouter(websocket_urlpatterns)))
     ws = WebsocketCommunicator(application, f"/ws/ai-chat/{session.id}/",
                                headers=[*ws_headers(user), (b"traceparent", TRACEPARENT.encode())])

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from chat import services
 from chat.models import ChatSession
+from chat.pipeline import sessions
 from chat.tasks import expire_idle_sessions
 from neonpro import tracing
 from tests.support import free_port, subprocess_database_url
@@ -102,7 +102,7 @@ def _json_lines(path: Path) -> list[dict]:
 
 
 def _idle_session(user) -> ChatSession:
-    session = services.session_create(user=user, title="")
+    session = sessions.session_create(user=user, title="")
     ChatSession.objects.filter(id=session.id).update(
         expires_at=timezone.now() - timedelta(minutes=1))
     return session

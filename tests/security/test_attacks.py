@@ -18,8 +18,8 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chat import services
 from chat.models import ChatMessage, ChatSession
+from chat.pipeline import sessions
 from tests.chat.helpers import api_client, ws_headers
 from tests.security.conftest import server_env
 from tests.support import subprocess_database_url as database_url
@@ -52,7 +52,7 @@ def _tampered_tokens(victim, attacker) -> dict[str, str]:
 @pytest.mark.django_db(transaction=True)
 def test_tampered_or_forged_jwts_are_refused_on_rest(make_user, ai_settings):
     victim, attacker = make_user(username="vitima"), make_user(username="atacante")
-    services.session_create(user=victim, title="")
+    sessions.session_create(user=victim, title="")
     for name, token in _tampered_tokens(victim, attacker).items():
         response = Client().get(SESSIONS, HTTP_AUTHORIZATION=f"Bearer {token}")
         assert response.status_code == 401, name
@@ -66,7 +66,7 @@ async def test_tampered_or_forged_jwts_are_refused_on_the_websocket(make_user, a
 
     victim = await database_sync_to_async(make_user)(username="vitima-ws")
     attacker = await database_sync_to_async(make_user)(username="atacante-ws")
-    session = await database_sync_to_async(services.session_create)(user=victim, title="")
+    session = await database_sync_to_async(sessions.session_create)(user=victim, title="")
     tokens = await database_sync_to_async(_tampered_tokens)(victim, attacker)
     for name, token in tokens.items():
         headers = [*ws_headers(None), (b"authorization", f"Bearer {token}".encode())]
@@ -112,7 +112,7 @@ def test_injection_text_is_stored_as_text_and_harms_nothing(clinician, ai_settin
 def test_injection_text_in_the_admin_search_is_only_a_search(clinician, ai_settings):
     from django.contrib.auth import get_user_model
 
-    services.session_create(user=clinician, title="")
+    sessions.session_create(user=clinician, title="")
     admin = get_user_model().objects.create_superuser(username="root-inj", password="x-9f2c")
     browser = Client(headers={"accept-language": "en"})
     browser.force_login(admin)

@@ -302,8 +302,8 @@ class World:
 
 @pytest.fixture
 def world(make_user, ai_settings, settings) -> World:
-    from chat import services
     from chat.models import ChatSession, ProviderAttempt
+    from chat.pipeline import accept, answer, sessions
     from clinics.models import Clinic, ClinicMembership
     from compliance import dsr
     from compliance import services as compliance_services
@@ -324,15 +324,15 @@ def world(make_user, ai_settings, settings) -> World:
     ops.groups.add(Group.objects.get(name=OPERATIONS))
     superuser = user_model.objects.create_superuser(username="matrix-root")
 
-    session = services.session_create(user=clinician_a, title="Paciente")
-    prepared = services.message_accept(user=clinician_a, session_id=session.id,
-                                       content="Cuidados após preenchimento?")
+    session = sessions.session_create(user=clinician_a, title="Paciente")
     from asgiref.sync import async_to_sync
 
-    async_to_sync(_consume)(services.answer_stream(prepared))
-    services.message_feedback_record(user=clinician_a, message_id=prepared.assistant_message.id,
+    prepared = async_to_sync(accept.message_accept)(user=clinician_a, session_id=session.id,
+                                                    content="Cuidados após preenchimento?")
+    async_to_sync(_consume)(answer.answer_stream(prepared))
+    sessions.message_feedback_record(user=clinician_a, message_id=prepared.assistant_message.id,
                                      rating="up", comment="Útil")
-    closable = services.session_create(user=clinician_a, title="")
+    closable = sessions.session_create(user=clinician_a, title="")
     request = dsr.dsr_create(user=clinician_a, request_type="access")
     from django.utils import timezone
 

@@ -31,10 +31,10 @@ def server(own_redis, start_server, simulator):
 
 @pytest.fixture
 def chat_user(clinic):
-    from chat import services
+    from chat.pipeline import sessions
 
     user = make_clinician(clinic=clinic, username=f"away-{uuid.uuid4().hex[:6]}")
-    return user, str(services.session_create(user=user).id)
+    return user, str(sessions.session_create(user=user).id)
 
 
 def _answer_of(session_id: str):

@@ -63,7 +63,7 @@ def world(django_db_setup, django_db_blocker, simulator, tmp_path_factory):
         pytest.skip("fuzzing runs the app against PostgreSQL")
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
-    from chat import services
+    from chat.pipeline import sessions
     from clinics.models import Clinic
 
     with django_db_blocker.unblock():
@@ -72,8 +72,8 @@ def world(django_db_setup, django_db_blocker, simulator, tmp_path_factory):
         bob = make_clinician(clinic=Clinic.objects.create(name="Clínica Fuzz B"),
                              username="fuzz-bob")
         carol = make_clinician(clinic=alice.clinic_membership.clinic, username="fuzz-carol")
-        alice_session = str(services.session_create(user=alice, title="fuzz").id)
-        bob_session = str(services.session_create(user=bob, title="bystander").id)
+        alice_session = str(sessions.session_create(user=alice, title="fuzz").id)
+        bob_session = str(sessions.session_create(user=bob, title="bystander").id)
         url = database_url()
     work = tmp_path_factory.mktemp("fuzz")
     redis = RedisServer(work).start()

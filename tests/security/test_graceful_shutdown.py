@@ -51,11 +51,11 @@ def _start(start_server, own_redis, simulator, *, grace: str):
 
 def test_it_stores_an_answer_still_running_after_the_grace_period_as_stopped(
         own_redis, start_server, simulator, clinic):
-    from chat import services
+    from chat.pipeline import sessions
 
     simulator.configure(token_delay_ms=40, answer_tokens=500)  # ~20 s: outlives the grace
     user = make_clinician(clinic=clinic, username="shutdown-long")
-    session_id = str(services.session_create(user=user).id)
+    session_id = str(sessions.session_create(user=user).id)
     server = _start(start_server, own_redis, simulator, grace="1")
 
     frames, close_code = asyncio.run(
@@ -76,11 +76,11 @@ def test_it_stores_an_answer_still_running_after_the_grace_period_as_stopped(
 
 def test_it_lets_an_answer_finish_within_the_grace_period(
         own_redis, start_server, simulator, clinic):
-    from chat import services
+    from chat.pipeline import sessions
 
     simulator.configure(token_delay_ms=20, answer_tokens=60)  # ~1.2 s: within the grace
     user = make_clinician(clinic=clinic, username="shutdown-short")
-    session_id = str(services.session_create(user=user).id)
+    session_id = str(sessions.session_create(user=user).id)
     server = _start(start_server, own_redis, simulator, grace="8")
 
     frames, close_code = asyncio.run(

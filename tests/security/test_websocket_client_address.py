@@ -8,7 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from chat import services
+from chat.pipeline import sessions
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
@@ -37,7 +37,7 @@ async def test_forged_addresses_do_not_multiply_the_per_address_limit(settings, 
 
     settings.WS_CONNECT_RATE_PER_IP = 3
     settings.TRUSTED_PROXIES = []
-    session = await database_sync_to_async(services.session_create)(user=clinician, title="")
+    session = await database_sync_to_async(sessions.session_create)(user=clinician, title="")
     codes = [await _close_code(_attempt(application, session.id, forwarded=f"203.0.113.{n}",
                                         client=("198.51.100.30", 40000)))
              for n in range(1, 5)]
@@ -50,7 +50,7 @@ async def test_behind_a_trusted_proxy_the_right_most_untrusted_address_is_limite
 
     settings.WS_CONNECT_RATE_PER_IP = 3
     settings.TRUSTED_PROXIES = ["127.0.0.1"]
-    session = await database_sync_to_async(services.session_create)(user=clinician, title="")
+    session = await database_sync_to_async(sessions.session_create)(user=clinician, title="")
     codes = [await _close_code(_attempt(application, session.id,
                                         forwarded=f"203.0.113.{n}, 198.51.100.40"))
              for n in range(1, 5)]

@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
-from chat import services
+from chat.pipeline import sessions
 from chat.routing import websocket_urlpatterns
 from chat.ws_auth import chat_auth_stack
 from tests.chat.helpers import bearer
@@ -30,7 +30,7 @@ def _communicator(app, session_id, *, origin: str | None, user=None, client=None
 
 
 async def _session(user):
-    return await database_sync_to_async(services.session_create)(user=user, title="")
+    return await database_sync_to_async(sessions.session_create)(user=user, title="")
 
 
 async def _opens(communicator) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from chat.simulated_provider.answer import answer_text
+from simulated_provider.answer import answer_text
 from tests.ui.tcp_proxy import SeverableProxy
 
 pytestmark = pytest.mark.browser

@@ -9,8 +9,8 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from chat import services
 from chat.models import ChatSession
+from chat.pipeline import sessions
 from compliance.models import ConsentRecord
 
 pytestmark = pytest.mark.django_db
@@ -83,7 +83,7 @@ def test_it_never_redirects_to_another_site_after_consent(make_user, signed_in):
 
 def test_it_revokes_consent_and_closes_open_sessions(make_user, signed_in):
     user = make_user()
-    session = services.session_create(user=user)
+    session = sessions.session_create(user=user)
     client = signed_in(user)
     response = client.post(reverse("chat-consent-revoke"))
     assert response.status_code == 302
@@ -130,7 +130,7 @@ def test_it_renders_the_chat_page_with_its_configuration(make_user, signed_in, s
 
 def test_it_opens_the_chat_on_an_own_session(make_user, signed_in):
     user = make_user()
-    session = services.session_create(user=user)
+    session = sessions.session_create(user=user)
     response = signed_in(user).get(reverse("chat-session-page", args=[session.id]))
     assert response.status_code == 200
     assert str(session.id) in response.text
@@ -138,7 +138,7 @@ def test_it_opens_the_chat_on_an_own_session(make_user, signed_in):
 
 def test_it_answers_404_for_another_users_session(make_user, signed_in):
     owner = make_user()
-    session = services.session_create(user=owner)
+    session = sessions.session_create(user=owner)
     intruder = signed_in(make_user())
     assert intruder.get(reverse("chat-session-page", args=[session.id])).status_code == 404
     assert intruder.get(reverse("chat-session-page", args=[uuid.uuid4()])).status_code == 404

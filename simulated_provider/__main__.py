@@ -1,4 +1,4 @@
-"""Run the simulated AI provider: ``python -m chat.simulated_provider --port 8765``."""
+"""Run the simulated AI provider: ``python -m simulated_provider --port 8765``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; every one has a working default."""
     defaults = SimulatorConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m chat.simulated_provider",
+        prog="python -m simulated_provider",
         description="Simulated OpenAI- and Anthropic-compatible AI provider for NeonPro.",
     )
     parser.add_argument("--host", default="127.0.0.1")
@@ -60,7 +60,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m chat.simulated_provider``."""
+    """Entry point of ``python -m simulated_provider``."""
     try:
         asyncio.run(serve(parse_args(argv)))
     except OSError as exc:

@@ -2,7 +2,7 @@
 
 The helpers talk to the control API over HTTP (standard library only), so the
 same calls work for a simulator in this process and for one started with
-``python -m chat.simulated_provider`` in another.
+``python -m simulated_provider`` in another.
 """
 
 from __future__ import annotations
