@@ -31,7 +31,7 @@ test: $(VENV)/.test-installed
 	scripts/install-test-tools.sh
 	$(VENV)/bin/ruff check .
 # Static analysis (medium and high findings fail; justified ones carry `# nosec <id>`).
-	$(VENV)/bin/bandit -q -r neonpro clinics chat compliance monitoring -ll
+	$(VENV)/bin/bandit -q -r neonpro clinics chat compliance monitoring simulated_provider -ll
 # Known vulnerabilities in the installed dependencies (pip-audit, PyPI's service).
 	$(PY) scripts/dependency_audit.py $(VENV)/bin/pip-audit
 # Connections are not kept between calls in tests, so every test database can be dropped.

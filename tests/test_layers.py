@@ -1,7 +1,8 @@
 """Imports point one way: monitoring -> chat -> compliance -> clinics -> neonpro.
 
 The contracts live in pyproject.toml ([tool.importlinter]); import-linter reads
-every import of the five packages, those inside functions included. The second
+every import of the five layers and the simulated provider, those inside
+functions included. The second
 test breaks a copy of the tree on purpose, so a contract that stopped checking
 anything would be noticed.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("neonpro", "clinics", "compliance", "chat", "monitoring")
+PACKAGES = ("neonpro", "clinics", "compliance", "chat", "monitoring", "simulated_provider")
 
 LINT = ("import sys; from importlinter.cli import lint_imports; "
         "sys.exit(lint_imports(no_cache=True))")
@@ -42,7 +43,7 @@ def test_it_keeps_every_layer_contract():
     result = _lint(ROOT)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 kept, 0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
 
 
 @pytest.mark.parametrize(("module", "upward_import"), [
@@ -50,6 +51,7 @@ def test_it_keeps_every_layer_contract():
     ("clinics/models.py", "from compliance import audit as _audit"),
     ("neonpro/errors.py", "from clinics import people as _people"),
     ("chat/errors.py", "from monitoring import health as _health"),
+    ("chat/api.py", "import simulated_provider as _simulator"),
 ])
 def test_it_fails_on_an_import_that_points_back_up(tmp_path, module, upward_import):
     _copy_tree(tmp_path)
