@@ -37,7 +37,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        await self.accept()
         if user is None or not user.is_authenticated:
             await self.refuse(code=CLOSE_UNAUTHENTICATED)
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
@@ -47,6 +46,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         except ChatError:
             await self.refuse(code=CLOSE_NOT_FOUND)
+        # In the session's group before the handshake completes: a session closed
+        # elsewhere once the client sees the socket open always reaches it.
         self.group = sessions.session_group_name(self.session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.connected = True
@@ -55,13 +56,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         tracing.bind(trace_id=self.trace_id, user_id=user.pk, clinic_id=session.clinic_id,
                      session_id=session.id)
         metrics.WEBSOCKET_CONNECTIONS.inc()
+        await self.accept()
 
     async def refuse(self, *, code: int) -> NoReturn:
-        """Close a socket refused at connect, and end this consumer at once.
+        """Close a socket refused at connect (accepted first: a close code can only
+        follow a completed handshake), and end this consumer at once.
 
         Otherwise it would stay subscribed to the channel layer (a receive on Redis)
         until the client hangs up, for a socket that can never be used.
         """
+        await self.accept()
         await self.close(code=code)
         raise StopConsumer
 
