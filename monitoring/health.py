@@ -498,21 +498,35 @@ def _cache_failed(cache_json: dict[str, Any]) -> bool:
     return cache_json["status"] == UNHEALTHY
 
 
-def system_status(*, database: dict, cache_json: dict, providers: dict[str, dict],
-                  activity: Any) -> str:
-    """healthy / degraded / unhealthy from the shaped check results (rules above)."""
-    if database["status"] == UNHEALTHY:
+def _status_level(*, database: dict, cache_json: dict, providers: dict[str, dict],
+                  activity: Any, down: bool = False, strained: bool = False) -> str:
+    """The one rule set both reports use: HEALTHY, DEGRADED or UNHEALTHY.
+
+    Unhealthy when the database is, or Redis where it is required, or for a
+    report's own reason (`down`); degraded when any dependency is less than
+    healthy, the activity figures are missing, errors exceed 5 %, or for a
+    report's own reason (`strained`).
+    """
+    if database["status"] == UNHEALTHY or down:
         return UNHEALTHY
     if _cache_failed(cache_json) and _redis_required():
         return UNHEALTHY
     degraded = (
-        database["status"] != HEALTHY
+        strained
+        or database["status"] != HEALTHY
         or cache_json["status"] != HEALTHY
         or any(p["status"] != HEALTHY for p in providers.values())
         or isinstance(activity, CheckFailed)
         or (activity.error_rate or 0) > ERROR_RATE_DEGRADED
     )
     return DEGRADED if degraded else HEALTHY
+
+
+def system_status(*, database: dict, cache_json: dict, providers: dict[str, dict],
+                  activity: Any) -> str:
+    """healthy / degraded / unhealthy from the shaped check results (rules above)."""
+    return _status_level(database=database, cache_json=cache_json, providers=providers,
+                         activity=activity)
 
 
 async def system_health(*, details: bool) -> tuple[dict[str, Any], int]:
@@ -563,26 +577,23 @@ def failover_ready_verdict(*, configured: Any, providers: dict[str, dict]) -> bo
     return probe is not None and probe["status"] != UNHEALTHY
 
 
+# The AI chat report's words for the same three levels (the deployment document's).
+_AI_CHAT_STATUS = {HEALTHY: OPERATIONAL, DEGRADED: DEGRADED, UNHEALTHY: UNAVAILABLE}
+
+
 def ai_chat_status(*, database: dict, cache_json: dict, providers: dict[str, dict],
                    activity: Any, redaction_ok: Any, utilization: float | None) -> str:
-    """operational / degraded / unavailable from the shaped check results (rules above)."""
-    if database["status"] == UNHEALTHY:
-        return UNAVAILABLE
-    if _cache_failed(cache_json) and _redis_required():
-        return UNAVAILABLE
-    if not providers or all(p["status"] == UNHEALTHY for p in providers.values()):
-        return UNAVAILABLE
-    if settings.PII_REDACTION_ENABLED and redaction_ok is False:
-        return UNAVAILABLE
-    degraded = (
-        database["status"] != HEALTHY
-        or cache_json["status"] != HEALTHY
-        or any(p["status"] != HEALTHY for p in providers.values())
-        or isinstance(activity, CheckFailed)
-        or (activity.error_rate or 0) > ERROR_RATE_DEGRADED
-        or (utilization or 0) >= UTILIZATION_DEGRADED_PERCENT
-    )
-    return DEGRADED if degraded else OPERATIONAL
+    """operational / degraded / unavailable from the shaped check results (rules above).
+
+    The system report's rules, plus: unavailable when no provider can answer or the
+    redaction self-test fails; degraded from 90 % of session capacity.
+    """
+    down = (not providers or all(p["status"] == UNHEALTHY for p in providers.values())
+            or (settings.PII_REDACTION_ENABLED and redaction_ok is False))
+    strained = (utilization or 0) >= UTILIZATION_DEGRADED_PERCENT
+    return _AI_CHAT_STATUS[_status_level(
+        database=database, cache_json=cache_json, providers=providers, activity=activity,
+        down=down, strained=strained)]
 
 
 # The last self-test verdict of this process: a self-test that is merely slow
