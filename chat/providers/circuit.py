@@ -27,24 +27,15 @@ from django.core.cache import cache
 
 from monitoring.metrics import PROVIDER_CIRCUIT_STATE
 
+from .base import ERROR_CODES
+
 logger = logging.getLogger(__name__)
 
 CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
 _GAUGE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 # Failures that say something about the provider's health. A 400 we caused, or a
 # prompt too long for this model, does not.
-COUNTED_CODES = frozenset(
-    {
-        "timeout",
-        "connection",
-        "rate_limited",
-        "server_error",
-        "overloaded",
-        "auth",
-        "malformed_stream",
-        "truncated_stream",
-    }
-)
+COUNTED_CODES = ERROR_CODES - {"bad_request", "context_length"}
 # How long an open record outlives its cool-down when no probe comes to close it.
 _OPEN_RECORD_GRACE_S = 3600
 _CACHE_BACKOFF_S = 5.0
