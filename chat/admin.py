@@ -284,8 +284,21 @@ class OutcomeFilter(admin.SimpleListFilter):
         return queryset.filter(outcome=self.value()) if self.value() else queryset
 
 
+class _ReadOnly:
+    """Records the pipeline writes: nobody adds, edits or deletes them in the admin."""
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 @admin.register(ProviderAttempt)
-class ProviderAttemptAdmin(admin.ModelAdmin):
+class ProviderAttemptAdmin(_ReadOnly, admin.ModelAdmin):
     """Which AI provider received (redacted) text, when, and what happened."""
 
     list_display = ["id", "started_at", "provider", "model", "outcome_label", "error_code",
@@ -315,18 +328,9 @@ class ProviderAttemptAdmin(admin.ModelAdmin):
     def outcome_label(self, obj: ProviderAttempt) -> str:
         return obj.get_outcome_display()
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
 
 @admin.register(MessageFeedback)
-class MessageFeedbackAdmin(admin.ModelAdmin):
+class MessageFeedbackAdmin(_ReadOnly, admin.ModelAdmin):
     """Clinicians' ratings of answers, read-only. The comment is free text (it may name
     a patient): decrypted only for compliance officers, and shown to them with its
     personal data masked, like message text."""
@@ -367,12 +371,3 @@ class MessageFeedbackAdmin(admin.ModelAdmin):
             return "—"
         # Stateless and fail-closed: a comment the detectors cannot read is withheld whole.
         return redaction.redact_for_log(obj.feedback_comment)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
