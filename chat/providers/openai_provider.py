@@ -65,7 +65,11 @@ def stream_text(
     history: Sequence[ChatTurn],
     state: AttemptState,
 ) -> AsyncIterator[str]:
-    """Yield the answer's text deltas; raise ProviderError on any failure."""
+    """Yield the answer's text deltas; raise ProviderError on any failure.
+
+    Alike in `anthropic_provider` on purpose: each adapter names its own SDK call and
+    end-of-answer event; the loop both share is `streaming.stream_text`.
+    """
     client = get_client(cfg)
     manager = client.chat.completions.with_streaming_response.create(
         **_request_params(cfg, system_prompt, history),

@@ -200,7 +200,14 @@ class NomeFilth(BrazilianFilth):
 
 # --- Detector base -------------------------------------------------------------
 class BrazilianDetector(Detector, metaclass=ABCMeta):
-    """Base: subclasses implement `candidates(text)`; this turns them into Filth."""
+    """Base: subclasses implement `candidates(text)`; this turns them into Filth.
+
+    The checksum detectors below (CPF, CNPJ, CNS, PIS, título…) share one shape on
+    purpose: regex, check digits, score by context. Each type's rules differ in
+    the details that matter (which separators, which keywords, when a bad check
+    digit still counts), and a reviewer checks one type by reading one class; a
+    table-driven builder would hide those details behind parameters.
+    """
 
     filth_cls: ClassVar[type[BrazilianFilth]] = BrazilianFilth
     name = "br_base"
