@@ -30,6 +30,7 @@ from chat.models import (
 )
 from clinics.people import person_short_name
 from compliance import audit, backoffice, redaction
+from compliance.admin_mixins import ReadOnlyAdminMixin
 from compliance.backoffice import REVEAL_REASONS
 from compliance.roles import is_compliance_officer
 
@@ -284,21 +285,8 @@ class OutcomeFilter(admin.SimpleListFilter):
         return queryset.filter(outcome=self.value()) if self.value() else queryset
 
 
-class _ReadOnly:
-    """Records the pipeline writes: nobody adds, edits or deletes them in the admin."""
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
 @admin.register(ProviderAttempt)
-class ProviderAttemptAdmin(_ReadOnly, admin.ModelAdmin):
+class ProviderAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Which AI provider received (redacted) text, when, and what happened."""
 
     list_display = ["id", "started_at", "provider", "model", "outcome_label", "error_code",
@@ -330,7 +318,7 @@ class ProviderAttemptAdmin(_ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(MessageFeedback)
-class MessageFeedbackAdmin(_ReadOnly, admin.ModelAdmin):
+class MessageFeedbackAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Clinicians' ratings of answers, read-only. The comment is free text (it may name
     a patient): decrypted only for compliance officers, and shown to them with its
     personal data masked, like message text."""

@@ -31,6 +31,7 @@ from django.utils.translation import ngettext
 from clinics import people
 from clinics.models import Clinic, ClinicMembership
 from compliance import audit, backoffice, dsr, incidents, selectors, services
+from compliance.admin_mixins import ReadOnlyAdminMixin
 from compliance.models import (
     DSR_RESPONSE_DAYS,
     AuditEvent,
@@ -49,17 +50,8 @@ def _person_of(user) -> str:
     return f"{name} ({membership.clinic.name})" if membership is not None else name
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Nobody adds, edits or deletes these rows in the admin, superusers included."""
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class ClinicIdFilter(admin.SimpleListFilter):
