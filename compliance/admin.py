@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -595,20 +596,10 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
                 _("Erase or anonymise the data of the people of these requests?"),
                 _("This cannot be undone: messages, titles and personal details are wiped and "
                   "the accounts are deactivated. Sessions under legal hold keep their content."))
-        done = skipped = 0
-        for request_obj in queryset.select_related("user"):
-            if (request_obj.request_type != DataSubjectRequest.RequestType.DELETION
-                    or not request_obj.is_open):
-                skipped += 1
-                continue
-            try:
-                counts = dsr.dsr_erase_subject(user=request_obj.user, actor=request.user,
-                                               request=request_obj)
-            except audit.AuditWriteError:
-                self.message_user(request, _("Request #%(id)s: the erasure could not be "
-                                             "audited, so nothing was erased.")
-                                  % {"id": request_obj.pk}, messages.ERROR)
-                continue
+
+        def erase(request_obj: DataSubjectRequest) -> None:
+            counts = dsr.dsr_erase_subject(user=request_obj.user, actor=request.user,
+                                           request=request_obj)
             dsr.dsr_set_status(request=request_obj, status=DataSubjectRequest.Status.COMPLETED,
                                actor=request.user,
                                note=_("%(messages)s messages erased in %(sessions)s sessions; "
@@ -616,8 +607,13 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
                                    "messages": counts["messages"],
                                    "sessions": counts["sessions"],
                                    "held": counts["sessions_on_legal_hold"]})
-            done += 1
-        self._report(request, done, skipped, _("open deletion requests"))
+
+        self._apply_to_open_requests(
+            request, queryset, DataSubjectRequest.RequestType.DELETION, erase,
+            unaudited=_("Request #%(id)s: the erasure could not be audited, so nothing was "
+                        "erased."),
+            kind=_("open deletion requests"))
+        return None
 
     @admin.action(description=_("Apply consent revocation"), permissions=["change"])
     def apply_consent_revocation(self, request, queryset: QuerySet) -> HttpResponse | None:
@@ -627,21 +623,34 @@ class DataSubjectRequestAdmin(admin.ModelAdmin):
                 _("Revoke the consent of the people of these requests?"),
                 _("Their open chat sessions are closed and they can use the assistant again "
                   "only after consenting anew."))
+        self._apply_to_open_requests(
+            request, queryset, DataSubjectRequest.RequestType.CONSENT_REVOCATION,
+            lambda request_obj: dsr.dsr_revoke_consent(request=request_obj, actor=request.user),
+            unaudited=_("Request #%(id)s: the revocation could not be audited, so it was not "
+                        "applied."),
+            kind=_("open consent-revocation requests"))
+        return None
+
+    def _apply_to_open_requests(self, request, queryset: QuerySet, request_type: str,
+                                apply: Callable[[DataSubjectRequest], object], *,
+                                unaudited, kind) -> None:
+        """Run `apply` on each selected open request of `request_type`, skip the others.
+
+        A request whose action could not be audited is reported and left as it was (the
+        service refuses to act unaudited); the rest of the selection goes on.
+        """
         done = skipped = 0
         for request_obj in queryset.select_related("user"):
-            if (request_obj.request_type != DataSubjectRequest.RequestType.CONSENT_REVOCATION
-                    or not request_obj.is_open):
+            if request_obj.request_type != request_type or not request_obj.is_open:
                 skipped += 1
                 continue
             try:
-                dsr.dsr_revoke_consent(request=request_obj, actor=request.user)
+                apply(request_obj)
             except audit.AuditWriteError:
-                self.message_user(request, _("Request #%(id)s: the revocation could not be "
-                                             "audited, so it was not applied.")
-                                  % {"id": request_obj.pk}, messages.ERROR)
+                self.message_user(request, unaudited % {"id": request_obj.pk}, messages.ERROR)
                 continue
             done += 1
-        self._report(request, done, skipped, _("open consent-revocation requests"))
+        self._report(request, done, skipped, kind)
 
     def _set_status(self, request, queryset: QuerySet, status: str) -> None:
         done = 0
