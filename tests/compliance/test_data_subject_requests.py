@@ -286,3 +286,31 @@ def test_officers_file_a_request_for_a_subject_in_the_admin(client, officer, mak
     request = DataSubjectRequest.objects.get(user=user)
     assert request.request_type == "sharing_info"
     assert request.due_at - request.received_at == timedelta(days=15)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("action, request_type", [
+    ("erase_subject_data", "deletion"),
+    ("apply_consent_revocation", "consent_revocation"),
+])
+def test_an_admin_action_that_cannot_be_audited_changes_nothing_and_says_so(
+        client, officer, make_user, make_session, action, request_type):
+    user = make_user()
+    session = make_session(user, status=ChatSession.Status.ACTIVE)
+    request = dsr.dsr_create(user=user, request_type=request_type)
+    client.force_login(officer)
+    with connection.cursor() as cursor:  # every audit insert now fails, for real
+        cursor.execute("ALTER TABLE compliance_auditevent "
+                       "ADD CONSTRAINT refuse_inserts CHECK (false) NOT VALID")
+    response = client.post(ADMIN_DSR, {"action": action, "_selected_action": [request.pk],
+                                       "confirmed": "yes"}, follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f"Request #{request.pk}: the" in page and "could not be audited" in page
+    assert "0 request(s) processed" in page
+    request.refresh_from_db()
+    user.refresh_from_db()
+    session.refresh_from_db()
+    assert request.is_open and user.is_active
+    assert session.status == ChatSession.Status.ACTIVE
+    assert ConsentRecord.objects.filter(user=user, revoked_at__isnull=True).exists()
