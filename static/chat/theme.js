@@ -1,6 +1,6 @@
 /*
  * NeonPro: light or dark theme. Without a choice the page follows the system
- * setting (prefers-color-scheme, in the CSS); the toggle stores an explicit
+ * setting (color-scheme "light dark" and light-dark() in the CSS); the toggle stores an explicit
  * choice in localStorage. Loaded in <head>, before the first paint, so a
  * remembered choice never flashes the other theme.
  */

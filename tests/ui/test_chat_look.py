@@ -114,6 +114,20 @@ def test_it_follows_the_system_theme_and_remembers_the_toggle(chromium, ui_serve
         page.context.close()
 
 
+def test_the_toggle_turns_dark_on_over_a_light_system_setting(chromium, ui_server):
+    page = new_page(chromium, color_scheme="light")
+    try:
+        page.goto(f"{ui_server.url}/login/")
+        assert body_background(page) == LIGHT_BG
+        page.locator("#theme-toggle").click()
+        expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+        assert body_background(page) == DARK_BG
+        page.reload()
+        assert body_background(page) == DARK_BG
+    finally:
+        page.context.close()
+
+
 def test_it_fits_a_phone_with_the_composer_pinned_and_the_sessions_in_a_drawer(
     chromium, ui_server, ui_accounts, sim, screenshots
 ):
