@@ -1691,18 +1691,27 @@ def build_result(args: argparse.Namespace, measured: dict[str, Any], db: dict[st
         "profile": measured["profiles"],
     }
     if baseline is not None:
-        result["overhead_ms"] = {
-            metric: {q: _difference(app, baseline, f"{metric}_ms", q) for q in ("p50", "p95")}
-            for metric in ("ttft", "total")
-        }
-        if app["throughput_msg_s"] and baseline["throughput_msg_s"]:
-            result["throughput_ratio"] = round(
-                app["throughput_msg_s"] / baseline["throughput_msg_s"], 3)
+        result.update(against_baseline(app, baseline))
     if during_purge:
         result["during_purge"] = _purge_comparison(
             app, purge_phase, baseline, {**during_purge["purge"], **measured["purge_data"]})
     result["targets"] = evaluate_targets(args.preset, result)
     return result
+
+
+def against_baseline(phase: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """A phase's TTFT and total overhead (p50, p95) over the same-run baseline, and its
+    throughput as a ratio of the baseline's (None when either delivered nothing)."""
+    ratio = None
+    if phase["throughput_msg_s"] and baseline["throughput_msg_s"]:
+        ratio = round(phase["throughput_msg_s"] / baseline["throughput_msg_s"], 3)
+    return {
+        "overhead_ms": {
+            metric: {q: _difference(phase, baseline, f"{metric}_ms", q) for q in ("p50", "p95")}
+            for metric in ("ttft", "total")
+        },
+        "throughput_ratio": ratio,
+    }
 
 
 def peer_json(peer: dict[str, Any] | None, baseline: dict[str, Any] | None,
@@ -1726,13 +1735,7 @@ def peer_json(peer: dict[str, Any] | None, baseline: dict[str, Any] | None,
     result["server_cpu_ms_per_message"] = (round(1000 * resources["cpu_s"] / stats.completed, 1)
                                           if stats.completed else None)
     if baseline is not None:
-        result["overhead_ms"] = {
-            metric: {q: _difference(result, baseline, f"{metric}_ms", q) for q in ("p50", "p95")}
-            for metric in ("ttft", "total")
-        }
-        if result["throughput_msg_s"] and baseline["throughput_msg_s"]:
-            result["throughput_ratio"] = round(
-                result["throughput_msg_s"] / baseline["throughput_msg_s"], 3)
+        result.update(against_baseline(result, baseline))
     app_cpu, peer_cpu = app.get("server_cpu_ms_per_message"), result["server_cpu_ms_per_message"]
     # Below 1: the app's web processes spend less CPU per answer than the peer's proxy.
     result["app_cpu_ratio"] = round(app_cpu / peer_cpu, 3) if app_cpu and peer_cpu else None

@@ -439,6 +439,9 @@ class Simulator:
     # OpenAI -----------------------------------------------------------------
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        # Alike in `messages` on purpose: each validates its own API's body as that
+        # service does; what both share (faults, recording, streaming) is `_begin`,
+        # `_answer_tokens`, `_error` and `_stream`.
         call = await self._begin(request, "openai")
         if not isinstance(call, _Call):
             return call

@@ -632,24 +632,30 @@ _SLOT_RE = re.compile(r"\{([A-Z_]+)(?::(\w+))?\}")
 
 def render_template(b: Builder, template: str) -> dict:
     """Fill a template; returns {text, entities[type,start,end,value]}."""
+    # A lower-case street type or name after a sentence end reads oddly but is kept:
+    # clinicians type like that.
+    return _fill_marks(template, _SLOT_RE, lambda m: _render_slot(b, m.group(1), m.group(2)))
+
+
+def _fill_marks(source: str, marks: re.Pattern, value_of: Callable[[re.Match], str]) -> dict:
+    """Replace each match of `marks` (group 1: the entity type) by `value_of(match)`;
+    returns {text, entities[type,start,end,value]} with offsets into the filled text."""
     parts: list[str] = []
     entities = []
     position = 0
     length = 0
-    for m in _SLOT_RE.finditer(template):
-        literal = template[position : m.start()]
+    for m in marks.finditer(source):
+        literal = source[position : m.start()]
         parts.append(literal)
         length += len(literal)
-        value = _render_slot(b, m.group(1), m.group(2))
-        # A lower-case street type or name after a sentence end reads oddly but is kept:
-        # clinicians type like that.
+        value = value_of(m)
         entities.append(
             {"type": m.group(1), "start": length, "end": length + len(value), "value": value}
         )
         parts.append(value)
         length += len(value)
         position = m.end()
-    parts.append(template[position:])
+    parts.append(source[position:])
     return {"text": "".join(parts), "entities": entities}
 
 
@@ -738,23 +744,7 @@ _MARK_RE = re.compile(r"\[\[([A-Z_]+)\|(.+?)\]\]")
 
 def parse_marked(marked: str) -> dict:
     """Turn '... [[NOME|Ana]] ...' into {text, entities}."""
-    parts: list[str] = []
-    entities = []
-    position = 0
-    length = 0
-    for m in _MARK_RE.finditer(marked):
-        literal = marked[position : m.start()]
-        parts.append(literal)
-        length += len(literal)
-        value = m.group(2)
-        entities.append(
-            {"type": m.group(1), "start": length, "end": length + len(value), "value": value}
-        )
-        parts.append(value)
-        length += len(value)
-        position = m.end()
-    parts.append(marked[position:])
-    return {"text": "".join(parts), "entities": entities}
+    return _fill_marks(marked, _MARK_RE, lambda m: m.group(2))
 
 
 # --- negatives -----------------------------------------------------------------

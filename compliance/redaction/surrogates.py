@@ -119,6 +119,8 @@ def _name(original: str, avoid: frozenset[str]) -> str:
     return _with_case_of(original, " ".join(fake))
 
 
+# One formatter per identifier type, alike on purpose: each prints its own type's
+# layout; the check digits they share are `checksums`.
 def _cpf(original: str) -> str:
     value = checksums.generate_cpf(_rng)
     if not any(c in original for c in ".-"):

@@ -119,6 +119,19 @@
   };
   var SVG_NS = "http://www.w3.org/2000/svg";
 
+  // A session's rename and delete buttons: an icon, named for screen readers by the
+  // session's title (the visible tooltip names only the action).
+  function sessionIconButton(iconName, label, tooltip, testid, onClick) {
+    var button = node("button", "icon-btn");
+    button.append(icon(iconName));
+    button.type = "button";
+    button.setAttribute("aria-label", label);
+    button.title = tooltip;
+    button.setAttribute("data-testid", testid);
+    button.addEventListener("click", onClick);
+    return button;
+  }
+
   function icon(name, flipped) {
     var svg = document.createElementNS(SVG_NS, "svg");
     var attributes = {
@@ -381,21 +394,12 @@
         selectSession(session.id, true);
       });
       var actions = node("div", "session-actions");
-      var rename = node("button", "icon-btn");
-      rename.append(icon("edit"));
-      rename.type = "button";
-      rename.setAttribute("aria-label", fmt(S.renameSession, { title: sessionTitle(session) }));
-      rename.title = S.rename;
-      rename.setAttribute("data-testid", "rename-session");
-      rename.addEventListener("click", function () { startRename(item, session); });
-      var remove = node("button", "icon-btn");
-      remove.append(icon("trash"));
-      remove.type = "button";
-      remove.setAttribute("aria-label", fmt(S.deleteSession, { title: sessionTitle(session) }));
-      remove.title = S.delete;
-      remove.setAttribute("data-testid", "delete-session");
-      remove.addEventListener("click", function () { deleteSession(session); });
-      actions.append(rename, remove);
+      var title = { title: sessionTitle(session) };
+      actions.append(
+        sessionIconButton("edit", fmt(S.renameSession, title), S.rename, "rename-session",
+                          function () { startRename(item, session); }),
+        sessionIconButton("trash", fmt(S.deleteSession, title), S.delete, "delete-session",
+                          function () { deleteSession(session); }));
       item.append(link, actions);
       dom.sessionList.append(item);
     });
