@@ -114,3 +114,16 @@ class FamilyTokenRefreshSerializer(TokenRefreshSerializer):
         if reused:  # raised after the revocation committed
             raise InvalidToken("Token is blacklisted")
         return data
+
+
+def refresh_tokens_flush_expired(*, now=None) -> int:
+    """Delete refresh tokens past their expiry, with their blacklist rows; returns how many.
+
+    An expired token is refused on its expiry alone, so its row proves nothing any more,
+    while it still ties a user to a sign-in time: kept, the table would grow with every
+    sign-in and refresh for as long as the system runs (what simplejwt's
+    `flushexpiredtokens` does, run here by Celery beat).
+    """
+    deleted, by_model = OutstandingToken.objects.filter(
+        expires_at__lte=now or timezone.now()).delete()
+    return by_model.get(OutstandingToken._meta.label, 0)

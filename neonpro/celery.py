@@ -25,6 +25,11 @@ app.conf.beat_schedule = {
         "task": "compliance.tasks.anchor_audit_chain",
         "schedule": 300.0,
     },
+    # 03:45 São Paulo time, after the purge: expired refresh tokens are deleted.
+    "flush-expired-refresh-tokens": {
+        "task": "chat.tasks.flush_expired_refresh_tokens",
+        "schedule": crontab(hour=3, minute=45),
+    },
     # Every minute: idle sessions stop counting against capacity promptly.
     "expire-idle-sessions": {
         "task": "chat.tasks.expire_idle_sessions",

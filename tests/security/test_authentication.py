@@ -186,3 +186,29 @@ def test_it_refuses_refresh_tokens_as_access_tokens(make_user):
     response = Client().get("/api/v1/ai-chat/sessions/",
                             HTTP_AUTHORIZATION=f"Bearer {refresh}")
     assert response.status_code == 401
+
+
+def test_beat_deletes_expired_refresh_tokens_and_keeps_live_ones(make_user):
+    from rest_framework_simplejwt.token_blacklist.models import (
+        BlacklistedToken,
+        OutstandingToken,
+    )
+
+    from chat.tasks import flush_expired_refresh_tokens
+    from neonpro.celery import app
+
+    make_user(username="dra-lara")
+    old = _api_login(Client(), "dra-lara", PASSWORD).json()["refresh"]
+    live = _api_login(Client(), "dra-lara", PASSWORD).json()["refresh"]
+    expired = OutstandingToken.objects.get(token=old)
+    BlacklistedToken.objects.create(token=expired)
+    OutstandingToken.objects.filter(pk=expired.pk).update(
+        expires_at=expired.created_at - timedelta(seconds=1))
+
+    assert flush_expired_refresh_tokens() == 1
+    assert not OutstandingToken.objects.filter(token=old).exists()
+    assert not BlacklistedToken.objects.filter(token_id=expired.pk).exists()
+    refreshed = Client().post(REFRESH, {"refresh": live}, content_type="application/json")
+    assert refreshed.status_code == 200
+    assert app.conf.beat_schedule["flush-expired-refresh-tokens"]["task"] == \
+        flush_expired_refresh_tokens.name
