@@ -9,7 +9,8 @@ COPY clinics ./clinics
 COPY chat ./chat
 COPY compliance ./compliance
 COPY monitoring ./monitoring
-COPY simulated_provider ./simulated_provider
+# simulated_provider/ (the development and test stand-in for the AI providers) stays
+# out: a production image talks to real providers only.
 COPY templates ./templates
 COPY static ./static
 COPY locale ./locale
