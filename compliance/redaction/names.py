@@ -130,6 +130,13 @@ def _sentence_start(text: str, tokens: Sequence[Token], i: int) -> bool:
     return _SENTENCE_END_RE.search(text, tokens[i - 1][1], tokens[i][0]) is not None
 
 
+# Ordinal numbers of monarchs and popes after their name, read as part of it.
+# ("Brasil X Noruega" is a match: X is left out.)
+_REGNAL_RE = re.compile(r"(?:I{1,3}|IV|VI{0,3}|IX)")
+# Fewest letters of an unknown word in capitals that continues a name in ordinary case.
+_MIN_CAPS_SURNAME = 5
+
+
 class _Chain:
     """Greedy walk over name tokens starting at a given token."""
 
@@ -226,6 +233,28 @@ class _Chain:
                 continue
             if flags & _SUFFIX and _same_case(tokens[j][2], word, caps_mode):
                 return k  # "José Nonato Filho", "MARIA DA SILVA NETO": the suffix ends it
+            if (
+                not caps_mode
+                and _REGNAL_RE.fullmatch(word)
+                and _flags(tokens[k - 1][2]) & _FIRST
+                and not tokens[k - 1][2].isupper()
+            ):
+                last = k  # "Sancho I", "D. Pedro V", "Carlos I de Anjou": an ordinal of the name
+                k += 1
+                continue
+            if (
+                not caps_mode
+                and word.isupper()
+                and len(word) >= _MIN_CAPS_SURNAME
+                and not flags & (_NOT_NAME | _STOP | _PLACE | _CONTEXT | _HONORIFIC)
+                and not tokens[k - 1][2].isupper()
+            ):
+                # A surname in capitals after a given name in ordinary case, as European
+                # and official documents write it ("Hans-Gert PÖTTERING", "Ana MOURÃO").
+                # Acronyms are short (HAS, DM2, CRM, TSH); only longer words join.
+                last = k
+                k += 1
+                continue
             if not self._continues(word, caps_mode, lower_mode):
                 break
             last = k
@@ -732,3 +761,44 @@ def find_known_names(
             continue
         yield tokens[i][0], tokens[match_end][1]
         i = match_end + 1
+
+
+def weak_words(words: Sequence[str]) -> frozenset[str]:
+    """Folded words of a found name that are names only where they read as one: a surname
+    or given name that is also an everyday word or a product (Massa, Serra, Rosa, Capa).
+    `distinctive` words recur anywhere; these recur only in a name's position (see
+    `find_weak_recurrences`)."""
+    return frozenset(
+        lexicon.fold(w)
+        for w in words
+        if len(w) >= 3
+        and w[0].isupper()
+        and not w.isupper()
+        and not distinctive(w)
+        and not _flags(w) & (_STOP | _PARTICLE | _PLACE | _HONORIFIC | _CONTEXT)
+    )
+
+
+def find_weak_recurrences(
+    text: str, tokens: Sequence[Token], words: frozenset[str]
+) -> Iterator[tuple[int, int]]:
+    """(start, end) of the recurrences of `weak_words` of a name found in the same message
+    that stand where a name stands: capitalised, alone (not the first word of another
+    capitalised phrase: "Rosa Silva ... óleo de Rosa Mosqueta"), not after a preposition
+    ("leite de Rosa", "pela Serra"). "Felipe Massa ... segundo Massa" is the same person."""
+    if not words:
+        return
+    fold = lexicon.fold
+    n = len(tokens)
+    for i, (beg, end, word) in enumerate(tokens):
+        if not word[0].isupper() or word.isupper() or fold(word) not in words:
+            continue
+        if i + 1 < n and gap_is_space(text, end, tokens[i + 1][0]):
+            following = tokens[i + 1][2]
+            if following[0].isupper() and not _flags(following) & _LISTED:
+                continue
+        if i and gap_is_space(text, tokens[i - 1][1], beg):
+            previous = tokens[i - 1][2]
+            if previous.lower() in _LOCATIVES or _flags(previous) & _PLACE:
+                continue
+        yield beg, end
