@@ -236,6 +236,48 @@ def test_it_does_not_take_ambiguous_words_alone():
     assert names("Vitória de todos, Graça e Luz.") == []
 
 
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("O rei Sancho I morreu.", ["Sancho I"]),
+        ("Passou a Carlos I de Anjou.", ["Carlos I de Anjou"]),
+        ("Falou Hans-Gert PÖTTERING no plenário.", ["Hans-Gert PÖTTERING"]),
+    ],
+)
+def test_it_takes_in_an_ordinal_or_a_surname_in_capitals_after_a_name(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # Acronyms after a name are short; a numeral after a word that is not a given
+        # name, or "X" between two teams, stays out.
+        ("Paciente Ana Souza HAS e DM2.", ["Ana Souza"]),
+        ("Maria Silva TSH alterado.", ["Maria Silva"]),
+        ("Brasil X Noruega no domingo.", []),
+        ("Fototipo III de Fitzpatrick.", []),
+    ],
+)
+def test_it_leaves_acronyms_and_numerals_that_are_not_part_of_a_name(text, expected):
+    assert names(text) == expected
+
+
+def test_a_name_that_is_also_a_word_recurs_where_it_stands_as_a_name():
+    text = "Felipe Massa largou em segundo. Segundo Massa, a equipe errou."
+    assert names(text) == ["Felipe Massa", "Massa"]
+    # Not as a word after a preposition, nor opening another capitalised phrase.
+    text = "Dona Rosa Silva usa óleo de Rosa e comprou Rosa Mosqueta."
+    assert names(text) == ["Rosa Silva"]
+
+
+def test_detection_with_a_session_mapping_finds_known_names_again():
+    mapping = redact("A paciente Rosa Pinheiro agendou.").mapping
+    assert names("Rosa voltou hoje.") == []
+    found = detect_entities("Rosa voltou hoje.", mapping=mapping)
+    assert [(e.entity, e.text) for e in found] == [("NOME", "Rosa")]
+
+
 # --- targets ----------------------------------------------------------------------------
 def test_the_corpus_holds_names_outside_the_lexicons():
     builder = Builder()
@@ -313,6 +355,25 @@ def test_it_scores_real_text_word_by_word():
     assert (score.name_words, score.name_words_redacted) == (3, 2)
     assert score.other_words_kept == score.other_words == 8
     assert any("recall" in failure for failure in score.failures)
+
+
+def test_it_can_score_a_documents_paragraphs_as_one_session():
+    text = "A paciente Rosa Pinheiro agendou.\nRosa voltou hoje."
+    later = text.rindex("Rosa")
+    documents = [
+        {
+            "doc_id": "x",
+            "doc_text": text,
+            "entities": [
+                {"label": "PESSOA", "start_offset": 11, "end_offset": 24},
+                {"label": "PESSOA", "start_offset": later, "end_offset": later + 4},
+            ],
+        }
+    ]
+    # Each paragraph alone: "Rosa" in the second is also a word and has no context. As
+    # one session it is the first message's patient.
+    assert evaluate_real_text(documents).name_words_redacted == 2
+    assert evaluate_real_text(documents, as_session=True).name_words_redacted == 3
 
 
 def test_it_rejects_a_file_that_is_not_harem_json(tmp_path):
