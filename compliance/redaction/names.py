@@ -231,6 +231,23 @@ class _Chain:
                 last = k  # "Maria S.", "M. A. S.": an initial ends or continues a name
                 k += 1
                 continue
+            if (
+                not caps_mode
+                and k + 1 < n
+                and tokens[k + 1][2][0].isupper()
+                and self._joined(k + 1)
+                and self._continues(tokens[k + 1][2], caps_mode, lower_mode)
+                and (
+                    (len(word) == 1 and word.isupper() and word not in "AEOX")
+                    or (len(word) > 1 and word.istitle() and lexicon.census_name(word))
+                )
+            ):
+                # Between two words of a name: a middle initial written without its
+                # full stop ("Robert K Merton"), or a given name that is also a common
+                # word ("Zulfikar Ali Bhutto").
+                last = k + 1
+                k += 2
+                continue
             if flags & _SUFFIX and _same_case(tokens[j][2], word, caps_mode):
                 return k  # "José Nonato Filho", "MARIA DA SILVA NETO": the suffix ends it
             if (
