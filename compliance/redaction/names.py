@@ -478,6 +478,12 @@ def find_names(
         found = None
         if flags & (_HONORIFIC | _CONTEXT):
             found = _after_context(text, tokens, chain, i, flags)
+        if found is None and len(word) == 1 and chain._initial(i):
+            last = _initials_end(text, tokens, i)
+            if last is not None:
+                yield beg, tokens[last][1]
+                i = last + 1
+                continue
         if found is None and not lower and not flags & _STOP:
             place = _place_end(text, tokens, i)
             if place is not None:
@@ -600,6 +606,54 @@ _CLINICAL_INITIALS = frozenset(
     PA FC FR HD QP HDA HPP HMA SOS VO EV IM SC SL ID BID TID QID MMII MMSS MID MIE MSD MSE
     AP AF EF CD RN IG DUM DPP TC RM US RX ECG EEG BEG REG MEG AC AO DM HAS IAM AVC ITU DPOC
     TSH CID SUS UBS UPA OD OE AO OS EVA
+""".split()
+)
+
+
+def _initials_end(text, tokens, i) -> int | None:
+    """Index of the last letter of a person's initials starting at token i, when an age
+    follows them ("M.A.T., 34 anos", "J. S. (45 anos)"), or None.
+
+    Two or more capital letters, each followed by a full stop, written together or
+    with single spaces, that are not a clinical or common abbreviation (P.A., S.O.S.).
+    Case reports name patients so. Without the age, dotted capitals are as often a
+    clinical abbreviation (H.M.F., P.R.P., I.P.L., F.P.S.) and need a context word
+    (`_after_context`: "paciente M.S.").
+    """
+    beg = tokens[i][0]
+    if beg and (text[beg - 1].isalnum() or text[beg - 1] in "._/-@"):
+        return None
+    last = i
+    while (
+        last + 1 < len(tokens)
+        and len(tokens[last + 1][2]) == 1
+        and tokens[last + 1][2].isupper()
+        and text[tokens[last][1] : tokens[last + 1][0]] in (".", ". ")
+    ):
+        last += 1
+    if last == i or text[tokens[last][1] : tokens[last][1] + 1] != ".":
+        return None
+    letters = "".join(t[2] for t in tokens[i : last + 1])
+    if letters in _CLINICAL_INITIALS or letters in _ABBREVIATIONS:
+        return None
+    if _AGE_AFTER_RE.match(text, tokens[last][1] + 1) is None:
+        return None
+    return last
+
+
+# An age after initials: "M.A.T., 34 anos", "J.S. (45 anos)". The word "anos" is
+# required: "H.M.F., 2 irmãos" and "P.R.P., 3 sessões" are clinical abbreviations.
+_AGE_AFTER_RE = re.compile(r"\s*[,(]\s*\d{1,3}\s*(?:anos|ano|a)\b", re.IGNORECASE)
+
+
+# Dotted abbreviations in capitals that are not a person's initials.
+_ABBREVIATIONS = frozenset(
+    """
+    SA EUA UI SN PS USP CRM CRO CFM RG CPF CNPJ OK IMC UTI CTI DR DRA SR SRA AM PM DC AC
+    PC NR ND OBS ONU UE UK US USA EU AS FM TV CD DVD PF PM GO MG SP RJ RS PR SC BA PE CE
+    DF ES MT MS PA AL AM AP PB PI RN RO RR SE TO MA
+    PRP IPL LED FPS UVA UVB HIFU PDO PMMA PLLA RF AH TB HMF HPP EF ISDA ECG USG RX TC
+    RM HIV HPV
 """.split()
 )
 

@@ -263,6 +263,22 @@ def test_it_leaves_acronyms_and_numerals_that_are_not_part_of_a_name(text, expec
     assert names(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("M.A.T., 34 anos, retorna para revisão.", ["M.A.T"]),
+        ("J. S. (45 anos) relata melhora.", ["J. S"]),
+        # Dotted capitals without an age are clinical abbreviations as often as not.
+        ("H.M.F., 2 irmãos com DM.", []),
+        ("P.R.P., 3 anos atrás, sem intercorrências.", []),
+        ("A vítima H.B.J. informou.", []),
+        ("P.A., 12 anos de HAS.", []),
+    ],
+)
+def test_it_takes_initials_followed_by_an_age_as_a_name(text, expected):
+    assert names(text) == expected
+
+
 def test_a_name_that_is_also_a_word_recurs_where_it_stands_as_a_name():
     text = "Felipe Massa largou em segundo. Segundo Massa, a equipe errou."
     assert names(text) == ["Felipe Massa", "Massa"]
