@@ -133,8 +133,6 @@ def _sentence_start(text: str, tokens: Sequence[Token], i: int) -> bool:
 # Ordinal numbers of monarchs and popes after their name, read as part of it.
 # ("Brasil X Noruega" is a match: X is left out.)
 _REGNAL_RE = re.compile(r"(?:I{1,3}|IV|VI{0,3}|IX)")
-# Fewest letters of an unknown word in capitals that continues a name in ordinary case.
-_MIN_CAPS_SURNAME = 5
 
 
 class _Chain:
@@ -257,19 +255,6 @@ class _Chain:
                 and not tokens[k - 1][2].isupper()
             ):
                 last = k  # "Sancho I", "D. Pedro V", "Carlos I de Anjou": an ordinal of the name
-                k += 1
-                continue
-            if (
-                not caps_mode
-                and word.isupper()
-                and len(word) >= _MIN_CAPS_SURNAME
-                and not flags & (_NOT_NAME | _STOP | _PLACE | _CONTEXT | _HONORIFIC)
-                and not tokens[k - 1][2].isupper()
-            ):
-                # A surname in capitals after a given name in ordinary case, as European
-                # and official documents write it ("Hans-Gert PÖTTERING", "Ana MOURÃO").
-                # Acronyms are short (HAS, DM2, CRM, TSH); only longer words join.
-                last = k
                 k += 1
                 continue
             if not self._continues(word, caps_mode, lower_mode):
@@ -650,8 +635,8 @@ _AGE_AFTER_RE = re.compile(r"\s*[,(]\s*\d{1,3}\s*(?:anos|ano|a)\b", re.IGNORECAS
 _ABBREVIATIONS = frozenset(
     """
     SA EUA UI SN PS USP CRM CRO CFM RG CPF CNPJ OK IMC UTI CTI DR DRA SR SRA AM PM DC AC
-    PC NR ND OBS ONU UE UK US USA EU AS FM TV CD DVD PF PM GO MG SP RJ RS PR SC BA PE CE
-    DF ES MT MS PA AL AM AP PB PI RN RO RR SE TO MA
+    PC NR ND OBS ONU UE UK US USA EU AS FM TV CD DVD PF GO MG SP RJ RS PR SC BA PE CE
+    DF ES MT MS PA AL AP PB PI RN RO RR SE TO MA
     PRP IPL LED FPS UVA UVB HIFU PDO PMMA PLLA RF AH TB HMF HPP EF ISDA ECG USG RX TC
     RM HIV HPV
 """.split()
@@ -855,8 +840,9 @@ def find_weak_recurrences(
 ) -> Iterator[tuple[int, int]]:
     """(start, end) of the recurrences of `weak_words` of a name found in the same message
     that stand where a name stands: capitalised, alone (not the first word of another
-    capitalised phrase: "Rosa Silva ... óleo de Rosa Mosqueta"), not after a preposition
-    ("leite de Rosa", "pela Serra"). "Felipe Massa ... segundo Massa" is the same person."""
+    capitalised phrase: "Rosa Silva ... óleo de Rosa Mosqueta", "Leite de Rosas"), not
+    after a preposition ("leite de Rosa", "na Serra"). "Vitória Costa ... Costa refere
+    melhora" is the same person."""
     if not words:
         return
     fold = lexicon.fold
@@ -868,6 +854,13 @@ def find_weak_recurrences(
             following = tokens[i + 1][2]
             if following[0].isupper() and not _flags(following) & _LISTED:
                 continue
+            if (
+                _flags(following) & _PARTICLE
+                and i + 2 < n
+                and gap_is_space(text, tokens[i + 1][1], tokens[i + 2][0])
+                and tokens[i + 2][2][0].isupper()
+            ):
+                continue  # "Leite de Rosas", "Serra da Mantiqueira": a phrase of its own
         if i and gap_is_space(text, tokens[i - 1][1], beg):
             previous = tokens[i - 1][2]
             if previous.lower() in _LOCATIVES or _flags(previous) & _PLACE:

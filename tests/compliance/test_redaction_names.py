@@ -241,10 +241,11 @@ def test_it_does_not_take_ambiguous_words_alone():
     [
         ("O rei Sancho I morreu.", ["Sancho I"]),
         ("Passou a Carlos I de Anjou.", ["Carlos I de Anjou"]),
-        ("Falou Hans-Gert PÖTTERING no plenário.", ["Hans-Gert PÖTTERING"]),
+        ("Segundo Robert K Merton, nas ciências", ["Segundo Robert K Merton"]),
+        ("chefiado por Zulfikar Ali Bhutto, emergiu", ["Zulfikar Ali Bhutto"]),
     ],
 )
-def test_it_takes_in_an_ordinal_or_a_surname_in_capitals_after_a_name(text, expected):
+def test_it_takes_in_an_ordinal_a_bare_initial_or_a_word_between_names(text, expected):
     assert names(text) == expected
 
 
@@ -255,6 +256,7 @@ def test_it_takes_in_an_ordinal_or_a_surname_in_capitals_after_a_name(text, expe
         # name, or "X" between two teams, stays out.
         ("Paciente Ana Souza HAS e DM2.", ["Ana Souza"]),
         ("Maria Silva TSH alterado.", ["Maria Silva"]),
+        ("Maria Eduarda FERRITINA baixa.", ["Maria Eduarda"]),
         ("Brasil X Noruega no domingo.", []),
         ("Fototipo III de Fitzpatrick.", []),
     ],
@@ -284,6 +286,8 @@ def test_a_name_that_is_also_a_word_recurs_where_it_stands_as_a_name():
     assert names(text) == ["Felipe Massa", "Massa"]
     # Not as a word after a preposition, nor opening another capitalised phrase.
     text = "Dona Rosa Silva usa óleo de Rosa e comprou Rosa Mosqueta."
+    assert names(text) == ["Rosa Silva"]
+    text = "Dona Rosa Silva usou Rosa do Deserto no jardim."
     assert names(text) == ["Rosa Silva"]
 
 
