@@ -1118,6 +1118,11 @@ class NameDetector(BrazilianDetector):
         taken = found + places  # "Paulo Henrique veio de São Paulo": the town stays
         for beg, end in names.find_known_names(text, tokens, own):
             if not any(b < end and beg < e for b, e in taken):
+                taken.append((beg, end))
+                yield Candidate(beg, end, 30)
+        weak = names.weak_words([w for b, e in found for w in _TOKEN_RE.findall(text, b, e)])
+        for beg, end in names.find_weak_recurrences(text, tokens, weak):
+            if not any(b < end and beg < e for b, e in taken):
                 yield Candidate(beg, end, 30)
 
 

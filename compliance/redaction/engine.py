@@ -213,9 +213,17 @@ def _find(text: str) -> list[Entity]:
     return found
 
 
-def detect_entities(text: str) -> list[Entity]:
-    """Every PII span in `text` (no session state). Raises on internal errors."""
-    return _find(text)
+def detect_entities(text: str, *, mapping: Mapping[str, str] | None = None) -> list[Entity]:
+    """Every PII span in `text`. Without `mapping` no session state is used; with a
+    session's mapping, the names it already holds are found again as `redact` finds
+    them. Raises on internal errors."""
+    if not mapping:
+        return _find(text)
+    token = _detectors.known_names.set(_Placeholders(mapping).known_names)
+    try:
+        return _find(text)
+    finally:
+        _detectors.known_names.reset(token)
 
 
 # --- Session mapping ---------------------------------------------------------------

@@ -328,6 +328,12 @@ _NAME_BITS = (
 _ROMAN_RE = re.compile(r"[IVXLC]{2,}")
 
 
+def census_name(word: str) -> bool:
+    """Is the word in the census lists of given names or surnames, whatever else it is
+    ("Ali" is also an adverb, "Luz" a noun)?"""
+    return bool(tables()[0].get(key(word.lower()), 0) & NAME_FLAGS)
+
+
 @lru_cache(maxsize=65536)
 def flags_of(word: str) -> int:
     """Flags of one token (any case). Exact spelling wins over the accent-folded one."""

@@ -130,6 +130,11 @@ def _sentence_start(text: str, tokens: Sequence[Token], i: int) -> bool:
     return _SENTENCE_END_RE.search(text, tokens[i - 1][1], tokens[i][0]) is not None
 
 
+# Ordinal numbers of monarchs and popes after their name, read as part of it.
+# ("Brasil X Noruega" is a match: X is left out.)
+_REGNAL_RE = re.compile(r"(?:I{1,3}|IV|VI{0,3}|IX)")
+
+
 class _Chain:
     """Greedy walk over name tokens starting at a given token."""
 
@@ -224,8 +229,34 @@ class _Chain:
                 last = k  # "Maria S.", "M. A. S.": an initial ends or continues a name
                 k += 1
                 continue
+            if (
+                not caps_mode
+                and k + 1 < n
+                and tokens[k + 1][2][0].isupper()
+                and self._joined(k + 1)
+                and self._continues(tokens[k + 1][2], caps_mode, lower_mode)
+                and (
+                    (len(word) == 1 and word.isupper() and word not in "AEOX")
+                    or (len(word) > 1 and word.istitle() and lexicon.census_name(word))
+                )
+            ):
+                # Between two words of a name: a middle initial written without its
+                # full stop ("Robert K Merton"), or a given name that is also a common
+                # word ("Zulfikar Ali Bhutto").
+                last = k + 1
+                k += 2
+                continue
             if flags & _SUFFIX and _same_case(tokens[j][2], word, caps_mode):
                 return k  # "José Nonato Filho", "MARIA DA SILVA NETO": the suffix ends it
+            if (
+                not caps_mode
+                and _REGNAL_RE.fullmatch(word)
+                and _flags(tokens[k - 1][2]) & _FIRST
+                and not tokens[k - 1][2].isupper()
+            ):
+                last = k  # "Sancho I", "D. Pedro V", "Carlos I de Anjou": an ordinal of the name
+                k += 1
+                continue
             if not self._continues(word, caps_mode, lower_mode):
                 break
             last = k
@@ -432,6 +463,12 @@ def find_names(
         found = None
         if flags & (_HONORIFIC | _CONTEXT):
             found = _after_context(text, tokens, chain, i, flags)
+        if found is None and len(word) == 1 and chain._initial(i):
+            last = _initials_end(text, tokens, i)
+            if last is not None:
+                yield beg, tokens[last][1]
+                i = last + 1
+                continue
         if found is None and not lower and not flags & _STOP:
             place = _place_end(text, tokens, i)
             if place is not None:
@@ -554,6 +591,54 @@ _CLINICAL_INITIALS = frozenset(
     PA FC FR HD QP HDA HPP HMA SOS VO EV IM SC SL ID BID TID QID MMII MMSS MID MIE MSD MSE
     AP AF EF CD RN IG DUM DPP TC RM US RX ECG EEG BEG REG MEG AC AO DM HAS IAM AVC ITU DPOC
     TSH CID SUS UBS UPA OD OE AO OS EVA
+""".split()
+)
+
+
+def _initials_end(text, tokens, i) -> int | None:
+    """Index of the last letter of a person's initials starting at token i, when an age
+    follows them ("M.A.T., 34 anos", "J. S. (45 anos)"), or None.
+
+    Two or more capital letters, each followed by a full stop, written together or
+    with single spaces, that are not a clinical or common abbreviation (P.A., S.O.S.).
+    Case reports name patients so. Without the age, dotted capitals are as often a
+    clinical abbreviation (H.M.F., P.R.P., I.P.L., F.P.S.) and need a context word
+    (`_after_context`: "paciente M.S.").
+    """
+    beg = tokens[i][0]
+    if beg and (text[beg - 1].isalnum() or text[beg - 1] in "._/-@"):
+        return None
+    last = i
+    while (
+        last + 1 < len(tokens)
+        and len(tokens[last + 1][2]) == 1
+        and tokens[last + 1][2].isupper()
+        and text[tokens[last][1] : tokens[last + 1][0]] in (".", ". ")
+    ):
+        last += 1
+    if last == i or text[tokens[last][1] : tokens[last][1] + 1] != ".":
+        return None
+    letters = "".join(t[2] for t in tokens[i : last + 1])
+    if letters in _CLINICAL_INITIALS or letters in _ABBREVIATIONS:
+        return None
+    if _AGE_AFTER_RE.match(text, tokens[last][1] + 1) is None:
+        return None
+    return last
+
+
+# An age after initials: "M.A.T., 34 anos", "J.S. (45 anos)". The word "anos" is
+# required: "H.M.F., 2 irmãos" and "P.R.P., 3 sessões" are clinical abbreviations.
+_AGE_AFTER_RE = re.compile(r"\s*[,(]\s*\d{1,3}\s*(?:anos|ano|a)\b", re.IGNORECASE)
+
+
+# Dotted abbreviations in capitals that are not a person's initials.
+_ABBREVIATIONS = frozenset(
+    """
+    SA EUA UI SN PS USP CRM CRO CFM RG CPF CNPJ OK IMC UTI CTI DR DRA SR SRA AM PM DC AC
+    PC NR ND OBS ONU UE UK US USA EU AS FM TV CD DVD PF GO MG SP RJ RS PR SC BA PE CE
+    DF ES MT MS PA AL AP PB PI RN RO RR SE TO MA
+    PRP IPL LED FPS UVA UVB HIFU PDO PMMA PLLA RF AH TB HMF HPP EF ISDA ECG USG RX TC
+    RM HIV HPV
 """.split()
 )
 
@@ -732,3 +817,52 @@ def find_known_names(
             continue
         yield tokens[i][0], tokens[match_end][1]
         i = match_end + 1
+
+
+def weak_words(words: Sequence[str]) -> frozenset[str]:
+    """Folded words of a found name that are names only where they read as one: a surname
+    or given name that is also an everyday word or a product (Massa, Serra, Rosa, Capa).
+    `distinctive` words recur anywhere; these recur only in a name's position (see
+    `find_weak_recurrences`)."""
+    return frozenset(
+        lexicon.fold(w)
+        for w in words
+        if len(w) >= 3
+        and w[0].isupper()
+        and not w.isupper()
+        and not distinctive(w)
+        and not _flags(w) & (_STOP | _PARTICLE | _PLACE | _HONORIFIC | _CONTEXT)
+    )
+
+
+def find_weak_recurrences(
+    text: str, tokens: Sequence[Token], words: frozenset[str]
+) -> Iterator[tuple[int, int]]:
+    """(start, end) of the recurrences of `weak_words` of a name found in the same message
+    that stand where a name stands: capitalised, alone (not the first word of another
+    capitalised phrase: "Rosa Silva ... óleo de Rosa Mosqueta", "Leite de Rosas"), not
+    after a preposition ("leite de Rosa", "na Serra"). "Vitória Costa ... Costa refere
+    melhora" is the same person."""
+    if not words:
+        return
+    fold = lexicon.fold
+    n = len(tokens)
+    for i, (beg, end, word) in enumerate(tokens):
+        if not word[0].isupper() or word.isupper() or fold(word) not in words:
+            continue
+        if i + 1 < n and gap_is_space(text, end, tokens[i + 1][0]):
+            following = tokens[i + 1][2]
+            if following[0].isupper() and not _flags(following) & _LISTED:
+                continue
+            if (
+                _flags(following) & _PARTICLE
+                and i + 2 < n
+                and gap_is_space(text, tokens[i + 1][1], tokens[i + 2][0])
+                and tokens[i + 2][2][0].isupper()
+            ):
+                continue  # "Leite de Rosas", "Serra da Mantiqueira": a phrase of its own
+        if i and gap_is_space(text, tokens[i - 1][1], beg):
+            previous = tokens[i - 1][2]
+            if previous.lower() in _LOCATIVES or _flags(previous) & _PLACE:
+                continue
+        yield beg, end

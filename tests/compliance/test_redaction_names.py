@@ -236,6 +236,68 @@ def test_it_does_not_take_ambiguous_words_alone():
     assert names("Vitória de todos, Graça e Luz.") == []
 
 
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("O rei Sancho I morreu.", ["Sancho I"]),
+        ("Passou a Carlos I de Anjou.", ["Carlos I de Anjou"]),
+        ("Segundo Robert K Merton, nas ciências", ["Segundo Robert K Merton"]),
+        ("chefiado por Zulfikar Ali Bhutto, emergiu", ["Zulfikar Ali Bhutto"]),
+    ],
+)
+def test_it_takes_in_an_ordinal_a_bare_initial_or_a_word_between_names(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # Acronyms after a name are short; a numeral after a word that is not a given
+        # name, or "X" between two teams, stays out.
+        ("Paciente Ana Souza HAS e DM2.", ["Ana Souza"]),
+        ("Maria Silva TSH alterado.", ["Maria Silva"]),
+        ("Maria Eduarda FERRITINA baixa.", ["Maria Eduarda"]),
+        ("Brasil X Noruega no domingo.", []),
+        ("Fototipo III de Fitzpatrick.", []),
+    ],
+)
+def test_it_leaves_acronyms_and_numerals_that_are_not_part_of_a_name(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("M.A.T., 34 anos, retorna para revisão.", ["M.A.T"]),
+        ("J. S. (45 anos) relata melhora.", ["J. S"]),
+        # Dotted capitals without an age are clinical abbreviations as often as not.
+        ("H.M.F., 2 irmãos com DM.", []),
+        ("P.R.P., 3 anos atrás, sem intercorrências.", []),
+        ("A vítima H.B.J. informou.", []),
+        ("P.A., 12 anos de HAS.", []),
+    ],
+)
+def test_it_takes_initials_followed_by_an_age_as_a_name(text, expected):
+    assert names(text) == expected
+
+
+def test_a_name_that_is_also_a_word_recurs_where_it_stands_as_a_name():
+    text = "Felipe Massa largou em segundo. Segundo Massa, a equipe errou."
+    assert names(text) == ["Felipe Massa", "Massa"]
+    # Not as a word after a preposition, nor opening another capitalised phrase.
+    text = "Dona Rosa Silva usa óleo de Rosa e comprou Rosa Mosqueta."
+    assert names(text) == ["Rosa Silva"]
+    text = "Dona Rosa Silva usou Rosa do Deserto no jardim."
+    assert names(text) == ["Rosa Silva"]
+
+
+def test_detection_with_a_session_mapping_finds_known_names_again():
+    mapping = redact("A paciente Rosa Pinheiro agendou.").mapping
+    assert names("Rosa voltou hoje.") == []
+    found = detect_entities("Rosa voltou hoje.", mapping=mapping)
+    assert [(e.entity, e.text) for e in found] == [("NOME", "Rosa")]
+
+
 # --- targets ----------------------------------------------------------------------------
 def test_the_corpus_holds_names_outside_the_lexicons():
     builder = Builder()
@@ -274,7 +336,9 @@ def test_it_keeps_other_words_of_real_text(miniharem):
 @needs_miniharem
 def test_it_does_not_fall_below_the_measured_name_recall_on_real_text(miniharem):
     # Measured 0.480 with the hand lists, 0.741 with the census lexicons, 0.855 with the
-    # statistical second signal: a regression floor, the target is asserted below.
+    # statistical second signal, 0.853 after the rules and thresholds of the recall
+    # round (no gain on this test set; see BENCHMARKS.md, "Recall round"): a
+    # regression floor, the target is asserted below.
     assert miniharem.name_words > 1_000
     assert miniharem.name_recall >= 0.84
 
@@ -282,8 +346,10 @@ def test_it_does_not_fall_below_the_measured_name_recall_on_real_text(miniharem)
 @needs_miniharem
 @pytest.mark.xfail(
     strict=True,
-    reason="person-name word recall on MiniHAREM is 0.855, target 0.97 (see BENCHMARKS.md); "
-    "strict, so reaching the target turns this into a failure to update",
+    reason="person-name word recall on MiniHAREM is 0.853 (1,099/1,289), target 0.97; "
+    "HAREM's PESSOA also labels offices, clubs, bands and peoples, 0.865 on the spans a "
+    "rule reads as names (see BENCHMARKS.md); strict, so reaching the target turns this "
+    "into a failure to update",
 )
 def test_it_meets_the_name_word_target_on_real_text(miniharem):
     assert miniharem.name_recall >= REAL_NAME_WORD_RECALL
@@ -313,6 +379,25 @@ def test_it_scores_real_text_word_by_word():
     assert (score.name_words, score.name_words_redacted) == (3, 2)
     assert score.other_words_kept == score.other_words == 8
     assert any("recall" in failure for failure in score.failures)
+
+
+def test_it_can_score_a_documents_paragraphs_as_one_session():
+    text = "A paciente Rosa Pinheiro agendou.\nRosa voltou hoje."
+    later = text.rindex("Rosa")
+    documents = [
+        {
+            "doc_id": "x",
+            "doc_text": text,
+            "entities": [
+                {"label": "PESSOA", "start_offset": 11, "end_offset": 24},
+                {"label": "PESSOA", "start_offset": later, "end_offset": later + 4},
+            ],
+        }
+    ]
+    # Each paragraph alone: "Rosa" in the second is also a word and has no context. As
+    # one session it is the first message's patient.
+    assert evaluate_real_text(documents).name_words_redacted == 2
+    assert evaluate_real_text(documents, as_session=True).name_words_redacted == 3
 
 
 def test_it_rejects_a_file_that_is_not_harem_json(tmp_path):
