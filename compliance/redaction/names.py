@@ -354,6 +354,8 @@ def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> b
             return False  # the second word of a product's name: "Usar Episol Color"
     if flags & _LISTED:
         return True
+    if word.lower() in _PRODUCT_BEFORE or _product_context(text, tokens, i):
+        return False  # "Apliquei Sciton na fronte", "Teosyal aplicado em sulco"
     # Nouns and adjectives by their ending, and verbs in the first person ("Mandei",
     # "Fizemos"): a clinician's note opens with them, a name seldom ends so.
     if _sentence_start(text, tokens, i) and _INFINITIVE_RE.search(word):
@@ -381,6 +383,27 @@ _BRAND_PART_RE = re.compile(
 _VERB_ENDING_RE = re.compile(r"\w{3}(?:ei|amos|emos|imos|ando|endo|indo)$", re.IGNORECASE)
 _INFINITIVE_RE = re.compile(r"\w{3}[aei]r$", re.IGNORECASE)
 _NUMBER_NEXT_RE = re.compile(r"[ \t]*\d")
+
+# Verbs a note puts before what is applied, used or prescribed, and the participle
+# it puts after it: the word between is a product or a device, never a person
+# ("Apliquei Sciton", "Usar Teosyal", "Thermage aplicado"). Asked only of words no
+# name list holds; a listed name still goes to the model.
+_PRODUCT_BEFORE = frozenset("""
+aplicar aplico apliquei aplicou aplicamos aplicaram aplica aplicando reaplicar
+usar uso usei usou usamos usa usando passar passei passou passe
+prescrevo prescrevi prescreveu prescrever receitei receitou receitar
+""".split())
+_PRODUCT_AFTER = frozenset("aplicado aplicada aplicados aplicadas".split())
+
+
+def _product_context(text: str, tokens: Sequence[Token], i: int) -> bool:
+    """Is token i between a product verb and its object, or before "aplicado"?"""
+    beg, end, _ = tokens[i]
+    if i and gap_is_space(text, tokens[i - 1][1], beg) and \
+            tokens[i - 1][2].lower() in _PRODUCT_BEFORE:
+        return True
+    return (i + 1 < len(tokens) and gap_is_space(text, end, tokens[i + 1][0])
+            and tokens[i + 1][2] in _PRODUCT_AFTER)
 
 
 def _eponym_head(text: str, tokens: Sequence[Token], k: int) -> bool:

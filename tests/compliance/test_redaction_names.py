@@ -214,6 +214,22 @@ def test_it_leaves_places_medicines_and_everyday_words(text):
     assert names(text) == []
 
 
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Apliquei Stylage na olheira.", []),
+        ("Usei Saypha no malar esquerdo.", []),
+        ("Revanesse aplicado no sulco nasogeniano.", []),
+        ("Passar Algeness à noite por 30 dias.", []),
+        # The verb says what follows is a product only for words no name list holds.
+        ("A paciente Julianderson usa Revanesse.", ["Julianderson"]),
+        ("Passei Juliana Tessaro para as 15h.", ["Juliana Tessaro"]),
+    ],
+)
+def test_a_product_verb_keeps_an_unknown_brand_from_the_name_model(text, expected):
+    assert names(text) == expected
+
+
 def test_it_tells_a_place_from_a_person_with_the_same_words():
     assert names("Paulo Henrique veio de São Paulo.") == ["Paulo Henrique"]
     assert names("Marília ligou; ela mora em Marília.") == ["Marília"]
@@ -337,7 +353,7 @@ def test_it_keeps_other_words_of_real_text(miniharem):
 def test_it_does_not_fall_below_the_measured_name_recall_on_real_text(miniharem):
     # Measured 0.480 with the hand lists, 0.741 with the census lexicons, 0.855 with the
     # statistical second signal, 0.853 after the rules and thresholds of the recall
-    # round (no gain on this test set; see BENCHMARKS.md, "Recall round"): a
+    # round, 0.856 with the product-verb gate (see BENCHMARKS.md, "Recall round"): a
     # regression floor, the target is asserted below.
     assert miniharem.name_words > 1_000
     assert miniharem.name_recall >= 0.84
@@ -346,8 +362,8 @@ def test_it_does_not_fall_below_the_measured_name_recall_on_real_text(miniharem)
 @needs_miniharem
 @pytest.mark.xfail(
     strict=True,
-    reason="person-name word recall on MiniHAREM is 0.853 (1,099/1,289), target 0.97; "
-    "HAREM's PESSOA also labels offices, clubs, bands and peoples, 0.865 on the spans a "
+    reason="person-name word recall on MiniHAREM is 0.856 (1,103/1,289), target 0.97; "
+    "HAREM's PESSOA also labels offices, clubs, bands and peoples, 0.869 on the spans a "
     "rule reads as names (see BENCHMARKS.md); strict, so reaching the target turns this "
     "into a failure to update",
 )
