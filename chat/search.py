@@ -20,6 +20,7 @@ whole, without case or accents. Rotating SECRET_KEY needs
 
 from __future__ import annotations
 
+import hmac
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -46,10 +47,22 @@ def normalise_words(text: str) -> list[str]:
     return list(seen)
 
 
+def _owner_hmac(user_id: int) -> hmac.HMAC:
+    """The owner's keyed hash before any word: `salted_hmac` derives its key from the
+    salt and SECRET_KEY on every call; a copy of this one hashes a word the same way
+    without deriving it again."""
+    return salted_hmac(f"neonpro.chat.search:{user_id}", b"", algorithm="sha256")
+
+
+def _token(owner: hmac.HMAC, word: str) -> str:
+    digest = owner.copy()
+    digest.update(word.encode())
+    return digest.hexdigest()[:TOKEN_CHARS]
+
+
 def word_token(*, user_id: int, word: str) -> str:
     """The keyed hash of one normalised word for one owner."""
-    digest = salted_hmac(f"neonpro.chat.search:{user_id}", word, algorithm="sha256")
-    return digest.hexdigest()[:TOKEN_CHARS]
+    return _token(_owner_hmac(user_id), word)
 
 
 def tokens_for_texts(*, user_id: int, texts: Iterable[str]) -> list[str]:
@@ -58,7 +71,8 @@ def tokens_for_texts(*, user_id: int, texts: Iterable[str]) -> list[str]:
     for text in texts:
         for word in normalise_words(text or ""):
             words.setdefault(word, None)
-    return sorted({word_token(user_id=user_id, word=word) for word in words})
+    owner = _owner_hmac(user_id)
+    return sorted({_token(owner, word) for word in words})
 
 
 def pack(tokens: Iterable[str]) -> str:
@@ -75,4 +89,5 @@ def unpack(value: str) -> set[str]:
 def tokens_for_query(*, user_id: int, query: str) -> list[str]:
     """The tokens a session must all carry to match `query` (empty: nothing to search)."""
     words = normalise_words(query)[:MAX_QUERY_WORDS]
-    return [word_token(user_id=user_id, word=word) for word in words]
+    owner = _owner_hmac(user_id)
+    return [_token(owner, word) for word in words]

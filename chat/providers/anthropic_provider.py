@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import anthropic
 import orjson
 
 from neonpro.tracing import outgoing_headers
 
-from . import streaming
+from . import sdk_request, streaming
 from .base import ChatTurn
 from .clients import get_client
 from .config import ProviderConfig
@@ -56,10 +57,16 @@ def stream_text(
     end-of-answer event; the loop both share is `streaming.stream_text`.
     """
     client = get_client(cfg)
-    manager = client.messages.with_streaming_response.create(
-        **_request_params(cfg, system_prompt, history),
+    params = _request_params(cfg, system_prompt, history)
+    # The JSON the SDK sends for these arguments: its fields with `extra_body` merged in.
+    body = {"model": params["model"], "max_tokens": params["max_tokens"], "stream": True,
+            **params["extra_body"]}
+    manager = sdk_request.StreamingRequest(
+        client, anthropic, kind="messages", body=orjson.dumps(body),
+        # How the SDK makes this request; it builds the client's template once.
+        sdk_call=lambda sdk_client: sdk_client.messages.with_streaming_response.create(**params),
         # The clinician's trace continues at the provider (W3C traceparent).
-        extra_headers=outgoing_headers(),
+        headers=outgoing_headers(),
     )
     return streaming.stream_text(manager, state, read_event=_text, terminator="message_stop")
 

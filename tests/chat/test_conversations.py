@@ -115,6 +115,19 @@ def test_it_never_indexes_personal_data(clinician, ai_settings):
     assert search.word_token(user_id=clinician.pk, word="ferreira") not in tokens
 
 
+def test_its_word_tokens_stay_those_of_djangos_salted_hmac():
+    # Tokens already stored must keep matching: the same keyed hash, key derived once.
+    from django.utils.crypto import salted_hmac
+
+    words = ["peeling", "regiao", "sessoes", "acido"]
+    expected = {salted_hmac("neonpro.chat.search:42", word, algorithm="sha256").hexdigest()[:16]
+                for word in words}
+    assert set(search.tokens_for_texts(user_id=42, texts=[" ".join(words)])) == expected
+    assert set(search.tokens_for_query(user_id=42, query=" ".join(words))) == expected
+    assert {search.word_token(user_id=42, word=word) for word in words} == expected
+    assert search.word_token(user_id=43, word="peeling") not in expected
+
+
 def test_it_searches_a_thousand_sessions_quickly_with_the_index(clinician, ai_settings):
     user_id = clinician.pk
     rows = [

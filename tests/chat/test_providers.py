@@ -19,7 +19,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client import REGISTRY
 
-from chat.providers import circuit, reporting, router
+from chat.providers import anthropic_provider, circuit, openai_provider, reporting, router
 from chat.providers.base import (
     AttemptEvent,
     AttemptRecord,
@@ -32,6 +32,7 @@ from chat.providers.base import (
 )
 from chat.providers.clients import get_client
 from chat.providers.config import provider_config
+from neonpro import tracing
 from simulated_provider.answer import FILLER_TEXT
 
 QUESTION = "Paciente [NOME_1] pode fazer peeling químico?"
@@ -245,6 +246,33 @@ async def test_it_reuses_one_client_per_provider_until_settings_change(providers
     assert get_client(cfg) is get_client(provider_config("openai"))
     settings.OPENAI_API_KEY = "another-key"
     assert get_client(provider_config("openai")) is not get_client(cfg)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_it_sends_what_the_sdk_itself_would_send(providers, settings, provider):
+    # Requests reuse a template the SDK built once per client: headers and JSON body
+    # must be those of the SDK's own call, trace header included.
+    if provider == "anthropic":
+        anthropic_first(settings)
+    adapter = {"openai": openai_provider, "anthropic": anthropic_provider}[provider]
+    cfg = provider_config(provider)
+    tracing.bind(trace_id="a" * 32)
+    for _ in range(2):  # the first request builds the template, the second reuses it
+        await collect()
+    params = adapter._request_params(cfg, SYSTEM_PROMPT, HISTORY)
+    sdk_resource = (get_client(cfg).chat.completions if provider == "openai"
+                    else get_client(cfg).messages)
+    async with sdk_resource.with_streaming_response.create(
+            **params, extra_headers=tracing.outgoing_headers()) as response:
+        await response.read()
+
+    first, second, by_sdk = completions(providers, provider)
+    for sent in (first, second):
+        assert sent["body"] == by_sdk["body"]
+        assert sent["headers"].keys() == by_sdk["headers"].keys()
+        assert {k: v for k, v in sent["headers"].items() if k != "traceparent"} == {
+            k: v for k, v in by_sdk["headers"].items() if k != "traceparent"}
+        assert tracing.trace_id_from_traceparent(sent["headers"]["traceparent"]) == "a" * 32
 
 
 # -- failover on HTTP errors ------------------------------------------------------------
