@@ -124,6 +124,6 @@ def refresh_tokens_flush_expired(*, now=None) -> int:
     sign-in and refresh for as long as the system runs (what simplejwt's
     `flushexpiredtokens` does, run here by Celery beat).
     """
-    deleted, by_model = OutstandingToken.objects.filter(
+    _, by_model = OutstandingToken.objects.filter(
         expires_at__lte=now or timezone.now()).delete()
     return by_model.get(OutstandingToken._meta.label, 0)
