@@ -40,17 +40,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.refuse(code=CLOSE_UNAUTHENTICATED)
-        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        try:
+            self.session_id = selectors.parse_uuid(self.scope["url_route"]["kwargs"]["session_id"])
+        except ChatError:
+            await self.refuse(code=CLOSE_NOT_FOUND)
+        # In the session's group before the session is read: a close committed after
+        # that read is announced to the group, and so reaches this socket; one committed
+        # before it is seen in the read and announced below.
+        self.group = sessions.session_group_name(self.session_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
         try:
             session = await run_blocking(
                 selectors.session_get_for_user, user=user, session_id=self.session_id
             )
         except ChatError:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
             await self.refuse(code=CLOSE_NOT_FOUND)
-        # In the session's group before the handshake completes: a session closed
-        # elsewhere once the client sees the socket open always reaches it.
-        self.group = sessions.session_group_name(self.session_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
         self.connected = True
         self.trace_id = self.scope.get("trace_id") or uuid.uuid4().hex
         # Every log line of this connection (and of its answer tasks) names them.
@@ -58,6 +63,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                      session_id=session.id)
         metrics.WEBSOCKET_CONNECTIONS.inc()
         await self.accept()
+        if session.status != session.Status.ACTIVE:
+            # Closed before this socket joined the group (another tab, an officer, the
+            # expiry sweep): the page still shows it open, so say so now rather than at
+            # the first message.
+            await self.session_closed({"reason": session.close_reason})
 
     async def dispatch(self, message: dict) -> None:
         """Channels' dispatch, without its database clean-up before every handler.

@@ -8,6 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from chat import selectors
 from chat.models import ChatMessage
 from chat.pipeline import sessions
 from neonpro.asgi import application
@@ -207,6 +208,46 @@ async def test_it_closes_the_socket_when_the_session_is_closed_elsewhere(
     session = await _session_for(clinician)
     ws = await _open(clinician, session.id)
     await database_sync_to_async(sessions.session_close)(user=clinician, session_id=session.id)
+    error = await ws.receive_json_from(timeout=5)
+    assert error["code"] == "session_expired"
+    assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4409}
+
+
+@pytest.mark.parametrize("reason, code, close_code", [
+    ("closed_by_user", "session_expired", 4409),
+    ("consent_revoked", "consent_required", 4403),
+])
+async def test_it_announces_a_session_closed_before_the_socket_opened(
+    clinician, ai_settings, reason, code, close_code
+):
+    # The page still shows the session open (another tab closed it, or consent was
+    # revoked, while this one was loading): the socket says so at once.
+    session = await _session_for(clinician)
+    await database_sync_to_async(sessions.session_close)(user=clinician, session_id=session.id,
+                                                         reason=reason)
+    ws = await _open(clinician, str(session.id).upper())
+    error = await ws.receive_json_from(timeout=5)
+    assert error["type"] == "error" and error["code"] == code
+    assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": close_code}
+
+
+async def test_a_close_between_reading_the_session_and_opening_the_socket_is_announced(
+    clinician, ai_settings, monkeypatch
+):
+    # The close lands right after the consumer has read the session as open: its
+    # announcement must still reach this socket, not go to a group it had not joined.
+    session = await _session_for(clinician)
+    read_session = selectors.session_get_for_user
+
+    def read_then_close_elsewhere(**kwargs):
+        seen = read_session(**kwargs)
+        # session_close reads the session through this same function: undo the patch.
+        monkeypatch.setattr(selectors, "session_get_for_user", read_session)
+        sessions.session_close(user=clinician, session_id=session.id)
+        return seen
+
+    monkeypatch.setattr(selectors, "session_get_for_user", read_then_close_elsewhere)
+    ws = await _open(clinician, session.id)
     error = await ws.receive_json_from(timeout=5)
     assert error["code"] == "session_expired"
     assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4409}
