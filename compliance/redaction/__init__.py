@@ -9,6 +9,7 @@ AI provider, `reidentify` /
 
 from __future__ import annotations
 
+from . import lexicon
 from .engine import (
     ENTITY_TYPES,
     Entity,
@@ -30,6 +31,7 @@ def warm_up() -> None:
     start-up so that no clinician's first message waits for them.
     """
     redact("Paciente Maria Aparecida da Silva, CPF 529.982.247-25, tel. (11) 98765-4321.")
+    lexicon.frequent_given_name("Maria")  # its own table, read on first use
 
 __all__ = [
     "BLOCK",

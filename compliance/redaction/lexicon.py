@@ -408,6 +408,22 @@ def is_known_surname(word: str) -> bool:
     return bool(flags_of(word) & SURNAME)
 
 
+@lru_cache(maxsize=1)
+def _frequent_given_keys() -> frozenset[str]:
+    keys = set()
+    for word, count in read_tsv("given_names.tsv.gz"):  # most frequent first
+        if int(count) < COMMON_GIVEN:
+            break
+        keys.add(word)
+    return frozenset(keys)
+
+
+def frequent_given_name(word: str) -> bool:
+    """Borne by at least COMMON_GIVEN people, whatever else the word means: true for
+    Vitória, Rosa and Clara (whose flags say only "ambiguous"), false for Lua or Nice."""
+    return key(word) in _frequent_given_keys()
+
+
 def given_names_by_count() -> list[tuple[str, int]]:
     """(name, count) of the shipped given-name lexicon, most frequent first."""
     return [(w, int(c)) for w, c in read_tsv("given_names.tsv.gz")]

@@ -684,10 +684,9 @@ def _lower_unknown_tail(text, tokens, last: int) -> int:
 
 def _lower_without_context(text, tokens, chain, i) -> tuple[int, int] | None:
     """A very common name typed in lower case: "hoje a maria ligou", "ana paula souza"."""
-    beg = tokens[i][0]
-    if beg and text[beg - 1] in "@._/-\\":
+    beg, end = tokens[i][0], tokens[i][1]
+    if beg and text[beg - 1] in "@._/-\\" and not _mention(text, beg, end):
         return None
-    end = tokens[i][1]
     if end < len(text) and text[end] in "@_":
         return None
     if i and gap_is_space(text, tokens[i - 1][1], beg):
@@ -724,6 +723,42 @@ def _evidence(word: str, previous: str) -> bool:
     return not (_flags(previous) & _PARTICLE and lexicon.is_place((word,)))
 
 
+# Articles and their contractions: in Brazilian speech a person's given name takes one
+# ("a Clara", "falei com o Leo"); a town's name does not ("em Vitória").
+_ARTICLES = frozenset("a o à ao da do na no pela pelo".split())
+
+
+def _article_before_name(text: str, tokens: Sequence[Token], i: int) -> bool:
+    """Is the capitalised everyday word at i ("Vitória", "Clara", "Rosa") a given name
+    because an article stands right before it in running text ("A Vitória fez peeling",
+    "região glútea da Clara")? Not in a proper name that the article only links
+    ("Estação da Luz", "Hospital do Carmo": a capitalised word before the article),
+    not before a particle ("a Luz do sol"), and not in capitals (headings)."""
+    word = tokens[i][2]
+    if i == 0 or word.isupper() or not word[0].isupper() or _sentence_start(text, tokens, i):
+        return False
+    if not lexicon.frequent_given_name(word):
+        return False  # "a Argentina", "o Pacífico", "a Lua": few people bear these
+    if i + 1 < len(tokens) and _flags(tokens[i + 1][2]) & _PARTICLE:
+        return False  # "a Luz do sol", "a Rosa dos ventos": a thing's name
+    article_beg, article_end, article = tokens[i - 1]
+    if article.lower() not in _ARTICLES or not gap_is_space(text, article_end, tokens[i][0]):
+        return False
+    if article[0].isupper():
+        return _sentence_start(text, tokens, i - 1)  # "A Vitória fez…", not "Rua A Clara"
+    if i >= 2 and gap_is_space(text, tokens[i - 2][1], article_beg):
+        return not tokens[i - 2][2][0].isupper()
+    return True
+
+
+def _mention(text: str, beg: int, end: int) -> bool:
+    """"@Fernanda pode ver a agenda?": a colleague named with an @, not part of an
+    address or a handle ("ana@Clinica.com", "x@Fernanda_2")."""
+    if text[beg - 1] != "@" or (beg > 1 and not text[beg - 2].isspace()):
+        return False
+    return end == len(text) or text[end] not in "@._/-\\"
+
+
 def _strong(word: str) -> bool:
     """A given name that is not rare, or a surname borne by many (Ferreira): enough to
     read words in capitals as a name."""
@@ -739,7 +774,7 @@ def _without_context(
     beg, end, word = tokens[i]
     if len(word) < 2:
         return None
-    if beg and text[beg - 1] in "@._/-\\":
+    if beg and text[beg - 1] in "@._/-\\" and not _mention(text, beg, end):
         return None
     if end < len(text) and text[end] in "@_":
         return None
@@ -773,6 +808,8 @@ def _without_context(
             return None  # "LUVAS ESTÉREIS": in capitals a rare surname is no evidence
         return i, last
     if last == i:
+        if flags & _AMBIG and _article_before_name(text, tokens, i):
+            return i, i
         if flags & _AMBIG or not _clear_name(flags):
             return None
         if caps_mode and flags & _RARE:

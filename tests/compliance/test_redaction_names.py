@@ -255,6 +255,39 @@ def test_it_does_not_take_ambiguous_words_alone():
 @pytest.mark.parametrize(
     "text,expected",
     [
+        ("A Vitória fez peeling ontem.", ["Vitória"]),
+        ("Celulite em região glútea da Clara.", ["Clara"]),
+        ("Falei com a Rosa sobre o retorno.", ["Rosa"]),
+        # Not evidence: a proper name the article only links, a thing's name before a
+        # particle, a word few people bear as a name, capitals, a sentence's first word.
+        ("Estação da Luz fica perto.", []),
+        ("Hospital do Carmo atendeu.", []),
+        ("A Luz do sol piora o melasma.", []),
+        ("Pediu para a Aurora ligar e depois foi à Argentina.", []),
+        ("FALEI COM A ROSA.", []),
+        ("Rosa mosqueta na cicatriz.", []),
+    ],
+)
+def test_an_article_before_a_frequent_name_that_is_also_a_word_is_evidence(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("@Fernanda pode ver a agenda?", ["Fernanda"]),
+        ("Oi @Kamilla, a paciente chegou.", ["Kamilla"]),
+        ("@maria pode confirmar?", ["maria"]),
+        ("segue @clinica_bela no Instagram", []),
+    ],
+)
+def test_it_takes_a_colleague_named_with_an_at_sign(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
         ("O rei Sancho I morreu.", ["Sancho I"]),
         ("Passou a Carlos I de Anjou.", ["Carlos I de Anjou"]),
         ("Segundo Robert K Merton, nas ciências", ["Segundo Robert K Merton"]),
