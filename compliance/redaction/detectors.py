@@ -845,6 +845,12 @@ class SpelledEmailDetector(BrazilianDetector):
     # domain forwards: one pattern starting at every word would cost O(length x 64).
     _at_core_re = re.compile(r"@|(?<![a-z])(?:arroba|at)(?![a-z])")
     _local_re = re.compile(r"(?<![\w.+-])[a-z0-9][a-z0-9._%+-]{0,63}(?<![.])\Z", re.IGNORECASE)
+    # One more piece of a local part spelled with its dot: "joana ponto silva arroba…".
+    _local_piece_re = re.compile(
+        r"(?<![\w.+-])[a-z0-9][a-z0-9_%+-]{0,63}"
+        r"(?:\s+(?:ponto|dot)\s+|\s*[(\[{<]\s*(?:ponto|dot|\.)\s*[)\]}>]\s*|\s+\.\s+)\Z",
+        re.IGNORECASE,
+    )
     _domain_re = re.compile(
         _LABEL
         + r"(?:" + _SPELLED_DOT + _LABEL + r")*?"
@@ -879,8 +885,14 @@ class SpelledEmailDetector(BrazilianDetector):
             domain = self._domain_re.match(text, right)
             if domain is None:
                 continue
+            start = local.start()
+            for _ in range(3):
+                piece = self._local_piece_re.search(text, max(end, start - 80), start)
+                if piece is None:
+                    break
+                start = piece.start()
             end = domain.end()
-            yield Candidate(local.start(), end, 89)
+            yield Candidate(start, end, 89)
 
     @staticmethod
     def _around(text: str, beg: int, end: int) -> tuple[int, int]:

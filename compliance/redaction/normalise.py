@@ -92,7 +92,8 @@ def _email(value: str) -> str:
     if "@" in low and " " not in low:
         return low
     local, _, domain = _SPELLED_AT_RE.sub("@", low, count=1).partition("@")
-    return f"{local.strip()}@{_SPELLED_DOT_RE.sub('.', domain).strip()}"
+    # The local part may spell its dots too: "joana ponto silva arroba …".
+    return f"{_SPELLED_DOT_RE.sub('.', local.strip())}@{_SPELLED_DOT_RE.sub('.', domain).strip()}"
 
 
 def _name(value: str) -> str:

@@ -134,6 +134,10 @@ def test_it_leaves_clean_sentences_with_spaced_numbers_untouched(text):
         "bia (arroba) uol (ponto) com (ponto) br",
         "carla @ gmail . com",
         "MARIA ARROBA GMAIL PONTO COM",
+        # The dot of the local part spelled too: the whole address, not its last piece.
+        "joana ponto silva arroba gmail ponto com",
+        "ana (ponto) paula (arroba) uol (ponto) com (ponto) br",
+        "bia . souza @ uol . com",
     ],
 )
 def test_it_finds_a_spelled_out_email(value):
@@ -154,6 +158,8 @@ def test_it_does_not_make_an_email_of_ordinary_words(text):
 
 def test_it_gives_a_spelled_and_a_typed_email_one_placeholder():
     result = redact("maria@gmail.com ou maria arroba gmail ponto com")
+    assert result.text == "[EMAIL_1] ou [EMAIL_1]"
+    result = redact("joana.silva@gmail.com ou joana ponto silva arroba gmail ponto com")
     assert result.text == "[EMAIL_1] ou [EMAIL_1]"
 
 
