@@ -113,6 +113,7 @@ _CONTEXT_WORDS = set(
     nora sogra sogro enteada enteado madrasta padrasto tutor tutora nome chamada chamado
     chama chamo amiga amigo colega vizinha vizinho titular dependente beneficiária
     beneficiario menina menino bebê criança gestante parturiente atendida atendido
+    oi olá ola obrigada obrigado
 """.split()
 )
 
@@ -258,7 +259,7 @@ def _census_flags(given: int, surname: int, kinds: str, ambiguous: bool, common_
     product = "a" in kinds or "p" in kinds
     value = NOT_NAME if kinds else 0
     if given:
-        unclear = ambiguous or (product and given < 2 * EVERYDAY_BUT_NAME)
+        unclear = ambiguous or (product and given < COMMON_GIVEN)
         unclear = unclear or (everyday and given < EVERYDAY_BUT_NAME)
         value |= FIRST_AMBIGUOUS if unclear else FIRST
         if given >= COMMON_GIVEN and not unclear and not kinds:
