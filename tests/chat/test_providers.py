@@ -39,8 +39,11 @@ QUESTION = "Paciente [NOME_1] pode fazer peeling químico?"
 EXPECTED_ANSWER = f"Resposta simulada sobre: {QUESTION} {FILLER_TEXT}"
 SYSTEM_PROMPT = "Você é um assistente clínico."
 HISTORY = [ChatTurn(role="user", content=QUESTION)]
-TIMEOUT_MS = 800
-IDLE_TIMEOUT_MS = 300
+# Short enough to keep the stall tests quick, long enough that a machine busy with other
+# work does not turn an immediate error status or a normal gap between chunks into a
+# timeout; the stalls are longer than any sum of these.
+TIMEOUT_MS = 1500
+IDLE_TIMEOUT_MS = 600
 STALL_MS = 5000
 
 

@@ -122,7 +122,7 @@ def test_it_exports_worker_metrics_and_carries_the_trace_into_the_task(worker, m
                  deadline_s=30), worker["log"].read_text()[-3000:]
     # Observed in the prefork child, exported by the main process from the shared files.
     moved = _poll(lambda: _metric(_scrape(worker["metrics_url"]) or "",
-                                  "ai_chat_sessions_duration_seconds_count") == 1, deadline_s=10)
+                                  "ai_chat_sessions_duration_seconds_count") == 1, deadline_s=30)
     assert moved
 
     def task_lines():
@@ -130,7 +130,7 @@ def test_it_exports_worker_metrics_and_carries_the_trace_into_the_task(worker, m
                 if "expire_idle_sessions" in line.get("message", "")
                 and "succeeded" in line.get("message", "")]
 
-    lines = _poll(task_lines, deadline_s=10)
+    lines = _poll(task_lines, deadline_s=30)
     assert lines, worker["log"].read_text()[-3000:]
     assert lines[0]["traceId"] == TRACE_ID
     assert lines[0]["service"] == "ai-chat"
