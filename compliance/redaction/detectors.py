@@ -1138,6 +1138,47 @@ class NameDetector(BrazilianDetector):
                 yield Candidate(beg, end, 30)
 
 
+class HandleDetector(BrazilianDetector):
+    """Social-media handles that name someone: "Instagram @joana.silva.estetica",
+    "marcou a @kamilla_rocha88". A handle is redacted as a name (the @ stays) when one
+    of its pieces is a given name or surname with no everyday reading, or when a social network or
+    "perfil" comes right before it; "@clinica_estetica" alone stays.
+
+    E-mail addresses are not handles: the @ must open a word.
+    """
+
+    name = "br_perfil_social"
+    filth_cls = NomeFilth
+    needs_digit = False
+    # Instagram's and TikTok's rules: letters, digits, '.' and '_', at most 30.
+    _handle_re = re.compile(r"(?<![\w@.+-])@([a-z0-9_](?:[a-z0-9_.]{0,28}[a-z0-9_])?)(?![\w@])",
+                            re.IGNORECASE)
+    _piece_re = re.compile(r"[^\W\d_]{3,}")
+    _network_re = re.compile(
+        r"(?:instagram|insta|ig|tiktok|tik tok|twitter|facebook|face|threads|kwai|perfil)"
+        r"[^\w@]{0,12}\Z",
+        re.IGNORECASE,
+    )
+
+    def candidates(self, text: str) -> Iterator[Candidate]:
+        if "@" not in text:
+            return
+        for match in self._handle_re.finditer(text):
+            handle = match.group(1)
+            named = any(self._clear_name(piece) for piece in self._piece_re.findall(handle))
+            if named or self._network_re.search(text, max(0, match.start() - 40),
+                                                match.start()):
+                yield Candidate(match.start(1), match.end(1), 30)
+
+    @staticmethod
+    def _clear_name(piece: str) -> bool:
+        # Not words that are names too: "@clinica_bela", "@studio.rosa" are businesses.
+        flags = lexicon.flags_of(piece)
+        if flags & lexicon.FIRST:
+            return True
+        return bool(flags & lexicon.SURNAME) and not flags & lexicon.SURNAME_COMMON_WORD
+
+
 # Names already known in the session (from the mapping), set per call by the engine.
 known_names: contextvars.ContextVar[tuple[tuple[str, ...], ...]] = contextvars.ContextVar(
     "known_names", default=()
@@ -1186,4 +1227,5 @@ def default_detectors() -> list[BrazilianDetector]:
         MedicalRecordDetector(),
         NameDetector(),
         KnownNameDetector(),
+        HandleDetector(),
     ]

@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from compliance.redaction import detect_entities, lexicon, redact
+from compliance.redaction import detect_entities, lexicon, redact, reidentify
 from compliance.redaction.corpus import Builder, load_corpus
 from compliance.redaction.evaluation import (
     CORPUS_NAME_WORD_RECALL,
@@ -283,6 +283,29 @@ def test_an_article_before_a_frequent_name_that_is_also_a_word_is_evidence(text,
 )
 def test_it_takes_a_colleague_named_with_an_at_sign(text, expected):
     assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Instagram da paciente: @joana.silva.estetica", ["joana.silva.estetica"]),
+        ("Ela marcou a @kamilla_rocha88 no post.", ["kamilla_rocha88"]),
+        ("meu insta: @dra.fabiolalima", ["dra.fabiolalima"]),  # no listed piece: the network
+        ("Siga @clinica_estetica para novidades.", []),
+        ("Mandar para ana@gmail.com.", []),  # an address, not a handle (EMAIL)
+        ("Custa 10 @ 20 reais.", []),
+    ],
+)
+def test_it_takes_a_social_handle_that_names_someone(text, expected):
+    assert names(text) == expected
+
+
+def test_a_handle_is_reidentified_exactly_under_every_policy():
+    text = "Instagram @joana.silva.estetica"
+    for policy in ({"NOME": "tag"}, {"NOME": "surrogate"}):
+        result = redact(text, policy=policy)
+        assert "joana" not in result.text.lower() and result.text.startswith("Instagram @")
+        assert reidentify(result.text, result.mapping) == text
 
 
 @pytest.mark.parametrize(
