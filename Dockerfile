@@ -3,7 +3,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 NEONPRO_VAR_DIR=/app/var
 WORKDIR /app
 RUN useradd --create-home --uid 10001 neonpro
-COPY pyproject.toml README.md ./
+COPY pyproject.toml constraints.txt README.md ./
 COPY neonpro ./neonpro
 COPY clinics ./clinics
 COPY chat ./chat
@@ -15,7 +15,8 @@ COPY templates ./templates
 COPY static ./static
 COPY locale ./locale
 COPY manage.py ./
-RUN pip install --upgrade pip && pip install .
+# The versions the test suite passed with (constraints.txt).
+RUN pip install --upgrade pip && pip install -c constraints.txt .
 RUN DEBUG=true python manage.py collectstatic --noinput \
     && chown -R neonpro /app/var \
     && install -d -o neonpro -m 0750 /var/lib/neonpro/audit-anchors

@@ -8,18 +8,18 @@ PY := $(VENV)/bin/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/neonpro
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench constraints clean
 
-$(VENV)/.run-installed: pyproject.toml
+$(VENV)/.run-installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml
+$(VENV)/.test-installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(VENV)/.run-installed $@
 
 ## Run the product on http://127.0.0.1:8000/ (SQLite, in-memory layer, simulated AI provider).
@@ -42,6 +42,18 @@ test: $(VENV)/.test-installed
 ## e.g. make bench BENCH_ARGS="--preset light". Needs PostgreSQL and Redis like the tests.
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/chat_bench.py $(BENCH_ARGS)
+
+## Re-pin every dependency to its newest release allowed by pyproject.toml (then run
+## `make test`): resolved afresh in a scratch virtualenv, written to constraints.txt.
+constraints:
+	rm -rf var/constraints-venv
+	$(PYTHON) -m venv var/constraints-venv
+	var/constraints-venv/bin/python -m pip install --quiet --upgrade pip
+	var/constraints-venv/bin/python -m pip install --quiet -e '.[test]'
+	{ grep '^#' constraints.txt; var/constraints-venv/bin/python -m pip freeze --exclude-editable; } \
+		> constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf var/constraints-venv
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
