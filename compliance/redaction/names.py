@@ -352,10 +352,17 @@ def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> b
             and not _sentence_start(text, tokens, i - 1)
         ):
             return False  # the second word of a product's name: "Usar Episol Color"
+    if word.lower() in _PRODUCT_BEFORE:
+        return False
+    if (not flags & _LISTED or flags & _RARE) and (
+        _product_context(text, tokens, i) or _treatment_context(text, tokens, i)
+    ):
+        # "Apliquei Sciton na fronte", "Teosyal aplicado em sulco", "protocolo com
+        # Sciton", "associado ao Ultraformer", "sessões de Tixel"; a listed name only
+        # when borne by fewer than ~200 people ("Apliquei Kylane")
+        return False
     if flags & _LISTED:
         return True
-    if word.lower() in _PRODUCT_BEFORE or _product_context(text, tokens, i):
-        return False  # "Apliquei Sciton na fronte", "Teosyal aplicado em sulco"
     # Nouns and adjectives by their ending, and verbs in the first person ("Mandei",
     # "Fizemos"): a clinician's note opens with them, a name seldom ends so.
     if _sentence_start(text, tokens, i) and _INFINITIVE_RE.search(word):
@@ -404,6 +411,73 @@ def _product_context(text: str, tokens: Sequence[Token], i: int) -> bool:
         return True
     return (i + 1 < len(tokens) and gap_is_space(text, end, tokens[i + 1][0])
             and tokens[i + 1][2] in _PRODUCT_AFTER)
+
+
+# Nouns and participles of a treatment that take the product or device they use
+# after a preposition: "protocolo com Sculptra", "associado ao Ultraformer",
+# "sessões de Fotona", "tratamento com Kybella". Words that also take a person
+# after "com" (sessão, consulta, atendimento, retorno: "sessão com Joana") take
+# only "de" here.
+_TREATMENT_HEADS = frozenset(
+    """
+    protocolo protocolos tratamento tratamentos terapia terapias associado associada
+    associados associadas associar associamos combinado combinada combinados combinadas
+    combinar combinamos combinacao combinacoes aplicacao aplicacoes aplicado aplicada
+    preenchimento preenchimentos bioestimulador bioestimuladores bioestimulacao
+    tecnologia tecnologias ponteira ponteiras aparelho aparelhos equipamento equipamentos
+    plataforma laser lasers luz toxina toxinas acido fios skinbooster skinboosters
+    procedimento procedimentos mesclado mesclada intercalado intercalada seguido seguida
+    finalizado finalizada finalizamos iniciado iniciada iniciamos resultado resultados
+    marca marcas linha produto produtos creme cremes serum gel locao mascara kit
+    """.split()
+)
+_SESSION_HEADS = frozenset(
+    "sessao sessoes consulta consultas atendimento retorno retornos ciclo ciclos".split()
+)
+_TREATMENT_PREPOSITIONS = frozenset(
+    "com de do da dos das ao aos à às a no na nos nas pelo pela".split()
+)
+_ARTICLES = frozenset("o a os as um uma uns umas".split())
+
+
+def _treatment_context(text: str, tokens: Sequence[Token], i: int, depth: int = 0) -> bool:
+    """Is token i what a treatment uses: after a treatment noun and a preposition
+    ("protocolo com Sciton", "associado ao Ultraformer", "sessões de Fotona"), or a
+    further product of the same list ("protocolo com Sciton, Tixel e Lumecca")?
+
+    Asked only of words no name list holds ("conversei com Joana" and "sessão com
+    Kauane" are untouched by it); "com" after a session or a consultation
+    introduces a person as often as a device, so only "de" counts after those."""
+    k = i - 1
+    if k < 0:
+        return False
+    gap = text[tokens[k][1] : tokens[i][0]]
+    if depth < 3 and k >= 0 and (gap in (", ", ",") or (gap == " " and tokens[k][2] == "e")):
+        # a list: "Sciton, Tixel e Lumecca" - the word before is a product itself
+        m = k if gap != " " else k - 1
+        if (
+            m >= 0
+            and tokens[m][2][0].isupper()
+            and not _flags(tokens[m][2]) & _LISTED
+            and (m == k or gap_is_space(text, tokens[m][1], tokens[k][0]))
+        ):
+            return _treatment_context(text, tokens, m, depth + 1)
+        return False
+    if gap != " ":
+        return False
+    if tokens[k][2].lower() in _ARTICLES and k > 0 and tokens[k - 1][2].lower() in ("com", "de"):
+        k -= 1  # "protocolo com o Sciton"
+        if not gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
+            return False
+    preposition = tokens[k][2].lower()
+    if preposition not in _TREATMENT_PREPOSITIONS or k == 0:
+        return False
+    if not gap_is_space(text, tokens[k - 1][1], tokens[k][0]):
+        return False
+    head = lexicon.fold(tokens[k - 1][2])
+    if head in _TREATMENT_HEADS:
+        return True
+    return head in _SESSION_HEADS and preposition in ("de", "do", "da")
 
 
 def _eponym_head(text: str, tokens: Sequence[Token], k: int) -> bool:
@@ -786,6 +860,13 @@ def _without_context(
         if not flags & _COMMON and lexicon.is_place((word,)):
             return None  # "o Brasil", "a Covilhã"; a frequent name (Marília) stays a name
         if flags & _RARE and _sentence_start(text, tokens, i):
+            return None
+        if flags & _RARE and (
+            _product_context(text, tokens, i) or _treatment_context(text, tokens, i)
+        ):
+            # Borne by fewer than ~200 people, and a product verb or a treatment
+            # before it: a brand that is also a census name ("Apliquei Venus",
+            # "protocolo com Kylane"); a frequent name there stays a name.
             return None
         return i, i
     if flags & _PLACE:
