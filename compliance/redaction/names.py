@@ -264,6 +264,29 @@ class _Chain:
         return last
 
 
+def _glued_sentence(text: str, tokens: Sequence[Token], i: int) -> bool:
+    """Does capitalised token i open a sentence typed without a space after the full
+    stop ("confrontos.Carlos Fontes")? Not a part of an address or a file name: the
+    word before is a lower-case word, and no dot, @ or underscore follows the name."""
+    beg, end, word = tokens[i]
+    if text[beg - 1] != "." or i == 0 or tokens[i - 1][1] != beg - 1:
+        return False
+    previous = tokens[i - 1][2]
+    if len(previous) < 3 or not previous.isalpha() or not previous.islower():
+        return False
+    if not word[0].isupper() or word.isupper():
+        return False
+    last = i
+    while last + 1 < len(tokens) and gap_is_space(text, tokens[last][1], tokens[last + 1][0]):
+        last += 1
+        if not tokens[last][2][0].isupper():
+            break
+    return text[tokens[last][1] : tokens[last][1] + 1] not in ("@", ".", "_") or (
+        text[tokens[last][1] : tokens[last][1] + 2] in (". ", ".")
+        and tokens[last][1] + 1 >= len(text)
+    )
+
+
 def _same_case(first: str, word: str, caps_mode: bool) -> bool:
     if caps_mode:
         return word.isupper()
@@ -311,7 +334,27 @@ def _place_end(text: str, tokens: Sequence[Token], i: int) -> int | None:
         ] not in ("-", " - "):
             break
         phrase += " " + lexicon.key(tokens[k][2])
+    if best == i and _given_name_with_surname(text, tokens, i):
+        return None  # "apesar de Marília Pêra", "veio de Fátima Saldanha": a person
     return best
+
+
+def _given_name_with_surname(text: str, tokens: Sequence[Token], i: int) -> bool:
+    """Is token i, a one-word town after a preposition, the given name of a person
+    whose surname follows ("de Marília Pêra")? Only for a frequent given name, followed
+    by a capitalised surname that is not a place word ("de Vitória da Conquista" and
+    "em Fátima Sul" stay towns)."""
+    word = tokens[i][2]
+    if not _flags(word) & _FIRST or not _flags(word) & _COMMON or word.isupper():
+        return False
+    k = i + 1
+    if k >= len(tokens) or not gap_is_space(text, tokens[i][1], tokens[k][0]):
+        return False
+    nxt = tokens[k][2]
+    nflags = _flags(nxt)
+    if not nxt[0].isupper() or nxt.isupper() or nflags & (_STOP | _PLACE | _PARTICLE):
+        return False
+    return bool(nflags & _SUR) and _clear_name(nflags) or not nflags & (_LISTED | _NOT_NAME)
 
 
 def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
@@ -541,6 +584,7 @@ def find_names(
     n = len(tokens)
     i = 0
     lower_triggers = _LOWER_TRIGGERS
+    undecided_given = -1  # a capitalised given name the rules left undecided
     while i < n:
         beg, end, word = tokens[i]
         lower = word[0].islower()
@@ -574,6 +618,8 @@ def find_names(
                 i = place + 1
                 continue
             found = _without_context(text, tokens, chain, i, flags)
+            if found is None and _after_reporting_verb(text, tokens, i, flags):
+                found = i, chain.extend(i, caps_mode=False)
             if (
                 found is None
                 and second_signal is not None
@@ -581,6 +627,12 @@ def find_names(
                 and second_signal(text, tokens, i)
             ):
                 found = i, chain.extend(i, caps_mode=False)
+                if undecided_given == i - 1 and chain._joined(i):
+                    # "Tom Wolfe", "Marco Bode": a given name that is also a word
+                    # needed a surname beside it, and the model reads the next word as one
+                    found = i - 1, found[1]
+            if found is None and flags & (_FIRST | _AMBIG) and word[1:].islower():
+                undecided_given = i
         if found is None:
             i += 1
             continue
@@ -592,6 +644,48 @@ def find_names(
         first, last = found[0], found[1]
         yield _leading_initials(text, tokens, first), tokens[last][1]
         i = last + 1
+
+
+# Verbs of saying that put the speaker after them ("disse Nascimento", "segundo Massa",
+# "afirmou Canosa"): news and reports write them so, and clinical chat too ("conforme
+# orientou Dra. Ana" is caught by its honorific). "refere" is left out: notes open
+# every line with it ("Refere Dor").
+_REPORTING_VERBS = frozenset(
+    """
+    disse diz dizia afirmou afirma afirmava explicou explica contou declarou declara
+    acrescentou acrescenta completou completa ressaltou ressalta lembrou lembra observou
+    comentou comenta garantiu garante destacou destaca admitiu admite relatou informou
+    perguntou pergunta respondeu responde sublinhou sublinha frisou defendeu defende
+    adiantou salientou reconheceu avisou concluiu criticou critica escreveu escreve
+    segundo insistiu confirmou confirma negou nega
+    """.split()
+)
+
+
+def _after_reporting_verb(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """Is capitalised token i the speaker after a verb of saying ("disse Nascimento",
+    "segundo Massa", ", diz Canosa")? A name that is also a word counts there (Massa,
+    Serra); a word no name list holds only when it has the shape of one (not clinical
+    vocabulary, a medicine, an eponym or a noun by its ending)."""
+    if i == 0 or not gap_is_space(text, tokens[i - 1][1], tokens[i][0]):
+        return False
+    verb = tokens[i - 1][2]
+    if verb not in _REPORTING_VERBS:  # lower case only: "Segundo" opens a sentence
+        return False
+    word = tokens[i][2]
+    if len(word) < 2 or word.isupper() or not word[1:].islower():
+        return False
+    if flags & (_NEVER_MODEL & ~_PLACE) or lexicon.fold(word) in lexicon.EPONYMS:
+        return False
+    if flags & _LISTED:
+        return not lexicon.is_place((word,)) or bool(flags & _FIRST)
+    if flags & (_NOT_NAME | _PLACE):
+        return False
+    return not (
+        _WORD_SUFFIX_RE.search(word)
+        or _NOUN_ENDING_RE.search(word)
+        or _BRAND_PART_RE.search(word)
+    )
 
 
 def _leading_initials(text: str, tokens: Sequence[Token], first: int) -> int:
@@ -813,7 +907,7 @@ def _without_context(
     beg, end, word = tokens[i]
     if len(word) < 2:
         return None
-    if beg and text[beg - 1] in "@._/-\\":
+    if beg and text[beg - 1] in "@._/-\\" and not _glued_sentence(text, tokens, i):
         return None
     if end < len(text) and text[end] in "@_":
         return None
@@ -829,6 +923,8 @@ def _without_context(
         ):
             return i, last, False  # São Paulo, Hospital Albert Einstein, Rua Oscar Freire
         if previous.lower() == "em" and not text[tokens[i - 1][0]].isupper():
+            if flags & _NOT_NAME and not flags & _LISTED and not lexicon.is_place((word,)):
+                return None  # "em Crianças Fátima Saldanha": a title word, then a name
             return i, last, False  # "mora em Mariana", "nasceu em Vitória": a town
     if not flags & _LISTED:
         # An unknown capitalised word ("Julianderson", "Hüffner") is a name only
