@@ -298,10 +298,32 @@ def _starts_name(word: str, flags: int) -> bool:
     if flags & (_STOP | _PARTICLE) or len(word) < 2:
         return False
     if word.isupper():
-        return bool(flags & _LISTED) and not flags & (_CONNECTOR | _CONTEXT)
+        if flags & _LISTED:
+            return not flags & (_CONNECTOR | _CONTEXT)
+        return _unknown_caps_word(word, flags)
     if word[0].isupper():
         return not flags & (_CONNECTOR | _CONTEXT | _HONORIFIC) or bool(flags & _LISTED)
     return _clear_name(flags) and word not in _LOWER_CASE_WORDS
+
+
+def _unknown_caps_word(word: str, flags: int) -> bool:
+    """Can a word in capitals that no list knows be a name's first word after a context
+    word ("PACIENTE LUCINILSON BISSOLI", "MÃE: JOSENEISON DAS SPINDOLA")? Not an
+    acronym or an abbreviation (too short, no vowel, listed), and not shaped like a
+    Portuguese noun or verb ("PACIENTE ORIENTADA", "PACIENTE RETORNANDO")."""
+    if flags or len(word) < 4 or not word.isalpha():
+        return False
+    if not any(c in "AEIOUYÁÉÍÓÚÂÊÔÃÕÀ" for c in word):
+        return False
+    if word in _CLINICAL_INITIALS or word in _ABBREVIATIONS:
+        return False
+    return not (
+        _WORD_SUFFIX_RE.search(word)
+        or _NOUN_ENDING_RE.search(word)
+        or _VERB_ENDING_RE.search(word)
+        or _INFINITIVE_RE.search(word)
+        or _BRAND_PART_RE.search(word)
+    )
 
 
 def _place_end(text: str, tokens: Sequence[Token], i: int) -> int | None:
@@ -747,6 +769,15 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
             if len(letters) < 2 or "".join(letters).upper() in _CLINICAL_INITIALS:
                 return None
         return j, last
+    if (
+        caps_mode
+        and not wflags & _LISTED
+        and last == j
+        and not (flags & _HONORIFIC or not colonless)
+    ):
+        # "PACIENTE RETORNA", "chamado de CACHORRO": one unknown word in capitals is a
+        # name only after an honorific or a label with a colon ("NOME: LUCINILSON")
+        return None
     if (len(trigger) == 1 or trigger == "seu") and not wflags & _LISTED:
         # "Vitamina D. Suplementar", "seu Dermatologista": these triggers are
         # everyday words too, so only a listed name follows them ("D. Rosa").
@@ -892,6 +923,12 @@ def _evidence(word: str, previous: str) -> bool:
     return not (_flags(previous) & _PARTICLE and lexicon.is_place((word,)))
 
 
+def _name_alone(word: str) -> bool:
+    """A listed name with no everyday reading and not rare: redacted even alone."""
+    flags = _flags(word)
+    return _clear_name(flags) and not flags & (_RARE | _NOT_NAME)
+
+
 def _strong(word: str) -> bool:
     """A given name that is not rare, or a surname borne by many (Ferreira): enough to
     read words in capitals as a name."""
@@ -939,8 +976,13 @@ def _without_context(
         words = [t[2] for t in tokens[i + 1 : last + 1]]
         if not any(_evidence(w, p) for p, w in zip([word, *words], words, strict=False)):
             return None
-        if caps_mode and not any(_strong(w) for w in words):
-            return None  # "LUVAS ESTÉREIS": in capitals a rare surname is no evidence
+        if caps_mode and not any(_strong(w) for w in words) and not (
+            _unknown_caps_word(word, flags) and any(_name_alone(w) for w in words)
+        ):
+            # "LUVAS ESTÉREIS": in capitals a rare surname is no evidence; a surname
+            # the rules would take alone takes the unknown given name before it with
+            # it ("TAYLILENE BECKER LIGOU": not just BECKER)
+            return None
         return i, last
     if last == i:
         if flags & _AMBIG or not _clear_name(flags):
