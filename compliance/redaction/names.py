@@ -303,6 +303,8 @@ def _starts_name(word: str, flags: int) -> bool:
         return _unknown_caps_word(word, flags)
     if word[0].isupper():
         return not flags & (_CONNECTOR | _CONTEXT | _HONORIFIC) or bool(flags & _LISTED)
+    if not flags:
+        return _unknown_lower_word(word)
     return _clear_name(flags) and word not in _LOWER_CASE_WORDS
 
 
@@ -748,6 +750,15 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
         wflags = _flags(word)
         if _starts_name(word, wflags) or chain._initial(j):
             break
+        if (
+            flags & _HONORIFIC
+            and word.islower()
+            and wflags & _AMBIG
+            and not wflags & (_RARE | _CONTEXT | _CONNECTOR | _STOP)
+            and tokens[i][2].lower() not in ("seu", "senhor", "senhora", "senhores", "senhoras")
+            and len(word) > 2
+        ):
+            break  # "sra. glória menezes", "dona conceição", "d. rosa": the title says it
         if not wflags & (_CONNECTOR | _HONORIFIC | _CONTEXT):
             return None
         j += 1
@@ -757,9 +768,13 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
     wflags = _flags(word)
     caps_mode = word.isupper() and len(word) > 1
     last = chain.extend(j, caps_mode)
-    if word[0].islower():
-        last = _lower_unknown_tail(text, tokens, last)
     trigger = tokens[i][2].lower()
+    if word[0].islower():
+        last = max(_lower_unknown_tail(text, tokens, last), _lower_name_end(text, tokens, j))
+        if not wflags and last == j and colonless:
+            # "paciente hipocorada": one word in lower case that no list knows is a name
+            # only after a label with a colon ("responsável legal: maricísia")
+            return None
     if chain._initial(j) and len(trigger) > 1:
         # Initials: "Sra. M. A. S.", "paciente M.S.", "Dr. R. Almeida". Initials alone
         # after a word that is not an honorific must be two or more and not a clinical
@@ -878,6 +893,83 @@ def _lower_unknown_tail(text, tokens, last: int) -> int:
         if not word.islower() or len(word) < 3 or _flags(word):
             break
         last = k
+    return last
+
+
+def _unknown_lower_word(word: str) -> bool:
+    """Can a lower-case word that no list knows be a word of a name typed in lower case
+    after a context word ("paciente lucinilson bissoli")? Every everyday word carries a
+    flag, so an unknown one is a rare name, a foreign word or a clinical term: the
+    latter are told by their endings ("paciente hipocorada", "mãe hipertensa")."""
+    if len(word) < 3 or not word.isalpha() or not word.islower():
+        return False
+    return not (
+        _WORD_SUFFIX_RE.search(word)
+        or _NOUN_ENDING_RE.search(word)
+        or _VERB_ENDING_RE.search(word)
+        or _INFINITIVE_RE.search(word)
+        or _BRAND_PART_RE.search(word)
+        or _CLINICAL_LOWER_RE.search(word)
+    )
+
+
+# Endings of clinical adjectives and participles typed after "paciente" in notes.
+_CLINICAL_LOWER_RE = re.compile(
+    r"(?:tensa|tenso|ática|ático|atica|atico|ênica|enica|ótica|otica|ante|ente|ível|ivel"
+    r"|ável|avel|ória|oria|ório|orio|ual|ica|ico|iva|ivo|eto|eta|ada|ado|ida|ido|ura|uda|udo"
+    r"|ou|iu|aram|eram|iram|avam)$"  # and verbs in the past: "o sr. luz apagou"
+)
+
+
+def _lower_name_word(text: str, tokens: Sequence[Token], k: int) -> bool:
+    """Is lower-case token k a word of a name typed in lower case (a listed name, or a
+    word no list knows that has a name's shape)? A name that is also an everyday word
+    ("guerra", "mota", "branco") only where the name ends or goes on after it:
+    "paciente joana guerra, 40 anos" but not "paciente joana guerra contra a acne"."""
+    word = tokens[k][2]
+    flags = _flags(word)
+    if flags & (_STOP | _PARTICLE | _CONTEXT | _HONORIFIC | _CONNECTOR):
+        return False
+    if not flags:
+        return _unknown_lower_word(word)
+    if not flags & _LISTED:
+        return False
+    if not flags & _NOT_NAME and word not in _LOWER_CASE_WORDS:
+        return True
+    n = len(tokens)
+    if k + 1 >= n or not gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
+        return True  # it closes the name: "joana guerra, 40 anos", "… das branco."
+    nxt = tokens[k + 1][2]
+    if _flags(nxt) & _PARTICLE and nxt != "e":
+        return True  # "sophia do coral de tessotto"
+    return nxt.islower() and not _flags(nxt) & (_STOP | _NOT_NAME) and (
+        bool(_flags(nxt) & (_LISTED | _PARTICLE)) or not _flags(nxt)
+    )
+
+
+def _lower_name_end(text: str, tokens: Sequence[Token], j: int) -> int:
+    """Index of the last token of a name typed in lower case that starts at token j, a
+    context word before it: listed names, words no list knows shaped like names, and
+    the particles between them ("paciente francis zanardaro dos piovotto")."""
+    n = len(tokens)
+    last = j
+    k = j + 1
+    while k < n and k - j < 8:
+        if not gap_is_space(text, tokens[k - 1][1], tokens[k][0]) or not tokens[k][2].islower():
+            break
+        word = tokens[k][2]
+        if _flags(word) & _PARTICLE:
+            if word == "e" or k + 1 >= n or not gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
+                break
+            if tokens[k + 1][2].islower() and _lower_name_word(text, tokens, k + 1):
+                last = k + 1
+                k += 2
+                continue
+            break
+        if not _lower_name_word(text, tokens, k):
+            break
+        last = k
+        k += 1
     return last
 
 
