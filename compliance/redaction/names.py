@@ -1015,6 +1015,20 @@ def _evidence(word: str, previous: str) -> bool:
     return not (_flags(previous) & _PARTICLE and lexicon.is_place((word,)))
 
 
+def _surnames_only(words: Sequence[str]) -> bool:
+    """Two or more capitalised words that are each mainly a surname and none a town
+    ("investigar Pinto da Costa", "em representação de Sales Marques"): a person's
+    surnames, though each is also an everyday word."""
+    return len(words) >= 2 and all(
+        w[0].isupper()
+        and not w.isupper()
+        and _flags(w) & _MAINLY_SURNAME
+        and not _flags(w) & _PLACE
+        and not lexicon.is_place((w,))
+        for w in words
+    )
+
+
 def _name_alone(word: str) -> bool:
     """A listed name with no everyday reading and not rare: redacted even alone."""
     flags = _flags(word)
@@ -1107,7 +1121,9 @@ def _without_context(
         # "Rosa Mosqueta" is an oil, "Leite de rosas" a cosmetic, "Graça e Luz" two
         # words; "Rosa Silva" is a person: an ambiguous first word needs a clear name.
         following = [t[2] for t in tokens[i + 1 : last + 1] if not _flags(t[2]) & _PARTICLE]
-        if not any(w[0].isupper() and _clear_name(_flags(w)) for w in following):
+        if not any(w[0].isupper() and _clear_name(_flags(w)) for w in following) and not (
+            _surnames_only([word, *following]) and not _sentence_start(text, tokens, i)
+        ):
             return None
     return i, last
 
