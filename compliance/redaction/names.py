@@ -462,22 +462,30 @@ _NUMBER_NEXT_RE = re.compile(r"[ \t]*\d")
 # it puts after it: the word between is a product or a device, never a person
 # ("Apliquei Sciton", "Usar Teosyal", "Thermage aplicado"). Asked only of words no
 # name list holds; a listed name still goes to the model.
-_PRODUCT_BEFORE = frozenset("""
+_PRODUCT_BEFORE = frozenset(
+    """
 aplicar aplico apliquei aplicou aplicamos aplicaram aplica aplicando reaplicar
 usar uso usei usou usamos usa usando passar passei passou passe
 prescrevo prescrevi prescreveu prescrever receitei receitou receitar
-""".split())
+""".split()
+)
 _PRODUCT_AFTER = frozenset("aplicado aplicada aplicados aplicadas".split())
 
 
 def _product_context(text: str, tokens: Sequence[Token], i: int) -> bool:
     """Is token i between a product verb and its object, or before "aplicado"?"""
     beg, end, _ = tokens[i]
-    if i and gap_is_space(text, tokens[i - 1][1], beg) and \
-            tokens[i - 1][2].lower() in _PRODUCT_BEFORE:
+    if (
+        i
+        and gap_is_space(text, tokens[i - 1][1], beg)
+        and tokens[i - 1][2].lower() in _PRODUCT_BEFORE
+    ):
         return True
-    return (i + 1 < len(tokens) and gap_is_space(text, end, tokens[i + 1][0])
-            and tokens[i + 1][2] in _PRODUCT_AFTER)
+    return (
+        i + 1 < len(tokens)
+        and gap_is_space(text, end, tokens[i + 1][0])
+        and tokens[i + 1][2] in _PRODUCT_AFTER
+    )
 
 
 # Nouns and participles of a treatment that take the product or device they use
@@ -655,7 +663,12 @@ def find_names(
                     # "Tom Wolfe", "Marco Bode": a given name that is also a word
                     # needed a surname beside it, and the model reads the next word as one
                     found = i - 1, found[1]
-            if found is None and flags & (_FIRST | _AMBIG) and word[1:].islower():
+            if (
+                found is None
+                and flags & (_FIRST | _AMBIG)
+                and not flags & (_SUFFIX | _PLACE | _CONNECTOR)  # "Segundo Chomsky"
+                and word[1:].islower()
+            ):
                 undecided_given = i
         if found is None:
             i += 1
@@ -706,9 +719,7 @@ def _after_reporting_verb(text: str, tokens: Sequence[Token], i: int, flags: int
     if flags & (_NOT_NAME | _PLACE):
         return False
     return not (
-        _WORD_SUFFIX_RE.search(word)
-        or _NOUN_ENDING_RE.search(word)
-        or _BRAND_PART_RE.search(word)
+        _WORD_SUFFIX_RE.search(word) or _NOUN_ENDING_RE.search(word) or _BRAND_PART_RE.search(word)
     )
 
 
@@ -942,8 +953,10 @@ def _lower_name_word(text: str, tokens: Sequence[Token], k: int) -> bool:
     nxt = tokens[k + 1][2]
     if _flags(nxt) & _PARTICLE and nxt != "e":
         return True  # "sophia do coral de tessotto"
-    return nxt.islower() and not _flags(nxt) & (_STOP | _NOT_NAME) and (
-        bool(_flags(nxt) & (_LISTED | _PARTICLE)) or not _flags(nxt)
+    return (
+        nxt.islower()
+        and not _flags(nxt) & (_STOP | _NOT_NAME)
+        and (bool(_flags(nxt) & (_LISTED | _PARTICLE)) or not _flags(nxt))
     )
 
 
@@ -1082,8 +1095,10 @@ def _without_context(
         words = [t[2] for t in tokens[i + 1 : last + 1]]
         if not any(_evidence(w, p) for p, w in zip([word, *words], words, strict=False)):
             return None
-        if caps_mode and not any(_strong(w) for w in words) and not (
-            _unknown_caps_word(word, flags) and any(_name_alone(w) for w in words)
+        if (
+            caps_mode
+            and not any(_strong(w) for w in words)
+            and not (_unknown_caps_word(word, flags) and any(_name_alone(w) for w in words))
         ):
             # "LUVAS ESTÉREIS": in capitals a rare surname is no evidence; a surname
             # the rules would take alone takes the unknown given name before it with
