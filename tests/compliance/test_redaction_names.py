@@ -21,6 +21,7 @@ from compliance.redaction.evaluation import (
     REAL_OTHER_WORDS_KEPT,
     evaluate,
     evaluate_real_text,
+    evaluate_records,
     read_harem,
 )
 
@@ -462,6 +463,28 @@ def test_it_meets_the_name_word_target_on_the_generated_corpus():
     assert report.clean_altered_share <= 1 / 15
 
 
+def _typed_in(change) -> list[dict]:
+    """The generated corpus typed all in capitals or all in lower case (records whose
+    length the change would alter are left out: their offsets would move)."""
+    out = []
+    for record in load_corpus():
+        text = change(record["text"])
+        if len(text) == len(record["text"]):
+            entities = [{**e, "value": change(e["value"])} for e in record["entities"]]
+            out.append({**record, "text": text, "entities": entities})
+    return out
+
+
+def test_it_finds_names_typed_all_in_capitals_or_in_lower_case():
+    # Measured 0.931 / 0.575 of name words before names no list knows were read after a
+    # context word in capitals and in lower case, 0.998 / 0.717 after (BENCHMARKS.md,
+    # "Capitals, lower case and brands"); lower case without a context word stays out.
+    capitals = evaluate_records(_typed_in(str.upper))
+    lower = evaluate_records(_typed_in(str.lower))
+    assert capitals.name_word_recall >= 0.99 and capitals.clean_altered == 0
+    assert lower.name_word_recall >= 0.70 and lower.clean_altered == 0
+
+
 @pytest.fixture(scope="module")
 def miniharem():
     return evaluate_real_text(read_harem(MINIHAREM))
@@ -477,17 +500,18 @@ def test_it_keeps_other_words_of_real_text(miniharem):
 def test_it_does_not_fall_below_the_measured_name_recall_on_real_text(miniharem):
     # Measured 0.480 with the hand lists, 0.741 with the census lexicons, 0.855 with the
     # statistical second signal, 0.853 after the rules and thresholds of the recall
-    # round, 0.856 with the product-verb gate (see BENCHMARKS.md, "Recall round"): a
-    # regression floor, the target is asserted below.
+    # round, 0.856 with the product-verb gate (see BENCHMARKS.md, "Recall round"), 0.858
+    # after the capitals, lower-case and treatment-gate round: a regression floor, the
+    # target is asserted below.
     assert miniharem.name_words > 1_000
-    assert miniharem.name_recall >= 0.84
+    assert miniharem.name_recall >= 0.85
 
 
 @needs_miniharem
 @pytest.mark.xfail(
     strict=True,
-    reason="person-name word recall on MiniHAREM is 0.856 (1,103/1,289), target 0.97; "
-    "HAREM's PESSOA also labels offices, clubs, bands and peoples, 0.869 on the spans a "
+    reason="person-name word recall on MiniHAREM is 0.858 (1,106/1,289), target 0.97; "
+    "HAREM's PESSOA also labels offices, clubs, bands and peoples, 0.871 on the spans a "
     "rule reads as names (see BENCHMARKS.md); strict, so reaching the target turns this "
     "into a failure to update",
 )
