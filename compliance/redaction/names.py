@@ -19,7 +19,16 @@ much evidence it carries, weighed against how common the name is in the census
   word no list knows continues the name ("paciente maria zambon");
 - in ALL CAPS (signatures, forms) a chain counts when it holds a given name
   that is not rare or a frequent surname, and then words no list knows
-  continue it ("ADRIANO CASAGRARI RODRIGUES").
+  continue it ("ADRIANO CASAGRARI RODRIGUES"); an unknown given name goes with
+  a surname the rules would take alone ("TAYLILENE BECKER");
+- after a context word, a word no list knows counts in capitals and in lower
+  case when it is not shaped like an abbreviation, a clinical adjective, a noun
+  or a verb ("PACIENTE LUCINILSON BISSOLI", "paciente lucinilson bissoli"; not
+  "PACIENTE RETORNA", "paciente hipocorada"); alone it needs an honorific or a
+  label with a colon;
+- the speaker after a verb of saying ("disse Nascimento", "segundo Massa") and
+  two or more capitalised words that are each mainly a surname ("Pinto da
+  Costa") count without other evidence.
 
 Municipality and state names are context: "São Paulo" and "de Marília" are
 places, "Paulo Henrique" and "Marília ligou" are people.
@@ -29,7 +38,8 @@ context word or listed neighbour makes it a name: Khomeini, Sarkozy) goes to a
 second signal, the statistical model of `name_model`, unless it cannot be a
 name in clinical text (see `model_candidate`: stop words, medicines, brands,
 eponyms, acronyms in capitals, nouns and verbs by their ending, names that are
-also everyday words).
+also everyday words, and what a product verb or a treatment noun with its
+preposition names: "Apliquei Sciton", "protocolo com Sciton").
 """
 
 from __future__ import annotations
@@ -520,9 +530,10 @@ def _treatment_context(text: str, tokens: Sequence[Token], i: int, depth: int = 
     ("protocolo com Sciton", "associado ao Ultraformer", "sessões de Fotona"), or a
     further product of the same list ("protocolo com Sciton, Tixel e Lumecca")?
 
-    Asked only of words no name list holds ("conversei com Joana" and "sessão com
-    Kauane" are untouched by it); "com" after a session or a consultation
-    introduces a person as often as a device, so only "de" counts after those."""
+    Asked only of words no name list holds and of census names borne by fewer than
+    ~200 people ("conversei com Joana" and "sessão com Kauane" are untouched by it);
+    "com" after a session or a consultation introduces a person as often as a
+    device, so only "de" counts after those."""
     k = i - 1
     if k < 0:
         return False
@@ -660,7 +671,7 @@ def find_names(
             ):
                 found = i, chain.extend(i, caps_mode=False)
                 if undecided_given == i - 1 and chain._joined(i):
-                    # "Tom Wolfe", "Marco Bode": a given name that is also a word
+                    # "Tom Wolfe", "Tom Gorman": a given name that is also a word
                     # needed a surname beside it, and the model reads the next word as one
                     found = i - 1, found[1]
             if (
