@@ -19,7 +19,16 @@ much evidence it carries, weighed against how common the name is in the census
   word no list knows continues the name ("paciente maria zambon");
 - in ALL CAPS (signatures, forms) a chain counts when it holds a given name
   that is not rare or a frequent surname, and then words no list knows
-  continue it ("ADRIANO CASAGRARI RODRIGUES").
+  continue it ("ADRIANO CASAGRARI RODRIGUES"); an unknown given name goes with
+  a surname the rules would take alone ("TAYLILENE BECKER");
+- after a context word, a word no list knows counts in capitals and in lower
+  case when it is not shaped like an abbreviation, a clinical adjective, a noun
+  or a verb ("PACIENTE LUCINILSON BISSOLI", "paciente lucinilson bissoli"; not
+  "PACIENTE RETORNA", "paciente hipocorada"); alone it needs an honorific or a
+  label with a colon;
+- the speaker after a verb of saying ("disse Nascimento", "segundo Massa") and
+  two or more capitalised words that are each mainly a surname ("Pinto da
+  Costa") count without other evidence.
 
 Municipality and state names are context: "São Paulo" and "de Marília" are
 places, "Paulo Henrique" and "Marília ligou" are people.
@@ -29,7 +38,8 @@ context word or listed neighbour makes it a name: Khomeini, Sarkozy) goes to a
 second signal, the statistical model of `name_model`, unless it cannot be a
 name in clinical text (see `model_candidate`: stop words, medicines, brands,
 eponyms, acronyms in capitals, nouns and verbs by their ending, names that are
-also everyday words).
+also everyday words, and what a product verb or a treatment noun with its
+preposition names: "Apliquei Sciton", "protocolo com Sciton").
 """
 
 from __future__ import annotations
@@ -264,6 +274,29 @@ class _Chain:
         return last
 
 
+def _glued_sentence(text: str, tokens: Sequence[Token], i: int) -> bool:
+    """Does capitalised token i open a sentence typed without a space after the full
+    stop ("confrontos.Carlos Fontes")? Not a part of an address or a file name: the
+    word before is a lower-case word, and no dot, @ or underscore follows the name."""
+    beg, end, word = tokens[i]
+    if text[beg - 1] != "." or i == 0 or tokens[i - 1][1] != beg - 1:
+        return False
+    previous = tokens[i - 1][2]
+    if len(previous) < 3 or not previous.isalpha() or not previous.islower():
+        return False
+    if not word[0].isupper() or word.isupper():
+        return False
+    last = i
+    while last + 1 < len(tokens) and gap_is_space(text, tokens[last][1], tokens[last + 1][0]):
+        last += 1
+        if not tokens[last][2][0].isupper():
+            break
+    return text[tokens[last][1] : tokens[last][1] + 1] not in ("@", ".", "_") or (
+        text[tokens[last][1] : tokens[last][1] + 2] in (". ", ".")
+        and tokens[last][1] + 1 >= len(text)
+    )
+
+
 def _same_case(first: str, word: str, caps_mode: bool) -> bool:
     if caps_mode:
         return word.isupper()
@@ -275,10 +308,34 @@ def _starts_name(word: str, flags: int) -> bool:
     if flags & (_STOP | _PARTICLE) or len(word) < 2:
         return False
     if word.isupper():
-        return bool(flags & _LISTED) and not flags & (_CONNECTOR | _CONTEXT)
+        if flags & _LISTED:
+            return not flags & (_CONNECTOR | _CONTEXT)
+        return _unknown_caps_word(word, flags)
     if word[0].isupper():
         return not flags & (_CONNECTOR | _CONTEXT | _HONORIFIC) or bool(flags & _LISTED)
+    if not flags:
+        return _unknown_lower_word(word)
     return _clear_name(flags) and word not in _LOWER_CASE_WORDS
+
+
+def _unknown_caps_word(word: str, flags: int) -> bool:
+    """Can a word in capitals that no list knows be a name's first word after a context
+    word ("PACIENTE LUCINILSON BISSOLI", "MÃE: JOSENEISON DAS SPINDOLA")? Not an
+    acronym or an abbreviation (too short, no vowel, listed), and not shaped like a
+    Portuguese noun or verb ("PACIENTE ORIENTADA", "PACIENTE RETORNANDO")."""
+    if flags or len(word) < 4 or not word.isalpha():
+        return False
+    if not any(c in "AEIOUYÁÉÍÓÚÂÊÔÃÕÀ" for c in word):
+        return False
+    if word in _CLINICAL_INITIALS or word in _ABBREVIATIONS:
+        return False
+    return not (
+        _WORD_SUFFIX_RE.search(word)
+        or _NOUN_ENDING_RE.search(word)
+        or _VERB_ENDING_RE.search(word)
+        or _INFINITIVE_RE.search(word)
+        or _BRAND_PART_RE.search(word)
+    )
 
 
 def _place_end(text: str, tokens: Sequence[Token], i: int) -> int | None:
@@ -311,7 +368,27 @@ def _place_end(text: str, tokens: Sequence[Token], i: int) -> int | None:
         ] not in ("-", " - "):
             break
         phrase += " " + lexicon.key(tokens[k][2])
+    if best == i and _given_name_with_surname(text, tokens, i):
+        return None  # "apesar de Marília Pêra", "veio de Fátima Saldanha": a person
     return best
+
+
+def _given_name_with_surname(text: str, tokens: Sequence[Token], i: int) -> bool:
+    """Is token i, a one-word town after a preposition, the given name of a person
+    whose surname follows ("de Marília Pêra")? Only for a frequent given name, followed
+    by a capitalised surname that is not a place word ("de Vitória da Conquista" and
+    "em Fátima Sul" stay towns)."""
+    word = tokens[i][2]
+    if not _flags(word) & _FIRST or not _flags(word) & _COMMON or word.isupper():
+        return False
+    k = i + 1
+    if k >= len(tokens) or not gap_is_space(text, tokens[i][1], tokens[k][0]):
+        return False
+    nxt = tokens[k][2]
+    nflags = _flags(nxt)
+    if not nxt[0].isupper() or nxt.isupper() or nflags & (_STOP | _PLACE | _PARTICLE):
+        return False
+    return bool(nflags & _SUR) and _clear_name(nflags) or not nflags & (_LISTED | _NOT_NAME)
 
 
 def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
@@ -352,10 +429,17 @@ def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> b
             and not _sentence_start(text, tokens, i - 1)
         ):
             return False  # the second word of a product's name: "Usar Episol Color"
+    if word.lower() in _PRODUCT_BEFORE:
+        return False
+    if (not flags & _LISTED or flags & _RARE) and (
+        _product_context(text, tokens, i) or _treatment_context(text, tokens, i)
+    ):
+        # "Apliquei Sciton na fronte", "Teosyal aplicado em sulco", "protocolo com
+        # Sciton", "associado ao Ultraformer", "sessões de Tixel"; a listed name only
+        # when borne by fewer than ~200 people ("Apliquei Kylane")
+        return False
     if flags & _LISTED:
         return True
-    if word.lower() in _PRODUCT_BEFORE or _product_context(text, tokens, i):
-        return False  # "Apliquei Sciton na fronte", "Teosyal aplicado em sulco"
     # Nouns and adjectives by their ending, and verbs in the first person ("Mandei",
     # "Fizemos"): a clinician's note opens with them, a name seldom ends so.
     if _sentence_start(text, tokens, i) and _INFINITIVE_RE.search(word):
@@ -388,22 +472,98 @@ _NUMBER_NEXT_RE = re.compile(r"[ \t]*\d")
 # it puts after it: the word between is a product or a device, never a person
 # ("Apliquei Sciton", "Usar Teosyal", "Thermage aplicado"). Asked only of words no
 # name list holds; a listed name still goes to the model.
-_PRODUCT_BEFORE = frozenset("""
+_PRODUCT_BEFORE = frozenset(
+    """
 aplicar aplico apliquei aplicou aplicamos aplicaram aplica aplicando reaplicar
 usar uso usei usou usamos usa usando passar passei passou passe
 prescrevo prescrevi prescreveu prescrever receitei receitou receitar
-""".split())
+""".split()
+)
 _PRODUCT_AFTER = frozenset("aplicado aplicada aplicados aplicadas".split())
 
 
 def _product_context(text: str, tokens: Sequence[Token], i: int) -> bool:
     """Is token i between a product verb and its object, or before "aplicado"?"""
     beg, end, _ = tokens[i]
-    if i and gap_is_space(text, tokens[i - 1][1], beg) and \
-            tokens[i - 1][2].lower() in _PRODUCT_BEFORE:
+    if (
+        i
+        and gap_is_space(text, tokens[i - 1][1], beg)
+        and tokens[i - 1][2].lower() in _PRODUCT_BEFORE
+    ):
         return True
-    return (i + 1 < len(tokens) and gap_is_space(text, end, tokens[i + 1][0])
-            and tokens[i + 1][2] in _PRODUCT_AFTER)
+    return (
+        i + 1 < len(tokens)
+        and gap_is_space(text, end, tokens[i + 1][0])
+        and tokens[i + 1][2] in _PRODUCT_AFTER
+    )
+
+
+# Nouns and participles of a treatment that take the product or device they use
+# after a preposition: "protocolo com Sculptra", "associado ao Ultraformer",
+# "sessões de Fotona", "tratamento com Kybella". Words that also take a person
+# after "com" (sessão, consulta, atendimento, retorno: "sessão com Joana") take
+# only "de" here.
+_TREATMENT_HEADS = frozenset(
+    """
+    protocolo protocolos tratamento tratamentos terapia terapias associado associada
+    associados associadas associar associamos combinado combinada combinados combinadas
+    combinar combinamos combinacao combinacoes aplicacao aplicacoes aplicado aplicada
+    preenchimento preenchimentos bioestimulador bioestimuladores bioestimulacao
+    tecnologia tecnologias ponteira ponteiras aparelho aparelhos equipamento equipamentos
+    plataforma laser lasers luz toxina toxinas acido fios skinbooster skinboosters
+    procedimento procedimentos mesclado mesclada intercalado intercalada seguido seguida
+    finalizado finalizada finalizamos iniciado iniciada iniciamos resultado resultados
+    marca marcas linha produto produtos creme cremes serum gel locao mascara kit
+    """.split()
+)
+_SESSION_HEADS = frozenset(
+    "sessao sessoes consulta consultas atendimento retorno retornos ciclo ciclos".split()
+)
+_TREATMENT_PREPOSITIONS = frozenset(
+    "com de do da dos das ao aos à às a no na nos nas pelo pela".split()
+)
+_ARTICLES = frozenset("o a os as um uma uns umas".split())
+
+
+def _treatment_context(text: str, tokens: Sequence[Token], i: int, depth: int = 0) -> bool:
+    """Is token i what a treatment uses: after a treatment noun and a preposition
+    ("protocolo com Sciton", "associado ao Ultraformer", "sessões de Fotona"), or a
+    further product of the same list ("protocolo com Sciton, Tixel e Lumecca")?
+
+    Asked only of words no name list holds and of census names borne by fewer than
+    ~200 people ("conversei com Joana" and "sessão com Kauane" are untouched by it);
+    "com" after a session or a consultation introduces a person as often as a
+    device, so only "de" counts after those."""
+    k = i - 1
+    if k < 0:
+        return False
+    gap = text[tokens[k][1] : tokens[i][0]]
+    if depth < 3 and k >= 0 and (gap in (", ", ",") or (gap == " " and tokens[k][2] == "e")):
+        # a list: "Sciton, Tixel e Lumecca" - the word before is a product itself
+        m = k if gap != " " else k - 1
+        if (
+            m >= 0
+            and tokens[m][2][0].isupper()
+            and not _flags(tokens[m][2]) & _LISTED
+            and (m == k or gap_is_space(text, tokens[m][1], tokens[k][0]))
+        ):
+            return _treatment_context(text, tokens, m, depth + 1)
+        return False
+    if gap != " ":
+        return False
+    if tokens[k][2].lower() in _ARTICLES and k > 0 and tokens[k - 1][2].lower() in ("com", "de"):
+        k -= 1  # "protocolo com o Sciton"
+        if not gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
+            return False
+    preposition = tokens[k][2].lower()
+    if preposition not in _TREATMENT_PREPOSITIONS or k == 0:
+        return False
+    if not gap_is_space(text, tokens[k - 1][1], tokens[k][0]):
+        return False
+    head = lexicon.fold(tokens[k - 1][2])
+    if head in _TREATMENT_HEADS:
+        return True
+    return head in _SESSION_HEADS and preposition in ("de", "do", "da")
 
 
 def _eponym_head(text: str, tokens: Sequence[Token], k: int) -> bool:
@@ -467,6 +627,7 @@ def find_names(
     n = len(tokens)
     i = 0
     lower_triggers = _LOWER_TRIGGERS
+    undecided_given = -1  # a capitalised given name the rules left undecided
     while i < n:
         beg, end, word = tokens[i]
         lower = word[0].islower()
@@ -500,6 +661,8 @@ def find_names(
                 i = place + 1
                 continue
             found = _without_context(text, tokens, chain, i, flags)
+            if found is None and _after_reporting_verb(text, tokens, i, flags):
+                found = i, chain.extend(i, caps_mode=False)
             if (
                 found is None
                 and second_signal is not None
@@ -507,6 +670,17 @@ def find_names(
                 and second_signal(text, tokens, i)
             ):
                 found = i, chain.extend(i, caps_mode=False)
+                if undecided_given == i - 1 and chain._joined(i):
+                    # "Tom Wolfe", "Tom Gorman": a given name that is also a word
+                    # needed a surname beside it, and the model reads the next word as one
+                    found = i - 1, found[1]
+            if (
+                found is None
+                and flags & (_FIRST | _AMBIG)
+                and not flags & (_SUFFIX | _PLACE | _CONNECTOR)  # "Segundo Chomsky"
+                and word[1:].islower()
+            ):
+                undecided_given = i
         if found is None:
             i += 1
             continue
@@ -518,6 +692,46 @@ def find_names(
         first, last = found[0], found[1]
         yield _leading_initials(text, tokens, first), tokens[last][1]
         i = last + 1
+
+
+# Verbs of saying that put the speaker after them ("disse Nascimento", "segundo Massa",
+# "afirmou Canosa"): news and reports write them so, and clinical chat too ("conforme
+# orientou Dra. Ana" is caught by its honorific). "refere" is left out: notes open
+# every line with it ("Refere Dor").
+_REPORTING_VERBS = frozenset(
+    """
+    disse diz dizia afirmou afirma afirmava explicou explica contou declarou declara
+    acrescentou acrescenta completou completa ressaltou ressalta lembrou lembra observou
+    comentou comenta garantiu garante destacou destaca admitiu admite relatou informou
+    perguntou pergunta respondeu responde sublinhou sublinha frisou defendeu defende
+    adiantou salientou reconheceu avisou concluiu criticou critica escreveu escreve
+    segundo insistiu confirmou confirma negou nega
+    """.split()
+)
+
+
+def _after_reporting_verb(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """Is capitalised token i the speaker after a verb of saying ("disse Nascimento",
+    "segundo Massa", ", diz Canosa")? A name that is also a word counts there (Massa,
+    Serra); a word no name list holds only when it has the shape of one (not clinical
+    vocabulary, a medicine, an eponym or a noun by its ending)."""
+    if i == 0 or not gap_is_space(text, tokens[i - 1][1], tokens[i][0]):
+        return False
+    verb = tokens[i - 1][2]
+    if verb not in _REPORTING_VERBS:  # lower case only: "Segundo" opens a sentence
+        return False
+    word = tokens[i][2]
+    if len(word) < 2 or word.isupper() or not word[1:].islower():
+        return False
+    if flags & (_NEVER_MODEL & ~_PLACE) or lexicon.fold(word) in lexicon.EPONYMS:
+        return False
+    if flags & _LISTED:
+        return not lexicon.is_place((word,)) or bool(flags & _FIRST)
+    if flags & (_NOT_NAME | _PLACE):
+        return False
+    return not (
+        _WORD_SUFFIX_RE.search(word) or _NOUN_ENDING_RE.search(word) or _BRAND_PART_RE.search(word)
+    )
 
 
 def _leading_initials(text: str, tokens: Sequence[Token], first: int) -> int:
@@ -558,6 +772,15 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
         wflags = _flags(word)
         if _starts_name(word, wflags) or chain._initial(j):
             break
+        if (
+            flags & _HONORIFIC
+            and word.islower()
+            and wflags & _AMBIG
+            and not wflags & (_RARE | _CONTEXT | _CONNECTOR | _STOP)
+            and tokens[i][2].lower() not in ("seu", "senhor", "senhora", "senhores", "senhoras")
+            and len(word) > 2
+        ):
+            break  # "sra. glória menezes", "dona conceição", "d. rosa": the title says it
         if not wflags & (_CONNECTOR | _HONORIFIC | _CONTEXT):
             return None
         j += 1
@@ -567,9 +790,13 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
     wflags = _flags(word)
     caps_mode = word.isupper() and len(word) > 1
     last = chain.extend(j, caps_mode)
-    if word[0].islower():
-        last = _lower_unknown_tail(text, tokens, last)
     trigger = tokens[i][2].lower()
+    if word[0].islower():
+        last = max(_lower_unknown_tail(text, tokens, last), _lower_name_end(text, tokens, j))
+        if not wflags and last == j and colonless:
+            # "paciente hipocorada": one word in lower case that no list knows is a name
+            # only after a label with a colon ("responsável legal: maricísia")
+            return None
     if chain._initial(j) and len(trigger) > 1:
         # Initials: "Sra. M. A. S.", "paciente M.S.", "Dr. R. Almeida". Initials alone
         # after a word that is not an honorific must be two or more and not a clinical
@@ -579,6 +806,15 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
             if len(letters) < 2 or "".join(letters).upper() in _CLINICAL_INITIALS:
                 return None
         return j, last
+    if (
+        caps_mode
+        and not wflags & _LISTED
+        and last == j
+        and not (flags & _HONORIFIC or not colonless)
+    ):
+        # "PACIENTE RETORNA", "chamado de CACHORRO": one unknown word in capitals is a
+        # name only after an honorific or a label with a colon ("NOME: LUCINILSON")
+        return None
     if (len(trigger) == 1 or trigger == "seu") and not wflags & _LISTED:
         # "Vitamina D. Suplementar", "seu Dermatologista": these triggers are
         # everyday words too, so only a listed name follows them ("D. Rosa").
@@ -682,6 +918,85 @@ def _lower_unknown_tail(text, tokens, last: int) -> int:
     return last
 
 
+def _unknown_lower_word(word: str) -> bool:
+    """Can a lower-case word that no list knows be a word of a name typed in lower case
+    after a context word ("paciente lucinilson bissoli")? Every everyday word carries a
+    flag, so an unknown one is a rare name, a foreign word or a clinical term: the
+    latter are told by their endings ("paciente hipocorada", "mãe hipertensa")."""
+    if len(word) < 3 or not word.isalpha() or not word.islower():
+        return False
+    return not (
+        _WORD_SUFFIX_RE.search(word)
+        or _NOUN_ENDING_RE.search(word)
+        or _VERB_ENDING_RE.search(word)
+        or _INFINITIVE_RE.search(word)
+        or _BRAND_PART_RE.search(word)
+        or _CLINICAL_LOWER_RE.search(word)
+    )
+
+
+# Endings of clinical adjectives and participles typed after "paciente" in notes.
+_CLINICAL_LOWER_RE = re.compile(
+    r"(?:tensa|tenso|ática|ático|atica|atico|ênica|enica|ótica|otica|ante|ente|ível|ivel"
+    r"|ável|avel|ória|oria|ório|orio|ual|ica|ico|iva|ivo|eto|eta|ada|ado|ida|ido|ura|uda|udo"
+    r"|ou|iu|aram|eram|iram|avam)$"  # and verbs in the past: "o sr. luz apagou"
+)
+
+
+def _lower_name_word(text: str, tokens: Sequence[Token], k: int) -> bool:
+    """Is lower-case token k a word of a name typed in lower case (a listed name, or a
+    word no list knows that has a name's shape)? A name that is also an everyday word
+    ("guerra", "mota", "branco") only where the name ends or goes on after it:
+    "paciente joana guerra, 40 anos" but not "paciente joana guerra contra a acne"."""
+    word = tokens[k][2]
+    flags = _flags(word)
+    if flags & (_STOP | _PARTICLE | _CONTEXT | _HONORIFIC | _CONNECTOR):
+        return False
+    if not flags:
+        return _unknown_lower_word(word)
+    if not flags & _LISTED:
+        return False
+    if not flags & _NOT_NAME and word not in _LOWER_CASE_WORDS:
+        return True
+    n = len(tokens)
+    if k + 1 >= n or not gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
+        return True  # it closes the name: "joana guerra, 40 anos", "… das branco."
+    nxt = tokens[k + 1][2]
+    if _flags(nxt) & _PARTICLE and nxt != "e":
+        return True  # "sophia do coral de tessotto"
+    return (
+        nxt.islower()
+        and not _flags(nxt) & (_STOP | _NOT_NAME)
+        and (bool(_flags(nxt) & (_LISTED | _PARTICLE)) or not _flags(nxt))
+    )
+
+
+def _lower_name_end(text: str, tokens: Sequence[Token], j: int) -> int:
+    """Index of the last token of a name typed in lower case that starts at token j, a
+    context word before it: listed names, words no list knows shaped like names, and
+    the particles between them ("paciente francis zanardaro dos piovotto")."""
+    n = len(tokens)
+    last = j
+    k = j + 1
+    while k < n and k - j < 8:
+        if not gap_is_space(text, tokens[k - 1][1], tokens[k][0]) or not tokens[k][2].islower():
+            break
+        word = tokens[k][2]
+        if _flags(word) & _PARTICLE:
+            if word == "e" or k + 1 >= n or not gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
+                break
+            if tokens[k + 1][2].islower() and _lower_name_word(text, tokens, k + 1):
+                last = k + 1
+                k += 2
+                continue
+            break
+        if not _lower_name_word(text, tokens, k):
+            break
+        last = k
+        k += 1
+    return last
+
+
 def _lower_without_context(text, tokens, chain, i) -> tuple[int, int] | None:
     """A very common name typed in lower case: "hoje a maria ligou", "ana paula souza"."""
     beg, end = tokens[i][0], tokens[i][1]
@@ -759,6 +1074,26 @@ def _mention(text: str, beg: int, end: int) -> bool:
     return end == len(text) or text[end] not in "@._/-\\"
 
 
+def _surnames_only(words: Sequence[str]) -> bool:
+    """Two or more capitalised words that are each mainly a surname and none a town
+    ("investigar Pinto da Costa", "em representação de Sales Marques"): a person's
+    surnames, though each is also an everyday word."""
+    return len(words) >= 2 and all(
+        w[0].isupper()
+        and not w.isupper()
+        and _flags(w) & _MAINLY_SURNAME
+        and not _flags(w) & _PLACE
+        and not lexicon.is_place((w,))
+        for w in words
+    )
+
+
+def _name_alone(word: str) -> bool:
+    """A listed name with no everyday reading and not rare: redacted even alone."""
+    flags = _flags(word)
+    return _clear_name(flags) and not flags & (_RARE | _NOT_NAME)
+
+
 def _strong(word: str) -> bool:
     """A given name that is not rare, or a surname borne by many (Ferreira): enough to
     read words in capitals as a name."""
@@ -774,7 +1109,8 @@ def _without_context(
     beg, end, word = tokens[i]
     if len(word) < 2:
         return None
-    if beg and text[beg - 1] in "@._/-\\" and not _mention(text, beg, end):
+    if (beg and text[beg - 1] in "@._/-\\" and not _mention(text, beg, end)
+            and not _glued_sentence(text, tokens, i)):
         return None
     if end < len(text) and text[end] in "@_":
         return None
@@ -790,7 +1126,13 @@ def _without_context(
         ):
             return i, last, False  # São Paulo, Hospital Albert Einstein, Rua Oscar Freire
         if previous.lower() == "em" and not text[tokens[i - 1][0]].isupper():
+            if flags & _NOT_NAME and not flags & _LISTED and not lexicon.is_place((word,)):
+                return None  # "em Crianças Fátima Saldanha": a title word, then a name
             return i, last, False  # "mora em Mariana", "nasceu em Vitória": a town
+        if previous.lower() in _PRODUCT_BEFORE and not _name_alone(word):
+            return None  # "Aplicar Leite de Rosas", "Usar Rosa Mosqueta": what is applied
+    if word.lower() in _PRODUCT_BEFORE:
+        return None  # "Usei Leite de Magnésia": the verb is no name's first word
     if not flags & _LISTED:
         # An unknown capitalised word ("Julianderson", "Hüffner") is a name only
         # next to a listed name word.
@@ -804,8 +1146,15 @@ def _without_context(
         words = [t[2] for t in tokens[i + 1 : last + 1]]
         if not any(_evidence(w, p) for p, w in zip([word, *words], words, strict=False)):
             return None
-        if caps_mode and not any(_strong(w) for w in words):
-            return None  # "LUVAS ESTÉREIS": in capitals a rare surname is no evidence
+        if (
+            caps_mode
+            and not any(_strong(w) for w in words)
+            and not (_unknown_caps_word(word, flags) and any(_name_alone(w) for w in words))
+        ):
+            # "LUVAS ESTÉREIS": in capitals a rare surname is no evidence; a surname
+            # the rules would take alone takes the unknown given name before it with
+            # it ("TAYLILENE BECKER LIGOU": not just BECKER)
+            return None
         return i, last
     if last == i:
         if flags & _AMBIG and _article_before_name(text, tokens, i):
@@ -824,6 +1173,13 @@ def _without_context(
             return None  # "o Brasil", "a Covilhã"; a frequent name (Marília) stays a name
         if flags & _RARE and _sentence_start(text, tokens, i):
             return None
+        if flags & _RARE and (
+            _product_context(text, tokens, i) or _treatment_context(text, tokens, i)
+        ):
+            # Borne by fewer than ~200 people, and a product verb or a treatment
+            # before it: a brand that is also a census name ("Apliquei Venus",
+            # "protocolo com Kylane"); a frequent name there stays a name.
+            return None
         return i, i
     if flags & _PLACE:
         return None  # "Serra da Mantiqueira", "Santa Cruz": a place word opens it
@@ -833,7 +1189,9 @@ def _without_context(
         # "Rosa Mosqueta" is an oil, "Leite de rosas" a cosmetic, "Graça e Luz" two
         # words; "Rosa Silva" is a person: an ambiguous first word needs a clear name.
         following = [t[2] for t in tokens[i + 1 : last + 1] if not _flags(t[2]) & _PARTICLE]
-        if not any(w[0].isupper() and _clear_name(_flags(w)) for w in following):
+        if not any(w[0].isupper() and _clear_name(_flags(w)) for w in following) and not (
+            _surnames_only([word, *following]) and not _sentence_start(text, tokens, i)
+        ):
             return None
     return i, last
 

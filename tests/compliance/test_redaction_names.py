@@ -21,6 +21,7 @@ from compliance.redaction.evaluation import (
     REAL_OTHER_WORDS_KEPT,
     evaluate,
     evaluate_real_text,
+    evaluate_records,
     read_harem,
 )
 
@@ -230,6 +231,130 @@ def test_a_product_verb_keeps_an_unknown_brand_from_the_name_model(text, expecte
     assert names(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # Brand and device names written for this test (not in the brand benchmark),
+        # after a treatment noun and a preposition, and further ones of the same list.
+        ("Indicado o protocolo com Belafill e retorno em 30 dias.", []),
+        ("Associado ao Juvelook na mesma sessão.", []),
+        ("Fizemos 3 sessões de Gouri no abdome.", []),
+        ("Protocolo combinado com Miracu, Deka e Genius.", []),
+        ("Tratamento com o Vivace na fronte.", []),
+        # A census name borne by fewer than ~200 people in the same places is a brand.
+        ("Apliquei Lumi na região frontal.", []),
+        ("Indicado o protocolo com Lumi e retorno.", []),
+        # People after "com" stay names: listed ones, and unknown ones after a verb or a
+        # session ("com" after a session introduces a person as often as a device).
+        ("Conversei com Joana sobre o retorno.", ["Joana"]),
+        ("Sessão com Kauane amanhã às 9h.", ["Kauane"]),
+        ("Consulta com Thaynara Piovesan às 15h.", ["Thaynara Piovesan"]),
+        ("Protocolo discutido com Khomeini Zambon.", ["Khomeini Zambon"]),
+    ],
+)
+def test_a_treatment_and_its_preposition_keep_a_brand_from_the_name_model(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # the speaker after a verb of saying, names that are also words included
+        ("Foram entregues os cobertores, disse Nascimento.", ["Nascimento"]),
+        ("Ainda segundo Massa, a equipe rendeu melhor.", ["Massa"]),
+        ("A equipe, afirmou Begovic, estava pronta.", ["Begovic"]),
+        # not clinical vocabulary, eponyms, medicines after it, nor a capital opening
+        # a sentence
+        ("Classificado segundo Fitzpatrick, fototipo III.", []),
+        ("Paciente disse Melhora importante da dor.", []),
+        ("Segundo Protocolo da clínica, retorno em 30 dias.", []),
+    ],
+)
+def test_it_reads_the_speaker_after_a_verb_of_saying(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # a given name that is also a word, before a surname the model reads as one
+        ("Em antecipação, a conversa com o guitarrista Tom Gorman.", ["Tom Gorman"]),
+        # a frequent given name that is also a town, with a surname after it
+        ("O talento continua lá, apesar de Marília Pêra se empenhar.", ["Marília Pêra"]),
+        ("Ela mora em Marília desde 2010.", []),
+        # an everyday word after "em" is not a town that swallows the name after it
+        (
+            "Palestra sobre Mediunidade em Crianças Fátima Saldanha (psicóloga)",
+            ["Fátima Saldanha"],
+        ),
+        # a sentence typed without a space after its full stop; addresses stay e-mails
+        ("Houve confrontos.Carlos Fontes foi ouvido.", ["Carlos Fontes"]),
+        # surnames that are also words, two of them, mid-sentence
+        ("Outros continuem a investigar Pinto da Costa.", ["Pinto da Costa"]),
+        ("Óleo de Rosa Mosqueta na cicatriz.", []),
+    ],
+)
+def test_names_beside_words_towns_and_missing_spaces(text, expected):
+    assert names(text) == expected
+
+
+def test_a_glued_sentence_start_is_not_taken_from_an_email_address():
+    found = [(e.entity, e.text) for e in detect_entities("email: joana.Silva@gmail.com")]
+    assert found == [("EMAIL", "joana.Silva@gmail.com")]
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # unknown given names (of the kind registered after 1980) in capitals
+        ("PACIENTE LUCINILSON BISSOLI, CPF CONFERIDO.", ["LUCINILSON BISSOLI"]),
+        (
+            "MÃE: JOSENEISON DAS SPINDOLA; PAI: LORANE LUCCA.",
+            ["JOSENEISON DAS SPINDOLA", "LORANE LUCCA"],
+        ),
+        ("SR. WEMÍSIA DAS WACHHARI, PRONTUÁRIO 329.", ["WEMÍSIA DAS WACHHARI"]),
+        ("NOME COMPLETO: VALDIAYNE UNGERENER", ["VALDIAYNE UNGERENER"]),
+        # not only the listed surname: the unknown given name before it too
+        ("TAYLILENE BECKER LIGOU PARA REMARCAR.", ["TAYLILENE BECKER"]),
+        # one unknown word in capitals after a context word needs a title or a colon
+        ("PACIENTE RETORNA DIA 15.", []),
+        ("PACIENTE NEGA ALERGIAS.", []),
+        ("É comumente chamado de CACHORRO. Outro", []),
+        ("PACIENTE OBESA DIABETICA, REFERE DOR.", []),
+    ],
+)
+def test_it_reads_unknown_names_in_capitals_after_a_context_word(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("paciente lucinilson bissoli, 45 anos, refere melhora", ["lucinilson bissoli"]),
+        (
+            "cadastrado no sistema para a sra. francis zanardaro dos piovotto.",
+            ["francis zanardaro dos piovotto"],
+        ),
+        (
+            "paciente sophia do coral de tessotto belmonte, 45 anos",
+            ["sophia do coral de tessotto belmonte"],
+        ),
+        ("responsável legal: maricísia avellar.", ["maricísia avellar"]),
+        ("sra. glória menezes retorna em março.", ["glória menezes"]),
+        ("a avó, dona conceição, também quer fazer.", ["conceição"]),
+        # a listed name that is also a word ends the name where a clause goes on
+        ("paciente joana guerra contra a acne", ["joana"]),
+        # clinical adjectives, verbs and everyday words after a context word
+        ("paciente hipocorada e afebril", []),
+        ("paciente eupneica, corada", []),
+        ("O que a senhora lia mais?", []),
+        ("depois de seu anúncio e do seu pai", []),
+    ],
+)
+def test_it_reads_full_names_in_lower_case_after_a_context_word(text, expected):
+    assert names(text) == expected
+
+
 def test_it_tells_a_place_from_a_person_with_the_same_words():
     assert names("Paulo Henrique veio de São Paulo.") == ["Paulo Henrique"]
     assert names("Marília ligou; ela mora em Marília.") == ["Marília"]
@@ -282,6 +407,21 @@ def test_an_article_before_a_frequent_name_that_is_also_a_word_is_evidence(text,
     ],
 )
 def test_it_takes_a_colleague_named_with_an_at_sign(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Aplicar Leite de Rosas na pele.", []),
+        ("Usei Leite de Magnésia.", []),  # not "Usei Leite", a name with a verb in it
+        ("Rascunho de e-mail para Priscila Nogueira.", ["Priscila Nogueira"]),
+        ("Gere um texto para a Priscila.", ["Priscila"]),
+        ("Apliquei na Maria Leite hoje.", ["Maria Leite"]),
+        ("Usei com a Maria Leite o mesmo protocolo.", ["Maria Leite"]),
+    ],
+)
+def test_what_is_applied_and_what_is_asked_for_is_no_name(text, expected):
     assert names(text) == expected
 
 
@@ -412,6 +552,28 @@ def test_it_meets_the_name_word_target_on_the_generated_corpus():
     assert report.clean_altered_share <= 1 / 15
 
 
+def _typed_in(change) -> list[dict]:
+    """The generated corpus typed all in capitals or all in lower case (records whose
+    length the change would alter are left out: their offsets would move)."""
+    out = []
+    for record in load_corpus():
+        text = change(record["text"])
+        if len(text) == len(record["text"]):
+            entities = [{**e, "value": change(e["value"])} for e in record["entities"]]
+            out.append({**record, "text": text, "entities": entities})
+    return out
+
+
+def test_it_finds_names_typed_all_in_capitals_or_in_lower_case():
+    # Measured 0.931 / 0.575 of name words before names no list knows were read after a
+    # context word in capitals and in lower case, 0.998 / 0.717 after (BENCHMARKS.md,
+    # "Capitals, lower case and brands"); lower case without a context word stays out.
+    capitals = evaluate_records(_typed_in(str.upper))
+    lower = evaluate_records(_typed_in(str.lower))
+    assert capitals.name_word_recall >= 0.99 and capitals.clean_altered == 0
+    assert lower.name_word_recall >= 0.70 and lower.clean_altered == 0
+
+
 @pytest.fixture(scope="module")
 def miniharem():
     return evaluate_real_text(read_harem(MINIHAREM))
@@ -427,17 +589,18 @@ def test_it_keeps_other_words_of_real_text(miniharem):
 def test_it_does_not_fall_below_the_measured_name_recall_on_real_text(miniharem):
     # Measured 0.480 with the hand lists, 0.741 with the census lexicons, 0.855 with the
     # statistical second signal, 0.853 after the rules and thresholds of the recall
-    # round, 0.856 with the product-verb gate (see BENCHMARKS.md, "Recall round"): a
-    # regression floor, the target is asserted below.
+    # round, 0.856 with the product-verb gate (see BENCHMARKS.md, "Recall round"), 0.858
+    # after the capitals, lower-case and treatment-gate round: a regression floor, the
+    # target is asserted below.
     assert miniharem.name_words > 1_000
-    assert miniharem.name_recall >= 0.84
+    assert miniharem.name_recall >= 0.85
 
 
 @needs_miniharem
 @pytest.mark.xfail(
     strict=True,
-    reason="person-name word recall on MiniHAREM is 0.856 (1,103/1,289), target 0.97; "
-    "HAREM's PESSOA also labels offices, clubs, bands and peoples, 0.869 on the spans a "
+    reason="person-name word recall on MiniHAREM is 0.858 (1,106/1,289), target 0.97; "
+    "HAREM's PESSOA also labels offices, clubs, bands and peoples, 0.871 on the spans a "
     "rule reads as names (see BENCHMARKS.md); strict, so reaching the target turns this "
     "into a failure to update",
 )
