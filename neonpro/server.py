@@ -26,8 +26,9 @@ What it changes, and why:
   plain-text access log is off, replaced by the app's request log
   (monitoring.access_log), which sees the client's address as
   neonpro.client_address settles it and redacts query strings.
-- **WebSocket frames are written without a debug log line.** autobahn builds
-  one for every frame, debug logging on or off (see `WebSocketProtocol`).
+- **WebSocket frames are written at once, without a debug log line.** autobahn
+  builds one for every frame, debug logging on or off, and Twisted queues every
+  write for the event loop's next turn (see `WebSocketProtocol`).
 - **No `--proxy-headers`.** daphne's option believes the left-most
   `X-Forwarded-For` address, which the client writes itself; the client's
   address comes from TRUSTED_PROXIES instead, so the option is refused.
@@ -188,13 +189,22 @@ class BoundedHTTPFactory(HTTPFactory):
 
 
 class WebSocketProtocol(DaphneWebSocketProtocol):
-    """daphne's WebSocket protocol, writing a frame without building a debug log line.
+    """daphne's WebSocket protocol, writing a frame at once and without a debug log line.
 
     autobahn's `sendData` builds the arguments of a debug log line for every frame it
     writes (a highlighted type name through click, the peer), whether debug logging is
     on or not: about a tenth of the cost of sending a chat frame. The common case
     (socket open, nothing queued, no chopping, no octet logging) is written here as
     autobahn writes it, minus that line; every other case is autobahn's own.
+
+    Twisted's `transport.write` never writes: it queues the bytes, asks the event
+    loop to watch the socket for writability, and writes on the loop's next turn,
+    then stops watching. Per frame of a streamed answer that was two registrations
+    with the event loop and a turn of it, about a tenth of the event loop's work at
+    light load (BENCHMARKS.md). When nothing is queued (almost always: a frame is
+    small and the socket's buffer empty), the frame is sent on the socket here; what
+    the socket does not take, and a socket Twisted already knows to be gone, goes
+    through `transport.write` as before, so order and error handling stay Twisted's.
     """
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
@@ -202,8 +212,24 @@ class WebSocketProtocol(DaphneWebSocketProtocol):
                 or self.state != self.STATE_OPEN):
             super().sendData(data, sync=sync, chopsize=chopsize)
             return
-        self.transport.write(data)
+        write_now(self.transport, data)
         self.trafficStats.outgoingOctetsWireLevel += len(data)
+
+
+def write_now(transport: Any, data: bytes) -> None:
+    """Write `data` on a Twisted TCP transport now if nothing is queued before it;
+    queue the rest (or all of it) with `transport.write`."""
+    if (getattr(transport, "TLS", True) or transport.dataBuffer or transport._tempDataBuffer
+            or not transport.connected or transport.disconnecting
+            or transport._writeDisconnected):
+        transport.write(data)
+        return
+    # Twisted's own send: the bytes taken, 0 when the socket would block, or an
+    # exception instance when the connection is lost (left to `write`'s doWrite).
+    sent = transport.writeSomeData(data)
+    if isinstance(sent, int) and sent >= len(data):
+        return
+    transport.write(data[sent:] if isinstance(sent, int) else data)
 
 
 class Server(DaphneServer):
