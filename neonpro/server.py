@@ -189,13 +189,18 @@ class BoundedHTTPFactory(HTTPFactory):
 
 
 class WebSocketProtocol(DaphneWebSocketProtocol):
-    """daphne's WebSocket protocol, writing a frame at once and without a debug log line.
+    """daphne's WebSocket protocol, framing and writing a message at once, without a
+    debug log line.
 
-    autobahn's `sendData` builds the arguments of a debug log line for every frame it
-    writes (a highlighted type name through click, the peer), whether debug logging is
-    on or not: about a tenth of the cost of sending a chat frame. The common case
-    (socket open, nothing queued, no chopping, no octet logging) is written here as
-    autobahn writes it, minus that line; every other case is autobahn's own.
+    autobahn's `sendMessage` is general (fragmentation, compression, masking, size
+    limits, timing hooks, argument checks): the messages the chat sends use none of
+    it, so those are framed here, byte for byte as autobahn frames them; any other
+    message goes through autobahn. autobahn's `sendData` builds the arguments of a
+    debug log line for every frame it writes (a highlighted type name through click,
+    the peer), whether debug logging is on or not: about a tenth of the cost of
+    sending a chat frame. The common case (socket open, nothing queued, no chopping,
+    no octet logging) is written here as autobahn writes it, minus that line; every
+    other case is autobahn's own.
 
     Twisted's `transport.write` never writes: it queues the bytes, asks the event
     loop to watch the socket for writability, and writes on the loop's next turn,
@@ -206,6 +211,34 @@ class WebSocketProtocol(DaphneWebSocketProtocol):
     the socket does not take, and a socket Twisted already knows to be gone, goes
     through `transport.write` as before, so order and error handling stay Twisted's.
     """
+
+    def sendMessage(self, payload: bytes, isBinary: bool = False,  # noqa: N803 (autobahn's)
+                    fragmentSize: int | None = None, sync: bool = False,  # noqa: N803
+                    doNotCompress: bool = False) -> None:  # noqa: N803
+        """One unfragmented, uncompressed, unmasked message (every chat frame) framed
+        here, byte for byte as autobahn frames it, without its general path's checks,
+        per-message options and timing hooks; any other message is autobahn's."""
+        length = len(payload)
+        if (fragmentSize is not None or sync or self._perMessageCompress is not None
+                or self.autoFragmentSize or self.trackedTimings or self.logFrames
+                or self.maskServerFrames or not self.factory.isServer
+                or self.state != self.STATE_OPEN or type(payload) is not bytes
+                or 0 < self.maxMessagePayloadSize < length):
+            super().sendMessage(payload, isBinary, fragmentSize, sync, doNotCompress)
+            return
+        stats = self.trafficStats
+        stats.outgoingWebSocketMessages += 1
+        stats.outgoingOctetsAppLevel += length
+        stats.outgoingOctetsWebSocketLevel += length
+        stats.outgoingWebSocketFrames += 1
+        first = 0x82 if isBinary else 0x81  # FIN and the opcode (binary or text)
+        if length <= 125:
+            header = bytes((first, length))
+        elif length <= 0xFFFF:
+            header = bytes((first, 126)) + length.to_bytes(2, "big")
+        else:
+            header = bytes((first, 127)) + length.to_bytes(8, "big")
+        self.sendData(header + payload)
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         if (chopsize or sync or self.send_queue or self.logOctets

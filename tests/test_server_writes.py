@@ -71,3 +71,45 @@ def test_a_lost_connection_is_left_to_twisted_to_report(connection):
         if why is not None:
             break
     assert why is main.CONNECTION_LOST
+
+
+def _open_protocol(protocol_class):
+    """A WebSocket server protocol as daphne's factory leaves it once the handshake is
+    done, writing to Twisted's in-memory transport."""
+    from autobahn.twisted.websocket import WebSocketServerFactory
+    from twisted.internet.testing import StringTransport
+
+    protocol = protocol_class()
+    protocol.factory = WebSocketServerFactory()
+    protocol.transport = StringTransport()
+    protocol._connectionMade()
+    protocol.state = protocol.STATE_OPEN
+    return protocol
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 65_535, 65_536, 200_000])
+@pytest.mark.parametrize("binary", [False, True])
+def test_a_message_goes_out_framed_byte_for_byte_as_autobahn_frames_it(length, binary):
+    from autobahn.twisted.websocket import WebSocketServerProtocol
+
+    from neonpro.server import WebSocketProtocol
+
+    payload = bytes(i % 251 for i in range(length))
+    ours = _open_protocol(WebSocketProtocol)
+    theirs = _open_protocol(WebSocketProtocol)
+    ours.sendMessage(payload, binary)
+    WebSocketServerProtocol.sendMessage(theirs, payload, binary)
+    assert ours.transport.value() == theirs.transport.value()
+    assert vars(ours.trafficStats) == vars(theirs.trafficStats)
+
+
+def test_a_message_on_a_closed_socket_is_refused_as_autobahn_refuses_it():
+    from autobahn.exception import Disconnected
+
+    from neonpro.server import WebSocketProtocol
+
+    protocol = _open_protocol(WebSocketProtocol)
+    protocol.state = protocol.STATE_CLOSED
+    with pytest.raises(Disconnected):
+        protocol.sendMessage(b"late")
+    assert protocol.transport.value() == b""
