@@ -253,3 +253,20 @@ async def test_a_browser_signed_in_with_its_session_cookie_chats(clinician, ai_s
     await ws.disconnect()
     after = await database_sync_to_async(lambda: dict(SessionStore(session_key).load()))()
     assert after == before
+
+
+async def test_an_answer_leaves_its_providers_live_figures(clinician, ai_settings):
+    from chat.models import ProviderAttempt
+    from chat.providers import reporting
+
+    session = await _session_for(clinician)
+    ws = await _open(clinician, session.id)
+    await ws.send_json_to({"type": "message", "content": "Cuidados pós-botox?"})
+    done = (await _frames_until_final(ws))[-1]
+    await ws.disconnect()
+
+    assert done["type"] == "done"
+    attempt = await ProviderAttempt.objects.aget(message_id=done["message_id"])
+    live = await database_sync_to_async(reporting.provider_status)("openai")
+    assert (live["status"], live["last_outcome"]) == ("healthy", "success")
+    assert live["response_time_ms"] == attempt.latency_ms
