@@ -26,8 +26,9 @@ What it changes, and why:
   plain-text access log is off, replaced by the app's request log
   (monitoring.access_log), which sees the client's address as
   neonpro.client_address settles it and redacts query strings.
-- **WebSocket frames are written without a debug log line.** autobahn builds
-  one for every frame, debug logging on or off (see `WebSocketProtocol`).
+- **WebSocket frames are written at once, without a debug log line.** autobahn
+  builds one for every frame, debug logging on or off, and Twisted queues every
+  write for the event loop's next turn (see `WebSocketProtocol`).
 - **No `--proxy-headers`.** daphne's option believes the left-most
   `X-Forwarded-For` address, which the client writes itself; the client's
   address comes from TRUSTED_PROXIES instead, so the option is refused.
@@ -188,22 +189,80 @@ class BoundedHTTPFactory(HTTPFactory):
 
 
 class WebSocketProtocol(DaphneWebSocketProtocol):
-    """daphne's WebSocket protocol, writing a frame without building a debug log line.
+    """daphne's WebSocket protocol, framing and writing a message at once, without a
+    debug log line.
 
-    autobahn's `sendData` builds the arguments of a debug log line for every frame it
-    writes (a highlighted type name through click, the peer), whether debug logging is
-    on or not: about a tenth of the cost of sending a chat frame. The common case
-    (socket open, nothing queued, no chopping, no octet logging) is written here as
-    autobahn writes it, minus that line; every other case is autobahn's own.
+    autobahn's `sendMessage` is general (fragmentation, compression, masking, size
+    limits, timing hooks, argument checks): the messages the chat sends use none of
+    it, so those are framed here, byte for byte as autobahn frames them; any other
+    message goes through autobahn. autobahn's `sendData` builds the arguments of a
+    debug log line for every frame it writes (a highlighted type name through click,
+    the peer), whether debug logging is on or not: about a tenth of the cost of
+    sending a chat frame. The common case (socket open, nothing queued, no chopping,
+    no octet logging) is written here as autobahn writes it, minus that line; every
+    other case is autobahn's own.
+
+    Twisted's `transport.write` never writes: it queues the bytes, asks the event
+    loop to watch the socket for writability, and writes on the loop's next turn,
+    then stops watching. Per frame of a streamed answer that was two registrations
+    with the event loop and a turn of it, about a tenth of the event loop's work at
+    light load (BENCHMARKS.md). When nothing is queued (almost always: a frame is
+    small and the socket's buffer empty), the frame is sent on the socket here; what
+    the socket does not take, and a socket Twisted already knows to be gone, goes
+    through `transport.write` as before, so order and error handling stay Twisted's.
     """
+
+    def sendMessage(self, payload: bytes, isBinary: bool = False,  # noqa: N803 (autobahn's)
+                    fragmentSize: int | None = None, sync: bool = False,  # noqa: N803
+                    doNotCompress: bool = False) -> None:  # noqa: N803
+        """One unfragmented, uncompressed, unmasked message (every chat frame) framed
+        here, byte for byte as autobahn frames it, without its general path's checks,
+        per-message options and timing hooks; any other message is autobahn's."""
+        length = len(payload)
+        if (fragmentSize is not None or sync or self._perMessageCompress is not None
+                or self.autoFragmentSize or self.trackedTimings or self.logFrames
+                or self.maskServerFrames or not self.factory.isServer
+                or self.state != self.STATE_OPEN or type(payload) is not bytes
+                or 0 < self.maxMessagePayloadSize < length):
+            super().sendMessage(payload, isBinary, fragmentSize, sync, doNotCompress)
+            return
+        stats = self.trafficStats
+        stats.outgoingWebSocketMessages += 1
+        stats.outgoingOctetsAppLevel += length
+        stats.outgoingOctetsWebSocketLevel += length
+        stats.outgoingWebSocketFrames += 1
+        first = 0x82 if isBinary else 0x81  # FIN and the opcode (binary or text)
+        if length <= 125:
+            header = bytes((first, length))
+        elif length <= 0xFFFF:
+            header = bytes((first, 126)) + length.to_bytes(2, "big")
+        else:
+            header = bytes((first, 127)) + length.to_bytes(8, "big")
+        self.sendData(header + payload)
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         if (chopsize or sync or self.send_queue or self.logOctets
                 or self.state != self.STATE_OPEN):
             super().sendData(data, sync=sync, chopsize=chopsize)
             return
-        self.transport.write(data)
+        write_now(self.transport, data)
         self.trafficStats.outgoingOctetsWireLevel += len(data)
+
+
+def write_now(transport: Any, data: bytes) -> None:
+    """Write `data` on a Twisted TCP transport now if nothing is queued before it;
+    queue the rest (or all of it) with `transport.write`."""
+    if (getattr(transport, "TLS", True) or transport.dataBuffer or transport._tempDataBuffer
+            or not transport.connected or transport.disconnecting
+            or transport._writeDisconnected):
+        transport.write(data)
+        return
+    # Twisted's own send: the bytes taken, 0 when the socket would block, or an
+    # exception instance when the connection is lost (left to `write`'s doWrite).
+    sent = transport.writeSomeData(data)
+    if isinstance(sent, int) and sent >= len(data):
+        return
+    transport.write(data[sent:] if isinstance(sent, int) else data)
 
 
 class Server(DaphneServer):

@@ -6,7 +6,8 @@ The pipeline sees only these types: failover and error handling decide on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -150,6 +151,25 @@ class DoneEvent:
     tokens_estimated: bool
     first_token_ms: int | None
     latency_ms: int
+    # The answering attempt's shared-state record (the live provider figures), left
+    # for the consumer to write in a blocking step it makes anyway (`DeferredWrite`).
+    deferred: DeferredWrite | None = field(default=None, compare=False, repr=False)
+
+
+class DeferredWrite:
+    """A blocking write a consumer may take over (`claim`) to run it in its own
+    blocking step; one left unclaimed is run by whoever offered it."""
+
+    __slots__ = ("_write", "claimed")
+
+    def __init__(self, write: Callable[[], None]) -> None:
+        self._write = write
+        self.claimed = False
+
+    def claim(self) -> Callable[[], None]:
+        """Take the write over: the caller now runs it (blocking code, once)."""
+        self.claimed = True
+        return self._write
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from .base import (
     AttemptEvent,
     AttemptRecord,
     ChatTurn,
+    DeferredWrite,
     DoneEvent,
     ProviderError,
     ProvidersUnavailable,
@@ -97,7 +98,8 @@ def _release_probe_soon(name: str) -> None:
 
 
 async def settle() -> None:
-    """Wait for bookkeeping started without awaiting (probe releases); for shutdown and tests."""
+    """Wait for bookkeeping started without awaiting (probe releases, the live figures of
+    an answer whose consumer went away); for shutdown and tests."""
     while _background:
         await asyncio.gather(*list(_background), return_exceptions=True)
 
@@ -308,16 +310,31 @@ async def stream_answer(
             raise
 
         now = loop.time()
-        record = await _attempt_ended(attempt, error, now=now, input_chars=input_chars,
-                                      trace_id=trace_id)
+        if error is None and not attempt.probe:
+            # Nothing for the circuit to decide: the live figures' write goes with the
+            # answer's DoneEvent, for the consumer's own blocking step (the pipeline
+            # stores the answer in one) instead of a step of its own.
+            record, deferred = _attempt_answered(attempt, now=now, input_chars=input_chars)
+        else:
+            record = await _attempt_ended(attempt, error, now=now, input_chars=input_chars,
+                                          trace_id=trace_id)
+            deferred = None
         yield AttemptEvent(record)
         if error is not None:
             failover.failed(error, relayed_text=attempt.out_chars > 0)  # raises if final
             continue
-        if failover.reset_pending:
-            # The answer that completed had no text at all; the partial one must go.
-            yield ResetEvent()
-        yield _done(attempt, record, started=started, now=now)
+        try:
+            if failover.reset_pending:
+                # The answer that completed had no text at all; the partial one must go.
+                yield ResetEvent()
+            yield _done(attempt, record, started=started, now=now, deferred=deferred)
+        except BaseException:
+            if deferred is not None and not deferred.claimed:
+                # Closed or cancelled before anyone took the write over: ours, unawaited.
+                _run_in_background(deferred.claim())
+            raise
+        if deferred is not None and not deferred.claimed:
+            await run_blocking(deferred.claim())  # a consumer that did not take it over
         return
     raise failover.unavailable()
 
@@ -365,6 +382,29 @@ class _Failover:
         )
 
 
+def _attempt_answered(attempt: _Attempt, *, now: float, input_chars: int
+                      ) -> tuple[AttemptRecord, DeferredWrite]:
+    """The record of an attempt that answered (not a probe) and its live figures' write,
+    deferred (see `stream_answer`); the metrics now."""
+    record = attempt.record(outcome="success", error_code=None, now=now,
+                            input_chars=input_chars)
+    _count(record)
+    deferred = DeferredWrite(functools.partial(
+        _after_attempt, attempt.cfg.name, probe=False, error=None,
+        latency_ms=record.latency_ms, first_token_ms=record.first_token_ms,
+        quota=attempt.state.quota))
+    return record, deferred
+
+
+def _run_in_background(write: Callable[[], None]) -> None:
+    try:
+        future = asyncio.get_running_loop().create_task(run_blocking(write))
+    except RuntimeError:
+        return  # the loop is shutting down; the figures are refreshed by the next answer
+    _background.add(future)
+    future.add_done_callback(_background.discard)
+
+
 async def _attempt_ended(attempt: _Attempt, error: ProviderError | None, *, now: float,
                          input_chars: int, trace_id: str | None) -> AttemptRecord:
     """The record of an attempt that ended (answered or failed): metrics, the circuit
@@ -389,10 +429,12 @@ async def _attempt_ended(attempt: _Attempt, error: ProviderError | None, *, now:
     return record
 
 
-def _done(attempt: _Attempt, record: AttemptRecord, *, started: float, now: float) -> DoneEvent:
+def _done(attempt: _Attempt, record: AttemptRecord, *, started: float, now: float,
+          deferred: DeferredWrite | None) -> DoneEvent:
     """The answer's final event: who answered, its usage, its timings from the start."""
     first_token_at = attempt.first_token_at
     return DoneEvent(
+        deferred=deferred,
         provider=attempt.cfg.name,
         model=attempt.cfg.model,
         input_tokens=record.input_tokens,

@@ -49,6 +49,12 @@ class RequestTemplate:
         self.headers = [(name, value) for name, value in request.headers.raw
                         if name.lower() not in _PER_REQUEST_HEADERS]
         self.extensions = dict(request.extensions)
+        timeout = self.extensions.get("timeout")
+        if isinstance(timeout, dict):
+            # No socket-read timeout in the transport: aiohttp re-armed its timer on
+            # every packet of a streamed answer. The streaming loop applies the same
+            # limit itself, with the first-token, idle and total deadlines.
+            self.extensions["timeout"] = {**timeout, "read": None}
 
     def request(self, body: bytes, headers: dict[str, str]) -> httpx2.Request:
         return httpx2.Request(

@@ -22,6 +22,13 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[tuple[bytes | None, bytes]]:
         """Parse `chunk`; return the events completed by it, in order."""
+        if (chunk[:6] == b"data: " and chunk[-2:] == b"\n\n" and not self._tail
+                and not self._data and self._event is None
+                and chunk.find(b"\n") == len(chunk) - 2 and chunk[-3:-2] != b"\r"):
+            # A chunk that is exactly one single-line `data:` event (what a token
+            # streamed at a human pace arrives as): the same pair, without the
+            # line-by-line walk below.
+            return [(None, chunk[6:-2])]
         buffer = self._tail + chunk if self._tail else chunk
         lines = buffer.split(b"\n")
         self._tail = lines.pop()

@@ -602,3 +602,68 @@ async def test_it_stops_promptly_when_the_consuming_task_is_cancelled(providers)
     assert record.outcome == "cancelled"
     # The stall would have timed out into a failover; cancellation stopped everything.
     assert completions(providers, "anthropic") == []
+
+
+# -- reading the body: one timer per stream ---------------------------------------------
+
+
+async def _consume_slowly(*, hold_s: float) -> Outcome:
+    """Collect an answer, holding the first token for `hold_s` (a slow consumer: the
+    stream's timers must not count that time against the provider)."""
+    outcome = Outcome()
+    started = time.monotonic()
+    try:
+        async for event in router.stream_answer(system_prompt=SYSTEM_PROMPT, history=HISTORY):
+            if not outcome.events:
+                await asyncio.sleep(hold_s)  # the consumer's own work, not a sync point
+            outcome.events.append(event)
+    except ProviderError as error:
+        outcome.error = error
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+async def test_a_consumer_slower_than_the_idle_timeout_does_not_time_the_stream_out(
+        providers):
+    outcome = await _consume_slowly(hold_s=3 * IDLE_TIMEOUT_MS / 1000)
+
+    [attempt] = outcome.attempts
+    assert (attempt.provider, attempt.outcome) == ("openai", "success")
+    assert outcome.final_text == EXPECTED_ANSWER
+
+
+async def test_a_stall_after_a_slow_consumer_still_times_out(providers):
+    providers.set_fault("openai", stall_after_chunks=3, stall_ms=STALL_MS, times=1)
+
+    outcome = await _consume_slowly(hold_s=3 * IDLE_TIMEOUT_MS / 1000)
+
+    failed, answered = outcome.attempts
+    assert (failed.error_code, answered.provider) == ("timeout", "anthropic")
+    assert outcome.final_text == EXPECTED_ANSWER
+    assert outcome.seconds < STALL_MS / 1000
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_the_body_is_read_from_aiohttp_under_the_sdk_response(providers, provider):
+    from chat.providers.streaming import DirectBody
+
+    cfg = provider_config(provider)
+    client = get_client(cfg)
+    if provider == "openai":
+        manager = client.chat.completions.with_streaming_response.create(
+            model=cfg.model, messages=[{"role": "user", "content": "oi"}], stream=True)
+    else:
+        manager = client.messages.with_streaming_response.create(
+            model=cfg.model, max_tokens=50, messages=[{"role": "user", "content": "oi"}],
+            stream=True)
+    async with manager as response:
+        assert DirectBody.of(response.http_response) is not None
+
+
+def test_an_encoded_body_is_left_to_the_sdk_to_decode():
+    import httpx2
+
+    from chat.providers.streaming import DirectBody
+
+    gzipped = httpx2.Response(200, headers={"content-encoding": "gzip"}, content=b"")
+    assert DirectBody.of(gzipped) is None

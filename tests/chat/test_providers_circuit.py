@@ -382,3 +382,21 @@ async def test_the_content_filter_lets_text_through_when_moderation_is_down(prov
     await check_content("texto com FLAGGED_TEST_TERM no meio")
 
     assert len(providers.requests(path="/v1/moderations")) == 1
+
+
+async def test_a_consumer_that_stops_at_the_done_event_still_leaves_the_live_figures(
+        providers):
+    import contextlib
+
+    from chat.providers.base import DoneEvent
+
+    async with contextlib.aclosing(
+            router.stream_answer(system_prompt=SYSTEM_PROMPT, history=HISTORY)) as stream:
+        async for event in stream:
+            if isinstance(event, DoneEvent):
+                break
+    await router.settle()
+
+    live = reporting.provider_status("openai")
+    assert (live["status"], live["last_outcome"]) == ("healthy", "success")
+    assert live["response_time_ms"] is not None and live["last_seen_at"]

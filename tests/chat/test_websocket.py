@@ -267,3 +267,47 @@ async def test_it_ends_an_answer_stopped_before_it_started(clinician, ai_setting
     assert await ChatMessage.objects.filter(session_id=session.id,
                                             status="streaming").acount() == 0
     await ws.disconnect()
+
+
+async def test_a_browser_signed_in_with_its_session_cookie_chats(clinician, ai_settings):
+    """The page's own sign-in (the session cookie, no token) opens the socket and the
+    answer streams through it; the socket leaves the session as it found it."""
+    from django.conf import settings as django_settings
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import Client
+
+    browser = Client()
+    await database_sync_to_async(browser.force_login)(clinician)
+    cookie_name = django_settings.SESSION_COOKIE_NAME
+    session_key = browser.cookies[cookie_name].value
+    before = await database_sync_to_async(lambda: dict(SessionStore(session_key).load()))()
+    session = await _session_for(clinician)
+    ws = WebsocketCommunicator(
+        application, f"/ws/ai-chat/{session.id}/",
+        headers=[*ws_headers(), (b"cookie", f"{cookie_name}={session_key}".encode())])
+    connected, _ = await ws.connect(timeout=5)
+    assert connected
+    await ws.send_json_to({"type": "message", "content": "Cuidados pós-botox?"})
+    frames = await _frames_until_final(ws)
+    assert frames[0]["type"] == "ack" and frames[-1]["type"] == "done"
+    assert "Cuidados pós-botox?" in "".join(f["delta"] for f in frames if f["type"] == "token")
+    await ws.disconnect()
+    after = await database_sync_to_async(lambda: dict(SessionStore(session_key).load()))()
+    assert after == before
+
+
+async def test_an_answer_leaves_its_providers_live_figures(clinician, ai_settings):
+    from chat.models import ProviderAttempt
+    from chat.providers import reporting
+
+    session = await _session_for(clinician)
+    ws = await _open(clinician, session.id)
+    await ws.send_json_to({"type": "message", "content": "Cuidados pós-botox?"})
+    done = (await _frames_until_final(ws))[-1]
+    await ws.disconnect()
+
+    assert done["type"] == "done"
+    attempt = await ProviderAttempt.objects.aget(message_id=done["message_id"])
+    live = await database_sync_to_async(reporting.provider_status)("openai")
+    assert (live["status"], live["last_outcome"]) == ("healthy", "success")
+    assert live["response_time_ms"] == attempt.latency_ms
