@@ -329,13 +329,7 @@ def _unknown_caps_word(word: str, flags: int) -> bool:
         return False
     if word in _CLINICAL_INITIALS or word in _ABBREVIATIONS:
         return False
-    return not (
-        _WORD_SUFFIX_RE.search(word)
-        or _NOUN_ENDING_RE.search(word)
-        or _VERB_ENDING_RE.search(word)
-        or _INFINITIVE_RE.search(word)
-        or _BRAND_PART_RE.search(word)
-    )
+    return not _shaped_like_a_word(word)
 
 
 def _place_end(text: str, tokens: Sequence[Token], i: int) -> int | None:
@@ -925,13 +919,18 @@ def _unknown_lower_word(word: str) -> bool:
     latter are told by their endings ("paciente hipocorada", "mãe hipertensa")."""
     if len(word) < 3 or not word.isalpha() or not word.islower():
         return False
-    return not (
+    return not (_shaped_like_a_word(word) or _CLINICAL_LOWER_RE.search(word))
+
+
+def _shaped_like_a_word(word: str) -> bool:
+    """Does the word end like a Portuguese noun, adjective or verb, or hold a piece of
+    a brand's name? A name seldom does."""
+    return bool(
         _WORD_SUFFIX_RE.search(word)
         or _NOUN_ENDING_RE.search(word)
         or _VERB_ENDING_RE.search(word)
         or _INFINITIVE_RE.search(word)
         or _BRAND_PART_RE.search(word)
-        or _CLINICAL_LOWER_RE.search(word)
     )
 
 
