@@ -145,6 +145,15 @@ def _sentence_start(text: str, tokens: Sequence[Token], i: int) -> bool:
 _REGNAL_RE = re.compile(r"(?:I{1,3}|IV|VI{0,3}|IX)")
 
 
+def _address_part(text: str, token: Token) -> bool:
+    """Does the token open an e-mail address or a handle ("Bruna bruna.souza@gmail.com")?
+    It belongs to the address, not to the name before it."""
+    end = token[1]
+    return text[end : end + 1] == "@" or (
+        text[end : end + 1] in (".", "_") and text[end + 1 : end + 2].isalnum()
+    )
+
+
 class _Chain:
     """Greedy walk over name tokens starting at a given token."""
 
@@ -207,7 +216,7 @@ class _Chain:
         k = j + 1
         lower_mode = tokens[j][2][0].islower()
         while k < n:
-            if not self._joined(k):
+            if not self._joined(k) or _address_part(text, tokens[k]):
                 break
             word = tokens[k][2]
             flags = _flags(word)
@@ -588,7 +597,7 @@ _EPONYM_HEADS = frozenset(
     """
     sindrome doenca sinal sinais manobra teste escala escore classificacao criterio criterios
     grau estagio tecnica metodo estudo estudos triade reacao fenomeno lei regra indice
-    protocolo lampada cisto paralisia fototipo peeling solucao formula tumor nodulo
+    protocolo lampada cisto paralisia fototipo peeling solucao formula tumor nodulo dieta
 """.split()
 )
 _NEVER_MODEL = _STOP | _PARTICLE | _HONORIFIC | _CONTEXT | _CONNECTOR | _PLACE | _SUFFIX
@@ -1165,7 +1174,7 @@ def _listed_after_name(text: str, tokens: Sequence[Token], last_name: int, i: in
         return False
     if flags & (_STOP | _PLACE | _CONTEXT | _HONORIFIC | _CONNECTOR | _SUFFIX | _MAINLY_SURNAME):
         return False
-    if lexicon.is_place((word,)):
+    if lexicon.is_place((word,)) and not lexicon.frequent_given_name(word):
         return False  # "Tratado de Paris, Malta": a list of places
     if i + 1 < len(tokens) and _flags(tokens[i + 1][2]) & _PARTICLE and tokens[i + 1][2] != "e":
         return False  # "Maria e Rosa do Deserto": a thing's name
@@ -1193,6 +1202,31 @@ def _frequent_given_names(words: Sequence[str]) -> bool:
     )
 
 
+def _after_device_word(text: str, tokens: Sequence[Token], i: int) -> bool:
+    """Does the word at i follow, as its second word, a product or device that a
+    treatment names ("Sessões de Emsculpt Neo")?"""
+    if i == 0 or not gap_is_space(text, tokens[i - 1][1], tokens[i][0]):
+        return False
+    previous = tokens[i - 1][2]
+    if not previous[0].isupper() or _flags(previous) & _LISTED:
+        return False
+    return _product_context(text, tokens, i - 1) or _treatment_context(text, tokens, i - 1)
+
+
+def _frequent_given_names_paired(text: str, tokens: Sequence[Token], i: int) -> bool:
+    """Is the word at i one of two frequent given names joined by "e" ("Yasmin e Vitória
+    são irmãs")? Each is also a word or a product; together they are two people (the
+    second is then taken as listed after a name)."""
+    if i + 2 >= len(tokens) or tokens[i + 1][2] != "e":
+        return False
+    if not (
+        gap_is_space(text, tokens[i][1], tokens[i + 1][0])
+        and gap_is_space(text, tokens[i + 1][1], tokens[i + 2][0])
+    ):
+        return False
+    return _frequent_given_names([tokens[i][2], tokens[i + 2][2]])
+
+
 _NICKNAME_END_RE = re.compile(r"(?:inho|inha)$")
 
 
@@ -1209,11 +1243,17 @@ def _lower_nickname_after_article(
         return False
     if flags & (_NOT_NAME | _RARE | _STOP | _MAINLY_SURNAME | _PLACE) or word in _LOWER_CASE_WORDS:
         return False
-    if len(word) < 3 or (len(word) > 5 and not _NICKNAME_END_RE.search(word)):
-        return False
     article = tokens[i - 1][2]
     if article not in _ARTICLES or not gap_is_space(text, tokens[i - 1][1], tokens[i][0]):
         return False
+    if len(word) < 3:
+        return False
+    if len(word) > 5 and not _NICKNAME_END_RE.search(word):
+        # a longer one only as whom one talks with: "fala com a kethlen"
+        if i < 2 or tokens[i - 2][2] != "com" or article not in ("a", "o"):
+            return False
+        if not gap_is_space(text, tokens[i - 2][1], tokens[i - 1][0]):
+            return False
     return not lexicon.is_place((word,))
 
 
@@ -1289,6 +1329,24 @@ def _without_context(
         # next to a listed name word.
         if flags & _NOT_NAME:
             return None
+        if (
+            _WORD_SUFFIX_RE.search(word)
+            or _NOUN_ENDING_RE.search(word)
+            or _BRAND_PART_RE.search(word)
+            or _product_context(text, tokens, i)
+            or _treatment_context(text, tokens, i)
+        ):
+            return None  # "Ceratose Pilar", "Sessões de Emsculpt Neo": a term or a device
+        if (
+            previous
+            and not caps_mode
+            and previous[0].isupper()
+            and not previous.isupper()
+            and _flags(previous) & (_NOT_NAME | _STOP)
+            and not _flags(previous) & _LISTED
+            and not _sentence_start(text, tokens, i - 1)
+        ):
+            return None  # "Isdin Fusion Water": the words after a brand are its product
         if last == i:
             # Alone it is more often a brand or a foreign place than a person
             # (measured on the tuning corpora: +7 points of name recall on news
@@ -1312,6 +1370,8 @@ def _without_context(
     if last == i:
         if flags & _AMBIG and _article_before_name(text, tokens, i):
             return i, i
+        if flags & _AMBIG and _frequent_given_names_paired(text, tokens, i):
+            return i, i
         if flags & _AMBIG or not _clear_name(flags):
             return None
         if caps_mode and flags & _RARE:
@@ -1331,7 +1391,9 @@ def _without_context(
         if flags & _RARE and _sentence_start(text, tokens, i):
             return None
         if flags & _RARE and (
-            _product_context(text, tokens, i) or _treatment_context(text, tokens, i)
+            _product_context(text, tokens, i)
+            or _treatment_context(text, tokens, i)
+            or _after_device_word(text, tokens, i)
         ):
             # Borne by fewer than ~200 people, and a product verb or a treatment
             # before it: a brand that is also a census name ("Apliquei Venus",
