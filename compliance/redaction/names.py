@@ -1148,13 +1148,16 @@ def _age_follows(text: str, tokens: Sequence[Token], chain: _Chain, i: int, flag
             return False
         if i and not _sentence_start(text, tokens, i) and not _flags(tokens[i - 1][2]) & _CONTEXT:
             return False
-    if (
-        flags & _NOT_NAME
-        and i
-        and gap_is_space(text, tokens[i - 1][1], tokens[i][0])
-        and tokens[i - 1][2].lower() in _GOVERNING_WORDS
+    if flags & _NOT_NAME and (
+        _product_context(text, tokens, i)
+        or (
+            i
+            and gap_is_space(text, tokens[i - 1][1], tokens[i][0])
+            and tokens[i - 1][2].lower() in _GOVERNING_WORDS
+        )
     ):
-        return False  # "no máximo 3 anos", "a rosa 2 meses": an everyday word in a phrase
+        # "no máximo 3 anos", "usou Yasmin 3 anos": an everyday word or a product
+        return False
     last = chain.extend(i, caps_mode=word.isupper())
     end = tokens[last][1]
     if _AGE_UNIT_RE.match(text, end):
