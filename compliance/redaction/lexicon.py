@@ -109,7 +109,8 @@ _CONTEXT_WORDS = set(
     """
     paciente mãe mae pai responsável responsavel filho filha esposa esposo marido cliente
     acompanhante irmã irma irmão irmao avó avô avo tia tio prima primo neta neto sobrinha
-    sobrinho vovó vovô vovo bisavó bisavô namorada namorado noiva noivo companheira companheiro cônjuge conjuge genro
+    sobrinho vovó vovô vovo bisavó bisavô namorada namorado noiva noivo companheira
+    companheiro cônjuge conjuge genro
     nora sogra sogro enteada enteado madrasta padrasto tutor tutora nome chamada chamado
     chama chamo amiga amigo colega vizinha vizinho titular dependente beneficiária
     beneficiario menina menino bebê criança gestante parturiente atendida atendido

@@ -203,9 +203,7 @@ class _Chain:
         if lower_mode and flags & _AMBIG:
             # "maria aparecida", "suely palma"; not the verb of "o juninho caiu", a
             # given name of a few hundred people that is an everyday word first
-            return (
-                not flags & _NOT_NAME or bool(flags & _SUR) or lexicon.frequent_given_name(word)
-            )
+            return not flags & _NOT_NAME or bool(flags & _SUR) or lexicon.frequent_given_name(word)
         return bool(flags & _SUR) and not flags & _SUR_COMMON
 
     def extend(self, j: int, caps_mode: bool) -> int:
@@ -1165,8 +1163,9 @@ def _age_follows(text: str, tokens: Sequence[Token], chain: _Chain, i: int, flag
     return _AGE_NEXT_RE.match(text, end) is not None and not flags & _NOT_NAME
 
 
-def _listed_after_name(text: str, tokens: Sequence[Token], last_name: int, i: int,
-                       flags: int) -> bool:
+def _listed_after_name(
+    text: str, tokens: Sequence[Token], last_name: int, i: int, flags: int
+) -> bool:
     """Is the capitalised given name at i listed after a name just found ("Duda e Malu
     vêm juntas", "Ana, Bruno e Carla")? A given name that is also a word or a product
     needs this evidence, and a name beside another one is a person too."""
@@ -1233,9 +1232,7 @@ def _frequent_given_names_paired(text: str, tokens: Sequence[Token], i: int) -> 
 _NICKNAME_END_RE = re.compile(r"(?:inho|inha)$")
 
 
-def _lower_nickname_after_article(
-    text: str, tokens: Sequence[Token], i: int, flags: int
-) -> bool:
+def _lower_nickname_after_article(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
     """Is the lower-case word at i a given name's short form after its article ("a bia
     vem amanhã", "exames da gabi", "o juninho caiu")? Only a given name that is nothing
     else (no everyday, product, town or mainly-surname reading, not rare), short (up to
