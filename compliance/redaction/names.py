@@ -1229,6 +1229,14 @@ def _frequent_given_names_paired(text: str, tokens: Sequence[Token], i: int) -> 
     return _frequent_given_names([tokens[i][2], tokens[i + 2][2]])
 
 
+# What belongs to a patient in a clinic's chat: "receita da kauane", "exames do wellington".
+_RECORD_HEADS = frozenset(
+    """
+    receita receitas prontuario prontuarios exame exames laudo laudos resultado resultados
+    atestado atestados ficha cadastro consulta consultas retorno agenda agendamento foto fotos
+    orcamento pagamento pix boleto historico evolucao prescricao encaminhamento
+    """.split()
+)
 _NICKNAME_END_RE = re.compile(r"(?:inho|inha)$")
 
 
@@ -1249,10 +1257,15 @@ def _lower_nickname_after_article(text: str, tokens: Sequence[Token], i: int, fl
     if len(word) < 3:
         return False
     if len(word) > 5 and not _NICKNAME_END_RE.search(word):
-        # a longer one only as whom one talks with: "fala com a kethlen"
-        if i < 2 or tokens[i - 2][2] != "com" or article not in ("a", "o"):
+        # a longer one only as whom one talks with ("fala com a kethlen") or whose record
+        # it is ("receita da kauane", "prontuário do wellington")
+        if i < 2 or not gap_is_space(text, tokens[i - 2][1], tokens[i - 1][0]):
             return False
-        if not gap_is_space(text, tokens[i - 2][1], tokens[i - 1][0]):
+        head = lexicon.fold(tokens[i - 2][2])
+        if not (
+            (head == "com" and article in ("a", "o"))
+            or (head in _RECORD_HEADS and article in ("da", "do"))
+        ):
             return False
     return not lexicon.is_place((word,))
 

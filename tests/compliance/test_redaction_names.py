@@ -405,6 +405,8 @@ def test_an_article_before_a_frequent_name_that_is_also_a_word_is_evidence(text,
         ("exames da gabi: TSH 2,1", ["gabi"]),
         ("o juninho caiu e cortou a testa", ["juninho"]),  # not "juninho caiu"
         ("fala com a kethlen sobre o pagamento", ["kethlen"]),
+        ("segue receita da kauane: ácido azelaico", ["kauane"]),
+        ("o resultado da argelia saiu", []),  # a country, though a census name
         # A given name after da/do takes its article; an eponym takes "de".
         ("resultado do Pedrinho: glicemia 88", ["Pedrinho"]),
         ("vovo da Manu ta internada", ["Manu"]),
