@@ -1215,32 +1215,6 @@ def _after_device_word(text: str, tokens: Sequence[Token], i: int) -> bool:
     return _product_context(text, tokens, i - 1) or _treatment_context(text, tokens, i - 1)
 
 
-# What only a person does in a clinic's chat, right after the one who did it: "Vivi
-# pediu desconto", "Lua desmarcou". Verbs a thing can take too are left out ("Luz
-# faltou", "Natal chegou", "Yasmin causou náusea").
-_PERSONS_VERBS = frozenset(
-    """
-    ligou pediu confirmou desmarcou remarcou cancelou pagou mandou avisou perguntou
-    agendou reagendou respondeu reclamou elogiou autorizou assinou
-    """.split()
-)
-
-
-def _subject_of_a_persons_verb(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
-    """Is the capitalised given name at i, which is also a word or borne by few, the one
-    who called, asked or cancelled ("Vivi pediu desconto")?"""
-    word = tokens[i][2]
-    if word.isupper() or not word[1:].islower() or len(word) < 3:
-        return False
-    if not flags & (_FIRST | _AMBIG) or flags & (_STOP | _PLACE | _CONTEXT | _CONNECTOR):
-        return False
-    if i + 1 >= len(tokens) or not gap_is_space(text, tokens[i][1], tokens[i + 1][0]):
-        return False
-    if tokens[i + 1][2] not in _PERSONS_VERBS:
-        return False
-    return not (i and tokens[i - 1][2].lower() in _PRODUCT_BEFORE)
-
-
 def _frequent_given_names_paired(text: str, tokens: Sequence[Token], i: int) -> bool:
     """Is the word at i one of two frequent given names joined by "e" ("Yasmin e Vitória
     são irmãs")? Each is also a word or a product; together they are two people (the
@@ -1410,8 +1384,6 @@ def _without_context(
         if flags & _AMBIG and _article_before_name(text, tokens, i):
             return i, i
         if flags & _AMBIG and _frequent_given_names_paired(text, tokens, i):
-            return i, i
-        if flags & (_AMBIG | _RARE) and _subject_of_a_persons_verb(text, tokens, i, flags):
             return i, i
         if flags & _AMBIG or not _clear_name(flags):
             return None
