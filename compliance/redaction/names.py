@@ -145,6 +145,15 @@ def _sentence_start(text: str, tokens: Sequence[Token], i: int) -> bool:
 _REGNAL_RE = re.compile(r"(?:I{1,3}|IV|VI{0,3}|IX)")
 
 
+def _address_part(text: str, token: Token) -> bool:
+    """Does the token open an e-mail address or a handle ("Bruna bruna.souza@gmail.com")?
+    It belongs to the address, not to the name before it."""
+    end = token[1]
+    return text[end : end + 1] == "@" or (
+        text[end : end + 1] in (".", "_") and text[end + 1 : end + 2].isalnum()
+    )
+
+
 class _Chain:
     """Greedy walk over name tokens starting at a given token."""
 
@@ -189,8 +198,12 @@ class _Chain:
         # that are not also everyday words ("Ana dias depois" stops at "Ana").
         # Ambiguous given names join only a name typed all in lower case
         # ("maria aparecida"), never a capitalised word ("Reavaliar luz").
-        if flags & _FIRST or (lower_mode and flags & _AMBIG):
+        if flags & _FIRST:
             return True
+        if lower_mode and flags & _AMBIG:
+            # "maria aparecida", "suely palma"; not the verb of "o juninho caiu", a
+            # given name of a few hundred people that is an everyday word first
+            return not flags & _NOT_NAME or bool(flags & _SUR) or lexicon.frequent_given_name(word)
         return bool(flags & _SUR) and not flags & _SUR_COMMON
 
     def extend(self, j: int, caps_mode: bool) -> int:
@@ -201,7 +214,7 @@ class _Chain:
         k = j + 1
         lower_mode = tokens[j][2][0].islower()
         while k < n:
-            if not self._joined(k):
+            if not self._joined(k) or _address_part(text, tokens[k]):
                 break
             word = tokens[k][2]
             flags = _flags(word)
@@ -423,6 +436,12 @@ def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> b
             and not _sentence_start(text, tokens, i - 1)
         ):
             return False  # the second word of a product's name: "Usar Episol Color"
+        if (
+            previous[0].isupper()
+            and not pflags & _LISTED
+            and (_product_context(text, tokens, i - 1) or _treatment_context(text, tokens, i - 1))
+        ):
+            return False  # "aplicador Cool Advantage", "com Drug Delivery": its second word
     if word.lower() in _PRODUCT_BEFORE:
         return False
     if (not flags & _LISTED or flags & _RARE) and (
@@ -471,6 +490,7 @@ _PRODUCT_BEFORE = frozenset(
 aplicar aplico apliquei aplicou aplicamos aplicaram aplica aplicando reaplicar
 usar uso usei usou usamos usa usando passar passei passou passe
 prescrevo prescrevi prescreveu prescrever receitei receitou receitar
+aplicador aplicadores ponteira ponteiras manopla
 """.split()
 )
 _PRODUCT_AFTER = frozenset("aplicado aplicada aplicados aplicadas".split())
@@ -508,6 +528,7 @@ _TREATMENT_HEADS = frozenset(
     procedimento procedimentos mesclado mesclada intercalado intercalada seguido seguida
     finalizado finalizada finalizamos iniciado iniciada iniciamos resultado resultados
     marca marcas linha produto produtos creme cremes serum gel locao mascara kit
+    microagulhamento
     """.split()
 )
 _SESSION_HEADS = frozenset(
@@ -574,7 +595,7 @@ _EPONYM_HEADS = frozenset(
     """
     sindrome doenca sinal sinais manobra teste escala escore classificacao criterio criterios
     grau estagio tecnica metodo estudo estudos triade reacao fenomeno lei regra indice
-    protocolo lampada cisto paralisia fototipo peeling solucao formula tumor nodulo
+    protocolo lampada cisto paralisia fototipo peeling solucao formula tumor nodulo dieta
 """.split()
 )
 _NEVER_MODEL = _STOP | _PARTICLE | _HONORIFIC | _CONTEXT | _CONNECTOR | _PLACE | _SUFFIX
@@ -622,15 +643,23 @@ def find_names(
     i = 0
     lower_triggers = _LOWER_TRIGGERS
     undecided_given = -1  # a capitalised given name the rules left undecided
+    last_name = -1  # the last token of the last name found
     while i < n:
         beg, end, word = tokens[i]
         lower = word[0].islower()
         if lower and word not in lower_triggers:
             flags = _flags(word)
-            if flags & _COMMON and _clear_name(flags) and word not in _LOWER_CASE_WORDS:
+            if (flags & _COMMON and _clear_name(flags) and word not in _LOWER_CASE_WORDS) or (
+                flags & (_FIRST | _AMBIG)
+                and (
+                    _lower_nickname_after_article(text, tokens, i, flags)
+                    or _age_follows(text, tokens, chain, i, flags)
+                )
+            ):
                 found = _lower_without_context(text, tokens, chain, i)
                 if found is not None:
                     yield tokens[found[0]][0], tokens[found[1]][1]
+                    last_name = found[1]
                     i = found[1] + 1
                     continue
             i += 1  # most tokens: ordinary lower-case words
@@ -668,6 +697,8 @@ def find_names(
                     # "Tom Wolfe", "Tom Gorman": a given name that is also a word
                     # needed a surname beside it, and the model reads the next word as one
                     found = i - 1, found[1]
+            if found is None and _listed_after_name(text, tokens, last_name, i, flags):
+                found = i, chain.extend(i, caps_mode=False)
             if (
                 found is None
                 and flags & (_FIRST | _AMBIG)
@@ -685,6 +716,7 @@ def find_names(
             continue
         first, last = found[0], found[1]
         yield _leading_initials(text, tokens, first), tokens[last][1]
+        last_name = last
         i = last + 1
 
 
@@ -1065,6 +1097,179 @@ def _article_before_name(text: str, tokens: Sequence[Token], i: int) -> bool:
     return True
 
 
+def _given_name_after_article(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """Is the capitalised word at i, after "da"/"do", a given name with its article ("vovó
+    da Manu", "resultado do Pedrinho") rather than an eponym ("sinal de Nikolsky",
+    "paralisia de Bell")? Eponyms take "de" and are surnames; a word that is only or
+    mainly a given name takes the article, as Brazilians put one before a given name.
+    Not after a capitalised word ("Hospital do Carmo", "Jardim do Éden": a proper name
+    the article only links)."""
+    if tokens[i - 1][2] not in ("da", "do") or not flags & _FIRST or flags & _MAINLY_SURNAME:
+        return False
+    if lexicon.fold(tokens[i][2]) in lexicon.EPONYMS or _eponym_head(text, tokens, i - 1):
+        return False
+    if i >= 2 and gap_is_space(text, tokens[i - 2][1], tokens[i - 1][0]):
+        return not tokens[i - 2][2][0].isupper()
+    return True
+
+
+# An age right after a name: "Kelvin 8a", "Pietra, 5 anos", "Kauã (12a)", "Heitor 3m".
+# A bare "a" or "m" after the number counts only where the phrase ends there: "2a
+# dose" and "3m de distância" are ordinals and lengths.
+_AGE_NEXT_RE = re.compile(
+    r"[ \t]*[,(–-]?[ \t]*\d{1,3}[ \t]*(?:(?:anos|ano|meses|mes|mês)\b"
+    r"|[am](?=[ \t]*(?:[,;.)\n]|$)))",
+    re.IGNORECASE,
+)
+_AGE_UNIT_RE = re.compile(
+    r"[ \t]*[,(–-]?[ \t]*\d{1,3}[ \t]*(?:anos|ano|meses|mes|mês)\b", re.IGNORECASE
+)
+
+
+_GOVERNING_WORDS = frozenset(
+    "a o as os à ao da do das dos na no nas nos de em por pelo pela com para pra um uma".split()
+)
+
+
+def _age_follows(text: str, tokens: Sequence[Token], chain: _Chain, i: int, flags: int) -> bool:
+    """Is the given name at i (any case) followed, at the end of its name, by an age
+    ("jhennifer 25a, queixa de melasma", "paciente agatha 4 anos")? Clinicians head a
+    patient's line so. A given name that is also an everyday word or a product (Pietra,
+    Luz) needs the age spelt out with its unit or closed by punctuation, and one typed
+    in lower case must open the line or follow a context word; one of the lower-case
+    words of Portuguese (sara, rui) never counts."""
+    word = tokens[i][2]
+    if flags & (_STOP | _CONTEXT | _CONNECTOR | _HONORIFIC | _PLACE) or len(word) < 3:
+        return False
+    if word.islower():
+        if word in _LOWER_CASE_WORDS:
+            return False
+        if i and not _sentence_start(text, tokens, i) and not _flags(tokens[i - 1][2]) & _CONTEXT:
+            return False
+    if flags & _NOT_NAME and (
+        _product_context(text, tokens, i)
+        or (
+            i
+            and gap_is_space(text, tokens[i - 1][1], tokens[i][0])
+            and tokens[i - 1][2].lower() in _GOVERNING_WORDS
+        )
+    ):
+        # "no máximo 3 anos", "usou Yasmin 3 anos": an everyday word or a product
+        return False
+    last = chain.extend(i, caps_mode=word.isupper())
+    end = tokens[last][1]
+    if _AGE_UNIT_RE.match(text, end):
+        return True
+    return _AGE_NEXT_RE.match(text, end) is not None and not flags & _NOT_NAME
+
+
+def _listed_after_name(
+    text: str, tokens: Sequence[Token], last_name: int, i: int, flags: int
+) -> bool:
+    """Is the capitalised given name at i listed after a name just found ("Duda e Malu
+    vêm juntas", "Ana, Bruno e Carla")? A given name that is also a word or a product
+    needs this evidence, and a name beside another one is a person too."""
+    if last_name < 0 or not flags & (_FIRST | _AMBIG):
+        return False
+    word = tokens[i][2]
+    if word.isupper() or not word[1:].islower() or len(word) < 3:
+        return False
+    if flags & (_STOP | _PLACE | _CONTEXT | _HONORIFIC | _CONNECTOR | _SUFFIX | _MAINLY_SURNAME):
+        return False
+    if lexicon.is_place((word,)) and not lexicon.frequent_given_name(word):
+        return False  # "Tratado de Paris, Malta": a list of places
+    if i + 1 < len(tokens) and _flags(tokens[i + 1][2]) & _PARTICLE and tokens[i + 1][2] != "e":
+        return False  # "Maria e Rosa do Deserto": a thing's name
+    gap = text[tokens[last_name][1] : tokens[i][0]]
+    if i == last_name + 1:
+        return gap in (", ", ",")
+    return (
+        i == last_name + 2
+        and tokens[last_name + 1][2] == "e"
+        and gap_is_space(text, tokens[last_name][1], tokens[last_name + 1][0])
+        and gap_is_space(text, tokens[last_name + 1][1], tokens[i][0])
+    )
+
+
+def _frequent_given_names(words: Sequence[str]) -> bool:
+    """Two or more capitalised words that are each a given name borne by at least
+    30,000 people ("Yasmin Vitória", "Vitória Rosa"), and not a town together: a person,
+    though each alone is also a word or a product."""
+    return (
+        len(words) >= 2
+        and all(
+            w[0].isupper() and not w.isupper() and lexicon.frequent_given_name(w) for w in words
+        )
+        and not lexicon.is_place(tuple(words))
+    )
+
+
+def _after_device_word(text: str, tokens: Sequence[Token], i: int) -> bool:
+    """Does the word at i follow, as its second word, a product or device that a
+    treatment names ("Sessões de Emsculpt Neo")?"""
+    if i == 0 or not gap_is_space(text, tokens[i - 1][1], tokens[i][0]):
+        return False
+    previous = tokens[i - 1][2]
+    if not previous[0].isupper() or _flags(previous) & _LISTED:
+        return False
+    return _product_context(text, tokens, i - 1) or _treatment_context(text, tokens, i - 1)
+
+
+def _frequent_given_names_paired(text: str, tokens: Sequence[Token], i: int) -> bool:
+    """Is the word at i one of two frequent given names joined by "e" ("Yasmin e Vitória
+    são irmãs")? Each is also a word or a product; together they are two people (the
+    second is then taken as listed after a name)."""
+    if i + 2 >= len(tokens) or tokens[i + 1][2] != "e":
+        return False
+    if not (
+        gap_is_space(text, tokens[i][1], tokens[i + 1][0])
+        and gap_is_space(text, tokens[i + 1][1], tokens[i + 2][0])
+    ):
+        return False
+    return _frequent_given_names([tokens[i][2], tokens[i + 2][2]])
+
+
+# What belongs to a patient in a clinic's chat: "receita da kauane", "exames do wellington".
+_RECORD_HEADS = frozenset(
+    """
+    receita receitas prontuario prontuarios exame exames laudo laudos resultado resultados
+    atestado atestados ficha cadastro consulta consultas retorno agenda agendamento foto fotos
+    orcamento pagamento pix boleto historico evolucao prescricao encaminhamento
+    """.split()
+)
+_NICKNAME_END_RE = re.compile(r"(?:inho|inha)$")
+
+
+def _lower_nickname_after_article(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """Is the lower-case word at i a given name's short form after its article ("a bia
+    vem amanhã", "exames da gabi", "o juninho caiu")? Only a given name that is nothing
+    else (no everyday, product, town or mainly-surname reading, not rare), short (up to
+    five letters) or a diminutive in -inho/-inha: in running text the longer ones after
+    an article are as often a country or a firm."""
+    word = tokens[i][2]
+    if i == 0 or not flags & _FIRST or not _clear_name(flags):
+        return False
+    if flags & (_NOT_NAME | _RARE | _STOP | _MAINLY_SURNAME | _PLACE) or word in _LOWER_CASE_WORDS:
+        return False
+    article = tokens[i - 1][2]
+    if article not in _ARTICLES or not gap_is_space(text, tokens[i - 1][1], tokens[i][0]):
+        return False
+    if len(word) < 3:
+        return False
+    if len(word) > 5 and not _NICKNAME_END_RE.search(word):
+        # a longer one only as whom one talks with ("fala com a kethlen") or whose record
+        # it is ("receita da kauane", "prontuário do wellington")
+        if i < 2 or not gap_is_space(text, tokens[i - 2][1], tokens[i - 1][0]):
+            return False
+        head = lexicon.fold(tokens[i - 2][2])
+        if not (
+            (head == "com" and article in ("a", "o"))
+            or (head in _RECORD_HEADS and article in ("da", "do"))
+        ):
+            return False
+    return not lexicon.is_place((word,))
+
+
 def _mention(text: str, beg: int, end: int) -> bool:
     """"@Fernanda pode ver a agenda?": a colleague named with an @, not part of an
     address or a handle ("ana@Clinica.com", "x@Fernanda_2")."""
@@ -1137,6 +1342,24 @@ def _without_context(
         # next to a listed name word.
         if flags & _NOT_NAME:
             return None
+        if (
+            _WORD_SUFFIX_RE.search(word)
+            or _NOUN_ENDING_RE.search(word)
+            or _BRAND_PART_RE.search(word)
+            or _product_context(text, tokens, i)
+            or _treatment_context(text, tokens, i)
+        ):
+            return None  # "Ceratose Pilar", "Sessões de Emsculpt Neo": a term or a device
+        if (
+            previous
+            and not caps_mode
+            and previous[0].isupper()
+            and not previous.isupper()
+            and _flags(previous) & (_NOT_NAME | _STOP)
+            and not _flags(previous) & _LISTED
+            and not _sentence_start(text, tokens, i - 1)
+        ):
+            return None  # "Isdin Fusion Water": the words after a brand are its product
         if last == i:
             # Alone it is more often a brand or a foreign place than a person
             # (measured on the tuning corpora: +7 points of name recall on news
@@ -1155,14 +1378,22 @@ def _without_context(
             # it ("TAYLILENE BECKER LIGOU": not just BECKER)
             return None
         return i, last
+    if flags & (_FIRST | _AMBIG) and _age_follows(text, tokens, chain, i, flags):
+        return i, last  # "Pietra, 5 anos", "Kauã (12a)": an age says it is a person
     if last == i:
         if flags & _AMBIG and _article_before_name(text, tokens, i):
+            return i, i
+        if flags & _AMBIG and _frequent_given_names_paired(text, tokens, i):
             return i, i
         if flags & _AMBIG or not _clear_name(flags):
             return None
         if caps_mode and flags & _RARE:
             return None
-        if not flags & _COMMON and previous.lower() in ("de", "da", "do"):
+        if (
+            not flags & _COMMON
+            and previous.lower() in ("de", "da", "do")
+            and not _given_name_after_article(text, tokens, i, flags)
+        ):
             return None  # an eponym: "paralisia de Bell", "grau II de Ludwig"
         if not flags & _FIRST and (_sentence_start(text, tokens, i) or lexicon.is_place((word,))):
             # A bare surname opening a sentence, or one that is also a town or a
@@ -1173,7 +1404,9 @@ def _without_context(
         if flags & _RARE and _sentence_start(text, tokens, i):
             return None
         if flags & _RARE and (
-            _product_context(text, tokens, i) or _treatment_context(text, tokens, i)
+            _product_context(text, tokens, i)
+            or _treatment_context(text, tokens, i)
+            or _after_device_word(text, tokens, i)
         ):
             # Borne by fewer than ~200 people, and a product verb or a treatment
             # before it: a brand that is also a census name ("Apliquei Venus",
@@ -1188,8 +1421,10 @@ def _without_context(
         # "Rosa Mosqueta" is an oil, "Leite de rosas" a cosmetic, "Graça e Luz" two
         # words; "Rosa Silva" is a person: an ambiguous first word needs a clear name.
         following = [t[2] for t in tokens[i + 1 : last + 1] if not _flags(t[2]) & _PARTICLE]
-        if not any(w[0].isupper() and _clear_name(_flags(w)) for w in following) and not (
-            _surnames_only([word, *following]) and not _sentence_start(text, tokens, i)
+        if (
+            not any(w[0].isupper() and _clear_name(_flags(w)) for w in following)
+            and not (_surnames_only([word, *following]) and not _sentence_start(text, tokens, i))
+            and not _frequent_given_names([word, *following])
         ):
             return None
     return i, last
