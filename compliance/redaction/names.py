@@ -662,6 +662,13 @@ def find_names(
                     last_name = found[1]
                     i = found[1] + 1
                     continue
+            if not flags & (_STOP | _CONTEXT | _HONORIFIC | _CONNECTOR | _PARTICLE):
+                last = _lower_name_with_evidence(text, tokens, i, last_name)
+                if last is not None:
+                    yield tokens[i][0], tokens[last][1]
+                    last_name = last
+                    i = last + 1
+                    continue
             i += 1  # most tokens: ordinary lower-case words
             continue
         flags = _flags(word)
@@ -818,7 +825,7 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
     last = chain.extend(j, caps_mode)
     trigger = tokens[i][2].lower()
     if word[0].islower():
-        last = max(_lower_unknown_tail(text, tokens, last), _lower_name_end(text, tokens, j))
+        last = max(last, _lower_chain_end(text, tokens, j))
         if not wflags and last == j and colonless:
             # "paciente hipocorada": one word in lower case that no list knows is a name
             # only after a label with a colon ("responsável legal: maricísia")
@@ -1026,6 +1033,115 @@ def _lower_name_end(text: str, tokens: Sequence[Token], j: int) -> int:
         last = k
         k += 1
     return last
+
+
+def _lower_chain_end(text: str, tokens: Sequence[Token], j: int) -> int:
+    """Index of the last token of a name typed in lower case that starts at token j:
+    listed names and name-shaped words (`_lower_name_end`) and, right after a name
+    word, words no list knows (`_lower_unknown_tail`), in any order ("mariano
+    ungerener wanderley": a rare surname between two listed ones)."""
+    last = j
+    while True:
+        further = max(_lower_unknown_tail(text, tokens, last), _lower_name_end(text, tokens, last))
+        if further == last:
+            return last
+        last = further
+
+
+# What only a person does, said of a patient in a clinic's chat: "joana pediu para
+# remarcar", "a cornelio fez bioestimulador", "kauane ligou". Verbs a product or an
+# exam also takes ("chegou", "veio", "saiu") are left out.
+_PERSON_VERBS = frozenset(
+    """
+    ligou ligaram liga pediu pede pediram perguntou pergunta quer queria confirmou
+    desmarcou desmarca remarcou remarca cancelou agendou faltou retornou voltou
+    compareceu mandou enviou disse falou reclamou agradeceu avisou respondeu relatou
+    relata referiu refere trouxe pagou fez esta
+    """.split()
+)
+# A clinician's verbs whose object is a patient: "hoje atendi kelvin lange",
+# "agendei ilario barrios para quinta", "orientei agostinho a evitar sol".
+_PATIENT_OBJECT_VERBS = frozenset(
+    """
+    atendi atendemos atendeu agendei agendamos orientei orientamos examinei examinamos
+    avaliei avaliamos reavaliei encaminhei encaminhamos
+    """.split()
+)
+# Labels with a colon that head a person's name in a signature or a record
+# ("assinado: ronei lovato", "cadastro: narciso palhares; dn ...").
+_NAME_LABELS = frozenset("assinado assinada ass cadastro cadastrada cadastrado".split())
+# An identifier right after a name ("lucas prado, cpf 341...", "romilda cosme
+# (erci@bol.com.br)", "hebert tessener, (11) 98765-4321") or right before it
+# ("340.153.145-06 - daniela zanardetti"): a patient's record line.
+_IDENTIFIER_AFTER_RE = re.compile(
+    r"[ \t]*[,(–-]?[ \t]*(?:\(?[\w.+-]+@|(?:cpf|rg|cns|tel|cel|fone|whats|zap)\b"
+    r"|\(?\d{2}\)?[ \t]?9?\d{4}[ .-]?\d{4}\b|\d{3}[. ]?\d{3}[. ]?\d{3}[ .-]?\d{2}\b)",
+    re.IGNORECASE,
+)
+_IDENTIFIER_BEFORE_RE = re.compile(r"\d[\d. ()/-]{7,}\d\)?[ \t]*[-–—:][ \t]*\Z")
+
+
+def _lower_name_with_evidence(
+    text: str, tokens: Sequence[Token], i: int, last_name: int
+) -> int | None:
+    """Index of the last token of a name typed in lower case that starts at token i,
+    when the clinician's text says it is a person, or None.
+
+    The words must have a name's shape (`_lower_chain_end`): either the first is a
+    listed given name that is nothing else, or two or more words hold a listed name.
+    The evidence: a patient's verb after it at a sentence start ("dayana pediu para
+    adiantar", "a marcella fez peeling"), a clinician's verb before it ("atendi kelvin
+    lange"), a name just before it in a list ("atendi X e enir loureiro"), a label
+    with a colon ("assinado: raila escobar"), or an identifier beside it ("aldir
+    lelis, cpf ...", "156.060.020-94 - leonora alonso"). A word alone that is also
+    an everyday word or a product never counts (luz, rosa)."""
+    if not _lower_name_word(text, tokens, i):
+        return None
+    last = _lower_chain_end(text, tokens, i)
+    words = [t[2] for t in tokens[i : last + 1] if not _flags(t[2]) & _PARTICLE]
+    first = _flags(words[0])
+    if len(words) == 1:
+        if not (first & _FIRST and _clear_name(first)) or first & (_NOT_NAME | _PLACE):
+            return None
+        if words[0] in _LOWER_CASE_WORDS or len(words[0]) < 3:
+            return None
+    elif not any(
+        _flags(w) & _CLEAR and not _flags(w) & (_NOT_NAME | _PLACE) for w in words
+    ):
+        return None
+    if lexicon.is_place(tuple(words)):
+        return None
+    beg, end = tokens[i][0], tokens[last][1]
+    previous = tokens[i - 1][2] if i else ""
+    joined = bool(i) and gap_is_space(text, tokens[i - 1][1], beg)
+    if joined and lexicon.fold(previous) in _PATIENT_OBJECT_VERBS:
+        return last
+    if (
+        last_name >= 0
+        and i == last_name + 2
+        and previous == "e"
+        and joined
+        and gap_is_space(text, tokens[last_name][1], tokens[i - 1][0])
+    ) or (last_name >= 0 and i == last_name + 1 and text[tokens[last_name][1] : beg] in (", ", ",")):
+        return last
+    if i and lexicon.fold(previous) in _NAME_LABELS and text[tokens[i - 1][1] : beg].strip() == ":":
+        return last
+    if _IDENTIFIER_AFTER_RE.match(text, end) or _IDENTIFIER_BEFORE_RE.search(
+        text, max(0, beg - 40), beg
+    ):
+        return last
+    if last + 1 < len(tokens) and tokens[last + 1][2] in _PERSON_VERBS:
+        if not gap_is_space(text, end, tokens[last + 1][0]):
+            return None
+        if _sentence_start(text, tokens, i):
+            return last
+        if (
+            joined
+            and previous in ("a", "o")
+            and _sentence_start(text, tokens, i - 1)
+        ):
+            return last
+    return None
 
 
 def _lower_without_context(text, tokens, chain, i) -> tuple[int, int] | None:
