@@ -658,6 +658,11 @@ def find_names(
             ):
                 found = _lower_without_context(text, tokens, chain, i)
                 if found is not None:
+                    further = _lower_name_with_evidence(text, tokens, i, last_name)
+                    if further is not None and further > found[1]:
+                        # "340.153.145-06 - daniela zanardetti": with evidence, the
+                        # words no list knows after a frequent name are its surnames
+                        found = found[0], further
                     yield tokens[found[0]][0], tokens[found[1]][1]
                     last_name = found[1]
                     i = found[1] + 1
@@ -1009,6 +1014,21 @@ def _lower_name_word(text: str, tokens: Sequence[Token], k: int) -> bool:
     )
 
 
+def _surname_after_article(word: str) -> bool:
+    """Can an unknown lower-case word after da/do/das/dos inside a name be a surname,
+    though it ends like a verb ("neli das pellizzener", "elane flor da vendrener")?
+    An article takes a noun, never a verb; nouns and adjectives are told by their
+    endings as elsewhere."""
+    if len(word) < 3 or not word.isalpha() or _flags(word):
+        return False
+    return not (
+        _WORD_SUFFIX_RE.search(word)
+        or _NOUN_ENDING_RE.search(word)
+        or _BRAND_PART_RE.search(word)
+        or _CLINICAL_LOWER_RE.search(word)
+    )
+
+
 def _lower_name_end(text: str, tokens: Sequence[Token], j: int) -> int:
     """Index of the last token of a name typed in lower case that starts at token j, a
     context word before it: listed names, words no list knows shaped like names, and
@@ -1023,7 +1043,10 @@ def _lower_name_end(text: str, tokens: Sequence[Token], j: int) -> int:
         if _flags(word) & _PARTICLE:
             if word == "e" or k + 1 >= n or not gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
                 break
-            if tokens[k + 1][2].islower() and _lower_name_word(text, tokens, k + 1):
+            if tokens[k + 1][2].islower() and (
+                _lower_name_word(text, tokens, k + 1)
+                or (word in ("da", "do", "das", "dos") and _surname_after_article(tokens[k + 1][2]))
+            ):
                 last = k + 1
                 k += 2
                 continue
@@ -1049,14 +1072,15 @@ def _lower_chain_end(text: str, tokens: Sequence[Token], j: int) -> int:
 
 
 # What only a person does, said of a patient in a clinic's chat: "joana pediu para
-# remarcar", "a cornelio fez bioestimulador", "kauane ligou". Verbs a product or an
-# exam also takes ("chegou", "veio", "saiu") are left out.
+# remarcar", "a cornelio fez bioestimulador", "kauane ligou". A product or an exam
+# also comes and arrives ("o sculptra chegou", "exame veio"), but those words carry
+# no name's flag, and a single word must be a listed given name that is nothing else.
 _PERSON_VERBS = frozenset(
     """
     ligou ligaram liga pediu pede pediram perguntou pergunta quer queria confirmou
     desmarcou desmarca remarcou remarca cancelou agendou faltou retornou voltou
     compareceu mandou enviou disse falou reclamou agradeceu avisou respondeu relatou
-    relata referiu refere trouxe pagou fez esta
+    relata referiu refere trouxe pagou fez esta veio vem chegou
     """.split()
 )
 # A clinician's verbs whose object is a patient: "hoje atendi kelvin lange",
