@@ -238,6 +238,8 @@ class _Chain:
                     break
                 if not self._continues(nxt, caps_mode, lower_mode):
                     break
+                if word.lower() in ("da", "do") and _diminutive_given_name(nxt):
+                    break  # "tia Nena do Joaozinho": two people, the boy's aunt
                 if word.lower() == "e":
                     # "Silva e Souza" is one surname, "Maria e João" are two people.
                     nflags = _flags(nxt)
@@ -698,6 +700,10 @@ def find_names(
             found = _without_context(text, tokens, chain, i, flags)
             if found is None and _after_reporting_verb(text, tokens, i, flags):
                 found = i, chain.extend(i, caps_mode=False)
+            if found is None and _patient_at_line_start(text, tokens, i, flags):
+                found = i, i
+            if found is None and _given_name_with_time(text, tokens, last_name, i, flags):
+                found = i, i
             if (
                 found is None
                 and second_signal is not None
@@ -770,6 +776,70 @@ def _after_reporting_verb(text: str, tokens: Sequence[Token], i: int, flags: int
     return not (
         _WORD_SUFFIX_RE.search(word) or _NOUN_ENDING_RE.search(word) or _BRAND_PART_RE.search(word)
     )
+
+
+# What a clinician's chat says of a patient, and of nothing else, right after the
+# patient's name at a line's start: "Vivi pediu desconto", "Cacá confirmou", "Pietra
+# alergia a látex". Narrower than `_PERSON_VERBS`: a firm or a body also comes,
+# says and asks in prose ("Petrobras disse"), and only the first word of a line is
+# asked, where news text seldom puts a name.
+_LINE_START_PATIENT_WORDS = frozenset(
+    """
+    pediu confirmou desmarcou remarcou faltou agradeceu reclamou cancelou
+    alergia alergica alergico
+    """.split()
+)
+_LINE_START_RE = re.compile(r"(?:\A|\n)[ \t\-•*>]*\Z")
+
+
+def _patient_at_line_start(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """Is the capitalised word opening a line the patient's name, a patient's verb or
+    allergy right after it ("Vivi pediu desconto", "Cacá confirmou", "Pietra alergia a
+    látex")? Nicknames there are often also words or products (Vivi, Pietra): the
+    verb says it is a person. Not a word in capitals, a place, a word of a noun's or
+    a brand's shape, or an eponym."""
+    beg, end, word = tokens[i]
+    if i + 1 >= len(tokens) or tokens[i + 1][2] not in _LINE_START_PATIENT_WORDS:
+        return False
+    if not gap_is_space(text, end, tokens[i + 1][0]):
+        return False
+    if not _LINE_START_RE.search(text, 0, beg):
+        return False
+    if len(word) < 3 or not word[0].isupper() or not word[1:].islower():
+        return False
+    if flags & (_STOP | _PLACE | _CONTEXT | _HONORIFIC | _CONNECTOR | _PARTICLE | _SUFFIX):
+        return False
+    if lexicon.is_place((word,)) or lexicon.fold(word) in lexicon.EPONYMS:
+        return False
+    return not (
+        _WORD_SUFFIX_RE.search(word) or _NOUN_ENDING_RE.search(word) or _BRAND_PART_RE.search(word)
+    )
+
+
+# A time after a given name in a day's list: "Lara vem 10h, Lia 11h", "Bia 14:30".
+_TIME_NEXT_RE = re.compile(r"[ \t]+(?:às[ \t]+|as[ \t]+)?\d{1,2}(?:h\d{0,2}|:\d{2})\b")
+
+
+def _given_name_with_time(
+    text: str, tokens: Sequence[Token], last_name: int, i: int, flags: int
+) -> bool:
+    """Is the capitalised given name at i an entry of a day's list after a name already
+    found ("Lara vem 10h, Lia 11h")? A time follows it, a comma or a line break comes
+    before it, and the name found before it also had a time after it: a given name that
+    is also a word (Lia, Luz) needs the list to be a person."""
+    if last_name < 0 or not flags & (_FIRST | _AMBIG):
+        return False
+    word = tokens[i][2]
+    if len(word) < 3 or not word[0].isupper() or not word[1:].islower():
+        return False
+    if flags & (_STOP | _PLACE | _CONTEXT | _HONORIFIC | _CONNECTOR | _SUFFIX):
+        return False
+    if not _TIME_NEXT_RE.match(text, tokens[i][1]):
+        return False
+    before = text[tokens[last_name][1] : tokens[i][0]]
+    if not re.search(r"(?:,|\n)[ \t]*\Z", before):
+        return False
+    return re.search(r"\d{1,2}(?:h\d{0,2}|:\d{2})\b", before) is not None
 
 
 def _leading_initials(text: str, tokens: Sequence[Token], first: int) -> int:
@@ -1248,6 +1318,8 @@ def _given_name_after_article(text: str, tokens: Sequence[Token], i: int, flags:
         return False
     if lexicon.fold(tokens[i][2]) in lexicon.EPONYMS or _eponym_head(text, tokens, i - 1):
         return False
+    if _diminutive_given_name(tokens[i][2]):
+        return True  # "tia Nena do Joaozinho": the boy is named after his aunt's article
     if i >= 2 and gap_is_space(text, tokens[i - 2][1], tokens[i - 1][0]):
         return not tokens[i - 2][2][0].isupper()
     return True
@@ -1378,6 +1450,12 @@ _RECORD_HEADS = frozenset(
     """.split()
 )
 _NICKNAME_END_RE = re.compile(r"(?:inho|inha)$")
+
+
+def _diminutive_given_name(word: str) -> bool:
+    """A given name's diminutive (Joaozinho, Pedrinho, Aninha) that no one bears as a
+    surname (unlike Sardinha, Coutinho, Pinho): after da/do it is a second person."""
+    return bool(_NICKNAME_END_RE.search(lexicon.fold(word))) and not _flags(word) & _SUR
 
 
 def _lower_nickname_after_article(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
