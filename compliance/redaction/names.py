@@ -454,7 +454,7 @@ def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> b
         # when borne by fewer than ~200 people ("Apliquei Kylane")
         return False
     if flags & _LISTED:
-        return True
+        return not _product_in_place_of_name(text, tokens, i, flags)
     # Nouns and adjectives by their ending, and verbs in the first person ("Mandei",
     # "Fizemos"): a clinician's note opens with them, a name seldom ends so.
     if _sentence_start(text, tokens, i) and _INFINITIVE_RE.search(word):
@@ -542,7 +542,9 @@ _TREATMENT_PREPOSITIONS = frozenset(
 _ARTICLES = frozenset("o a os as um uma uns umas".split())
 
 
-def _treatment_context(text: str, tokens: Sequence[Token], i: int, depth: int = 0) -> bool:
+def _treatment_context(
+    text: str, tokens: Sequence[Token], i: int, depth: int = 0, *, device_only: bool = False
+) -> bool:
     """Is token i what a treatment uses: after a treatment noun and a preposition
     ("protocolo com Sciton", "associado ao Ultraformer", "sessões de Fotona"), or a
     further product of the same list ("protocolo com Sciton, Tixel e Lumecca")?
@@ -550,7 +552,9 @@ def _treatment_context(text: str, tokens: Sequence[Token], i: int, depth: int = 
     Asked only of words no name list holds and of census names borne by fewer than
     ~200 people ("conversei com Joana" and "sessão com Kauane" are untouched by it);
     "com" after a session or a consultation introduces a person as often as a
-    device, so only "de" counts after those."""
+    device, so only "de" counts after those. With `device_only`, only a treatment
+    noun with "com" or "de" counts ("protocolo com Agnes", "sessões de Agnes"): no
+    session word, no article ("resultado do Pedrinho" is a person's)."""
     k = i - 1
     if k < 0:
         return False
@@ -564,7 +568,7 @@ def _treatment_context(text: str, tokens: Sequence[Token], i: int, depth: int = 
             and not _flags(tokens[m][2]) & _LISTED
             and (m == k or gap_is_space(text, tokens[m][1], tokens[k][0]))
         ):
-            return _treatment_context(text, tokens, m, depth + 1)
+            return _treatment_context(text, tokens, m, depth + 1, device_only=device_only)
         return False
     if gap != " ":
         return False
@@ -578,9 +582,53 @@ def _treatment_context(text: str, tokens: Sequence[Token], i: int, depth: int = 
     if not gap_is_space(text, tokens[k - 1][1], tokens[k][0]):
         return False
     head = lexicon.fold(tokens[k - 1][2])
+    if device_only:
+        return head in _TREATMENT_HEADS and preposition in ("com", "de")
     if head in _TREATMENT_HEADS:
         return True
     return head in _SESSION_HEADS and preposition in ("de", "do", "da")
+
+
+def _product_in_place_of_name(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """Is the listed name at i what is applied or used ("Apliquei Johnson", "Usar
+    Johnson"), or what a treatment noun takes with "com"/"de" ("protocolo com Agnes",
+    "sessões de Agnes")? There a word borne by a few thousand people is more often a
+    product or a device; a given name borne by 30,000 or more stays a person
+    ("protocolo com Maria"), and so does a diminutive."""
+    word = tokens[i][2]
+    if flags & _COMMON or lexicon.frequent_given_name(word) or _diminutive_given_name(word):
+        return False
+    return _product_context(text, tokens, i) or _treatment_context(
+        text, tokens, i, device_only=True
+    )
+
+
+def _product_line(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """Is the capitalised word at i part of the name of a product whose brand or kind
+    comes right before it ("Isdin Fusion Water", "creme Agnes", "Botox Cosmetic")?
+    The brands, products and procedures of the stop list head such names; words no
+    list knows may stand between ("Fusion"). A given name borne by 30,000 or more and
+    a surname borne by many stay names ("Botox Maria Silva"), and so does a name with
+    a time or an age after it."""
+    if flags & _COMMON or lexicon.frequent_given_name(tokens[i][2]):
+        return False
+    if _TIME_NEXT_RE.match(text, tokens[i][1]) or _AGE_NEXT_RE.match(text, tokens[i][1]):
+        return False  # "Botox Kauane 14h", "Toxina Kelvin 8a": a day's list of patients
+    if i + 1 < len(tokens) and gap_is_space(text, tokens[i][1], tokens[i + 1][0]):
+        following = tokens[i + 1][2]
+        if following[0].isupper() and (
+            _flags(following) & _COMMON or lexicon.frequent_given_name(following)
+        ):
+            return False  # "Botox Kauane Souza": a surname borne by many follows
+    k = i - 1
+    while k >= 0 and k > i - 4 and gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
+        word = tokens[k][2]
+        if lexicon.fold(word) in lexicon.PRODUCT_WORDS:
+            return True
+        if not word[0].isupper() or _flags(word) & (_LISTED | _STOP):
+            return False
+        k -= 1
+    return False
 
 
 def _eponym_head(text: str, tokens: Sequence[Token], k: int) -> bool:
@@ -690,6 +738,9 @@ def find_names(
                 yield beg, tokens[last][1]
                 i = last + 1
                 continue
+        if found is None and not lower and not flags & _STOP and _product_line(text, tokens, i, flags):
+            i += 1  # "Isdin Fusion Water", "creme Agnes": a product's line, not a person
+            continue
         if found is None and not lower and not flags & _STOP:
             place = _place_end(text, tokens, i)
             if place is not None:
@@ -1575,9 +1626,14 @@ def _without_context(
             and not previous.isupper()
             and _flags(previous) & (_NOT_NAME | _STOP)
             and not _flags(previous) & _LISTED
-            and not _sentence_start(text, tokens, i - 1)
+            and (
+                not _sentence_start(text, tokens, i - 1)
+                or lexicon.fold(previous) in lexicon.PRODUCT_WORDS
+            )
         ):
-            return None  # "Isdin Fusion Water": the words after a brand are its product
+            # "usei Isdin Fusion Water", and "Isdin Fusion Water" on a line of its own:
+            # the words after a brand are its product line
+            return None
         if last == i:
             # Alone it is more often a brand or a foreign place than a person
             # (measured on the tuning corpora: +7 points of name recall on news
@@ -1630,6 +1686,8 @@ def _without_context(
             # before it: a brand that is also a census name ("Apliquei Venus",
             # "protocolo com Kylane"); a frequent name there stays a name.
             return None
+        if _product_in_place_of_name(text, tokens, i, flags):
+            return None  # "Apliquei Johnson", "protocolo com Agnes"
         return i, i
     if flags & _PLACE:
         return None  # "Serra da Mantiqueira", "Santa Cruz": a place word opens it
