@@ -940,6 +940,17 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
             and len(word) > 2
         ):
             break  # "sra. glória menezes", "dona conceição", "d. rosa": the title says it
+        if (
+            word.islower()
+            and wflags & _AMBIG
+            and lexicon.frequent_given_name(word)
+            and j + 1 < n
+            and gap_is_space(text, tokens[j][1], tokens[j + 1][0])
+            and tokens[j + 1][2].islower()
+            and _clear_name(_flags(tokens[j + 1][2]))
+            and not _flags(tokens[j + 1][2]) & (_NOT_NAME | _STOP | _PLACE)
+        ):
+            break  # "paciente clara silva": a given name that is also a word, its surname
         if not wflags & (_CONNECTOR | _HONORIFIC | _CONTEXT):
             return None
         j += 1
@@ -955,6 +966,16 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
         if not wflags and last == j and colonless:
             # "paciente hipocorada": one word in lower case that no list knows is a name
             # only after a label with a colon ("responsável legal: maricísia")
+            return None
+        if (
+            wflags & _RARE
+            and not wflags & _COMMON
+            and (_CLINICAL_LOWER_RE.search(word) or _WORD_SUFFIX_RE.search(word))
+            and not any(_flags(t[2]) & _CLEAR for t in tokens[j + 1 : last + 1])
+            and colonless
+        ):
+            # "paciente lúcida e orientada": a given name of a few hundred people that
+            # ends like a clinical adjective is the adjective, unless a surname follows
             return None
     if chain._initial(j) and len(trigger) > 1:
         # Initials: "Sra. M. A. S.", "paciente M.S.", "Dr. R. Almeida". Initials alone
