@@ -1094,8 +1094,15 @@ def _lower_unknown_tail(text, tokens, last: int) -> int:
         word = tokens[k][2]
         if not word.islower() or len(word) < 3 or _flags(word):
             break
+        if _PAST_OR_GERUND_RE.search(word):
+            break  # "dona ivete quebrou o braço": a verb after the name, not a surname
         last = k
     return last
+
+
+# Verbs in the past or the gerund, which follow a subject's name: "quebrou", "caiu",
+# "sumiram", "chorando". A surname seldom ends so (Abreu and Ribeiro are listed).
+_PAST_OR_GERUND_RE = re.compile(r"\w\w(?:ou|iu|eu|aram|eram|iram|avam|ando|endo|indo)$")
 
 
 def _unknown_lower_word(word: str) -> bool:
@@ -1185,6 +1192,8 @@ def _lower_name_end(text: str, tokens: Sequence[Token], j: int) -> int:
         if _flags(word) & _PARTICLE:
             if word == "e" or k + 1 >= n or not gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
                 break
+            if word in ("da", "do") and _diminutive_given_name(tokens[k + 1][2]):
+                break  # "tia neide do luizinho": two people
             if tokens[k + 1][2].islower() and (
                 _lower_name_word(text, tokens, k + 1)
                 or (word in ("da", "do", "das", "dos") and _surname_after_article(tokens[k + 1][2]))

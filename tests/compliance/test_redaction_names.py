@@ -524,6 +524,9 @@ def test_a_label_or_an_identifier_beside_a_lower_case_name_is_evidence(text, exp
         ("para a sra. neli das pellizzener mota.", ["neli das pellizzener mota"]),
         # An ambiguous given name with its surname after a context word.
         ("paciente clara silva retorna", ["clara silva"]),
+        # Not a verb after the name, nor a relative's diminutive after da/do.
+        ("o juninho da dona ivete quebrou o braco", ["juninho", "ivete"]),
+        ("tia neide do luizinho ligou", ["neide", "luizinho"]),
     ],
 )
 def test_a_lower_case_name_runs_over_its_rare_surnames(text, expected):
