@@ -610,6 +610,13 @@ def _product_line(text: str, tokens: Sequence[Token], i: int, flags: int) -> boo
     list knows may stand between ("Fusion"). A given name borne by 30,000 or more and
     a surname borne by many stay names ("Botox Maria Silva"), and so does a name with
     a time or an age after it."""
+    if i == 0 or not gap_is_space(text, tokens[i - 1][1], tokens[i][0]):
+        return False
+    previous = tokens[i - 1][2]
+    if lexicon.fold(previous) not in lexicon.PRODUCT_WORDS and (
+        not previous[0].isupper() or _flags(previous)
+    ):
+        return False  # most words: neither a brand nor an unknown word of a product before
     if flags & _COMMON or lexicon.frequent_given_name(tokens[i][2]):
         return False
     if _TIME_NEXT_RE.match(text, tokens[i][1]) or _AGE_NEXT_RE.match(text, tokens[i][1]):
@@ -625,7 +632,7 @@ def _product_line(text: str, tokens: Sequence[Token], i: int, flags: int) -> boo
         word = tokens[k][2]
         if lexicon.fold(word) in lexicon.PRODUCT_WORDS:
             return True
-        if not word[0].isupper() or _flags(word) & (_LISTED | _STOP):
+        if not word[0].isupper() or _flags(word):
             return False
         k -= 1
     return False
@@ -717,7 +724,10 @@ def find_names(
                     last_name = found[1]
                     i = found[1] + 1
                     continue
-            if not flags & (_STOP | _CONTEXT | _HONORIFIC | _CONNECTOR | _PARTICLE):
+            if (
+                flags & _LISTED and not flags & (_STOP | _CONTEXT | _HONORIFIC | _CONNECTOR)
+            ) or (not flags and _listed_next(tokens, i)):
+                # a listed name, or a word no list knows before one ("deuzayne mamede")
                 last = _lower_name_with_evidence(text, tokens, i, last_name)
                 if last is not None:
                     yield tokens[i][0], tokens[last][1]
@@ -1254,6 +1264,11 @@ _IDENTIFIER_AFTER_RE = re.compile(
     re.IGNORECASE,
 )
 _IDENTIFIER_BEFORE_RE = re.compile(r"\d[\d. ()/-]{7,}\d\)?[ \t]*[-–—:][ \t]*\Z")
+
+
+def _listed_next(tokens: Sequence[Token], i: int) -> bool:
+    """Is the token after i a listed name that is nothing else?"""
+    return i + 1 < len(tokens) and bool(_flags(tokens[i + 1][2]) & _CLEAR)
 
 
 def _lower_name_with_evidence(
