@@ -593,14 +593,44 @@ def test_products_named_like_people(text, expected):
     assert names(text) == expected
 
 
-def test_it_keeps_the_chat_style_messages_of_the_fifth_round():
-    # benchmarks/redaction_chat_names.py: 451 of 455 name words and 3 of 1,480 other
-    # words altered when written (434 and 23 before the round), a regression floor.
+def _chat_bench():
     spec = importlib.util.spec_from_file_location(
         "redaction_chat_names", REPO / "benchmarks" / "redaction_chat_names.py"
     )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def _chat_totals(bench, path) -> tuple[int, int, int, int]:
+    """(name words, missed, other words, altered) over a file of chat messages."""
+    totals = [0, 0, 0, 0]
+    for text, mask in bench.read_messages(path):
+        name_words, missed, other_words, altered = bench.score(text, mask)
+        totals = [
+            a + b
+            for a, b in zip(
+                totals, (name_words, len(missed), other_words, len(altered)), strict=True
+            )
+        ]
+    return tuple(totals)
+
+
+def test_it_keeps_the_chat_messages_typed_in_lower_case_of_the_sixth_round():
+    # benchmarks/data/chat_names_lower.txt: 155 of 165 name words and 3 of 697 other
+    # words altered on the code before the round, 161 and 0 after, a regression floor.
+    bench = _chat_bench()
+    name_words, missed, other_words, altered = _chat_totals(bench, bench.LOWER_CASE_MESSAGES)
+    assert name_words > 150 and other_words > 600
+    assert (name_words - missed) / name_words >= 0.97
+    assert altered <= 1
+
+
+def test_it_keeps_the_chat_style_messages_of_the_fifth_round():
+    # benchmarks/redaction_chat_names.py: 451 of 455 name words and 3 of 1,480 other
+    # words altered when written (434 and 23 before the round), 455 and 0 after the
+    # sixth round; a regression floor.
+    bench = _chat_bench()
     totals = [0, 0, 0, 0]
     for text, mask in bench.read_messages():
         name_words, missed, other_words, altered = bench.score(text, mask)
@@ -613,7 +643,7 @@ def test_it_keeps_the_chat_style_messages_of_the_fifth_round():
     name_words, missed, other_words, altered = totals
     assert name_words > 400 and other_words > 1_000
     assert (name_words - missed) / name_words >= 0.99
-    assert altered <= 3
+    assert altered <= 1
 
 
 @pytest.mark.parametrize(
@@ -804,11 +834,13 @@ def _typed_in(change) -> list[dict]:
 def test_it_finds_names_typed_all_in_capitals_or_in_lower_case():
     # Measured 0.931 / 0.575 of name words before names no list knows were read after a
     # context word in capitals and in lower case, 0.998 / 0.717 after (BENCHMARKS.md,
-    # "Capitals, lower case and brands"); lower case without a context word stays out.
+    # "Capitals, lower case and brands"); 0.727 / 0.989 in lower case before and after
+    # the evidence of the sixth round (a patient's verb, a clinician's verb, a label,
+    # an identifier beside the name). A name alone with no evidence stays out.
     capitals = evaluate_records(_typed_in(str.upper))
     lower = evaluate_records(_typed_in(str.lower))
     assert capitals.name_word_recall >= 0.99 and capitals.clean_altered == 0
-    assert lower.name_word_recall >= 0.70 and lower.clean_altered == 0
+    assert lower.name_word_recall >= 0.98 and lower.clean_altered == 0
 
 
 @pytest.fixture(scope="module")
