@@ -724,9 +724,9 @@ def find_names(
                     last_name = found[1]
                     i = found[1] + 1
                     continue
-            if (
-                flags & _LISTED and not flags & (_STOP | _CONTEXT | _HONORIFIC | _CONNECTOR)
-            ) or (not flags and _listed_next(tokens, i)):
+            if (flags & _LISTED and not flags & (_STOP | _CONTEXT | _HONORIFIC | _CONNECTOR)) or (
+                not flags and _listed_next(tokens, i)
+            ):
                 # a listed name, or a word no list knows before one ("deuzayne mamede")
                 last = _lower_name_with_evidence(text, tokens, i, last_name)
                 if last is not None:
@@ -748,7 +748,12 @@ def find_names(
                 yield beg, tokens[last][1]
                 i = last + 1
                 continue
-        if found is None and not lower and not flags & _STOP and _product_line(text, tokens, i, flags):
+        if (
+            found is None
+            and not lower
+            and not flags & _STOP
+            and _product_line(text, tokens, i, flags)
+        ):
             i += 1  # "Isdin Fusion Water", "creme Agnes": a product's line, not a person
             continue
         if found is None and not lower and not flags & _STOP:
@@ -1295,9 +1300,7 @@ def _lower_name_with_evidence(
             return None
         if words[0] in _LOWER_CASE_WORDS or len(words[0]) < 3:
             return None
-    elif not any(
-        _flags(w) & _CLEAR and not _flags(w) & (_NOT_NAME | _PLACE) for w in words
-    ):
+    elif not any(_flags(w) & _CLEAR and not _flags(w) & (_NOT_NAME | _PLACE) for w in words):
         return None
     if lexicon.is_place(tuple(words)):
         return None
@@ -1312,7 +1315,9 @@ def _lower_name_with_evidence(
         and previous == "e"
         and joined
         and gap_is_space(text, tokens[last_name][1], tokens[i - 1][0])
-    ) or (last_name >= 0 and i == last_name + 1 and text[tokens[last_name][1] : beg] in (", ", ",")):
+    ) or (
+        last_name >= 0 and i == last_name + 1 and text[tokens[last_name][1] : beg] in (", ", ",")
+    ):
         return last
     if i and lexicon.fold(previous) in _NAME_LABELS and text[tokens[i - 1][1] : beg].strip() == ":":
         return last
@@ -1325,11 +1330,7 @@ def _lower_name_with_evidence(
             return None
         if _sentence_start(text, tokens, i):
             return last
-        if (
-            joined
-            and previous in ("a", "o")
-            and _sentence_start(text, tokens, i - 1)
-        ):
+        if joined and previous in ("a", "o") and _sentence_start(text, tokens, i - 1):
             return last
     return None
 
