@@ -343,6 +343,20 @@ def read_list(name: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
+def read_section(name: str, heading: str) -> list[str]:
+    """Entries of one section of a shipped word list: the lines after the comment
+    "# --- <heading>" up to the next such comment."""
+    entries: list[str] = []
+    inside = False
+    for line in (DATA_DIR / name).read_text(encoding="utf-8").splitlines():
+        if line.startswith("# ---"):
+            inside = line[5:].strip() == heading
+            continue
+        if inside and line.strip() and not line.startswith("#"):
+            entries.append(line.strip())
+    return entries
+
+
 def read_tsv(name: str) -> Iterator[tuple[str, str]]:
     """(key, value) rows of a shipped gzip TSV list."""
     with gzip.open(DATA_DIR / name, "rt", encoding="utf-8") as fh:
@@ -519,6 +533,13 @@ def trigger_words() -> frozenset[str]:
 
 
 TRIGGER_WORDS = trigger_words()
+
+# Procedures, products, brands and substances of the stop list (Isdin, Botox,
+# Heliocare, peeling): the capitalised words right after one are its product line
+# ("Isdin Fusion Water"), not a person, even where the brand opens a sentence.
+PRODUCT_WORDS = frozenset(
+    fold(w) for w in read_section("stopwords.txt", "procedures, products, substances")
+)
 
 
 def is_known_first_name(word: str) -> bool:

@@ -238,6 +238,8 @@ class _Chain:
                     break
                 if not self._continues(nxt, caps_mode, lower_mode):
                     break
+                if word.lower() in ("da", "do") and _diminutive_given_name(nxt):
+                    break  # "tia Nena do Joaozinho": two people, the boy's aunt
                 if word.lower() == "e":
                     # "Silva e Souza" is one surname, "Maria e João" are two people.
                     nflags = _flags(nxt)
@@ -452,7 +454,7 @@ def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> b
         # when borne by fewer than ~200 people ("Apliquei Kylane")
         return False
     if flags & _LISTED:
-        return True
+        return not _product_in_place_of_name(text, tokens, i, flags)
     # Nouns and adjectives by their ending, and verbs in the first person ("Mandei",
     # "Fizemos"): a clinician's note opens with them, a name seldom ends so.
     if _sentence_start(text, tokens, i) and _INFINITIVE_RE.search(word):
@@ -540,7 +542,9 @@ _TREATMENT_PREPOSITIONS = frozenset(
 _ARTICLES = frozenset("o a os as um uma uns umas".split())
 
 
-def _treatment_context(text: str, tokens: Sequence[Token], i: int, depth: int = 0) -> bool:
+def _treatment_context(
+    text: str, tokens: Sequence[Token], i: int, depth: int = 0, *, device_only: bool = False
+) -> bool:
     """Is token i what a treatment uses: after a treatment noun and a preposition
     ("protocolo com Sciton", "associado ao Ultraformer", "sessões de Fotona"), or a
     further product of the same list ("protocolo com Sciton, Tixel e Lumecca")?
@@ -548,7 +552,9 @@ def _treatment_context(text: str, tokens: Sequence[Token], i: int, depth: int = 
     Asked only of words no name list holds and of census names borne by fewer than
     ~200 people ("conversei com Joana" and "sessão com Kauane" are untouched by it);
     "com" after a session or a consultation introduces a person as often as a
-    device, so only "de" counts after those."""
+    device, so only "de" counts after those. With `device_only`, only a treatment
+    noun with "com" or "de" counts ("protocolo com Agnes", "sessões de Agnes"): no
+    session word, no article ("resultado do Pedrinho" is a person's)."""
     k = i - 1
     if k < 0:
         return False
@@ -562,7 +568,7 @@ def _treatment_context(text: str, tokens: Sequence[Token], i: int, depth: int = 
             and not _flags(tokens[m][2]) & _LISTED
             and (m == k or gap_is_space(text, tokens[m][1], tokens[k][0]))
         ):
-            return _treatment_context(text, tokens, m, depth + 1)
+            return _treatment_context(text, tokens, m, depth + 1, device_only=device_only)
         return False
     if gap != " ":
         return False
@@ -576,9 +582,60 @@ def _treatment_context(text: str, tokens: Sequence[Token], i: int, depth: int = 
     if not gap_is_space(text, tokens[k - 1][1], tokens[k][0]):
         return False
     head = lexicon.fold(tokens[k - 1][2])
+    if device_only:
+        return head in _TREATMENT_HEADS and preposition in ("com", "de")
     if head in _TREATMENT_HEADS:
         return True
     return head in _SESSION_HEADS and preposition in ("de", "do", "da")
+
+
+def _product_in_place_of_name(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """Is the listed name at i what is applied or used ("Apliquei Johnson", "Usar
+    Johnson"), or what a treatment noun takes with "com"/"de" ("protocolo com Agnes",
+    "sessões de Agnes")? There a word borne by a few thousand people is more often a
+    product or a device; a given name borne by 30,000 or more stays a person
+    ("protocolo com Maria"), and so does a diminutive."""
+    word = tokens[i][2]
+    if flags & _COMMON or lexicon.frequent_given_name(word) or _diminutive_given_name(word):
+        return False
+    return _product_context(text, tokens, i) or _treatment_context(
+        text, tokens, i, device_only=True
+    )
+
+
+def _product_line(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """Is the capitalised word at i part of the name of a product whose brand or kind
+    comes right before it ("Isdin Fusion Water", "creme Agnes", "Botox Cosmetic")?
+    The brands, products and procedures of the stop list head such names; words no
+    list knows may stand between ("Fusion"). A given name borne by 30,000 or more and
+    a surname borne by many stay names ("Botox Maria Silva"), and so does a name with
+    a time or an age after it."""
+    if i == 0 or not gap_is_space(text, tokens[i - 1][1], tokens[i][0]):
+        return False
+    previous = tokens[i - 1][2]
+    if lexicon.fold(previous) not in lexicon.PRODUCT_WORDS and (
+        not previous[0].isupper() or _flags(previous)
+    ):
+        return False  # most words: neither a brand nor an unknown word of a product before
+    if flags & _COMMON or lexicon.frequent_given_name(tokens[i][2]):
+        return False
+    if _TIME_NEXT_RE.match(text, tokens[i][1]) or _AGE_NEXT_RE.match(text, tokens[i][1]):
+        return False  # "Botox Kauane 14h", "Toxina Kelvin 8a": a day's list of patients
+    if i + 1 < len(tokens) and gap_is_space(text, tokens[i][1], tokens[i + 1][0]):
+        following = tokens[i + 1][2]
+        if following[0].isupper() and (
+            _flags(following) & _COMMON or lexicon.frequent_given_name(following)
+        ):
+            return False  # "Botox Kauane Souza": a surname borne by many follows
+    k = i - 1
+    while k >= 0 and k > i - 4 and gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
+        word = tokens[k][2]
+        if lexicon.fold(word) in lexicon.PRODUCT_WORDS:
+            return True
+        if not word[0].isupper() or _flags(word):
+            return False
+        k -= 1
+    return False
 
 
 def _eponym_head(text: str, tokens: Sequence[Token], k: int) -> bool:
@@ -658,9 +715,24 @@ def find_names(
             ):
                 found = _lower_without_context(text, tokens, chain, i)
                 if found is not None:
+                    further = _lower_name_with_evidence(text, tokens, i, last_name)
+                    if further is not None and further > found[1]:
+                        # "340.153.145-06 - daniela zanardetti": with evidence, the
+                        # words no list knows after a frequent name are its surnames
+                        found = found[0], further
                     yield tokens[found[0]][0], tokens[found[1]][1]
                     last_name = found[1]
                     i = found[1] + 1
+                    continue
+            if (flags & _LISTED and not flags & (_STOP | _CONTEXT | _HONORIFIC | _CONNECTOR)) or (
+                not flags and _listed_next(tokens, i)
+            ):
+                # a listed name, or a word no list knows before one ("deuzayne mamede")
+                last = _lower_name_with_evidence(text, tokens, i, last_name)
+                if last is not None:
+                    yield tokens[i][0], tokens[last][1]
+                    last_name = last
+                    i = last + 1
                     continue
             i += 1  # most tokens: ordinary lower-case words
             continue
@@ -676,6 +748,14 @@ def find_names(
                 yield beg, tokens[last][1]
                 i = last + 1
                 continue
+        if (
+            found is None
+            and not lower
+            and not flags & _STOP
+            and _product_line(text, tokens, i, flags)
+        ):
+            i += 1  # "Isdin Fusion Water", "creme Agnes": a product's line, not a person
+            continue
         if found is None and not lower and not flags & _STOP:
             place = _place_end(text, tokens, i)
             if place is not None:
@@ -686,6 +766,10 @@ def find_names(
             found = _without_context(text, tokens, chain, i, flags)
             if found is None and _after_reporting_verb(text, tokens, i, flags):
                 found = i, chain.extend(i, caps_mode=False)
+            if found is None and _patient_at_line_start(text, tokens, i, flags):
+                found = i, i
+            if found is None and _given_name_with_time(text, tokens, last_name, i, flags):
+                found = i, i
             if (
                 found is None
                 and second_signal is not None
@@ -760,6 +844,70 @@ def _after_reporting_verb(text: str, tokens: Sequence[Token], i: int, flags: int
     )
 
 
+# What a clinician's chat says of a patient, and of nothing else, right after the
+# patient's name at a line's start: "Vivi pediu desconto", "Cacá confirmou", "Pietra
+# alergia a látex". Narrower than `_PERSON_VERBS`: a firm or a body also comes,
+# says and asks in prose ("Petrobras disse"), and only the first word of a line is
+# asked, where news text seldom puts a name.
+_LINE_START_PATIENT_WORDS = frozenset(
+    """
+    pediu confirmou desmarcou remarcou faltou agradeceu reclamou cancelou
+    alergia alergica alergico
+    """.split()
+)
+_LINE_START_RE = re.compile(r"(?:\A|\n)[ \t\-•*>]*\Z")
+
+
+def _patient_at_line_start(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """Is the capitalised word opening a line the patient's name, a patient's verb or
+    allergy right after it ("Vivi pediu desconto", "Cacá confirmou", "Pietra alergia a
+    látex")? Nicknames there are often also words or products (Vivi, Pietra): the
+    verb says it is a person. Not a word in capitals, a place, a word of a noun's or
+    a brand's shape, or an eponym."""
+    beg, end, word = tokens[i]
+    if i + 1 >= len(tokens) or tokens[i + 1][2] not in _LINE_START_PATIENT_WORDS:
+        return False
+    if not gap_is_space(text, end, tokens[i + 1][0]):
+        return False
+    if not _LINE_START_RE.search(text, 0, beg):
+        return False
+    if len(word) < 3 or not word[0].isupper() or not word[1:].islower():
+        return False
+    if flags & (_STOP | _PLACE | _CONTEXT | _HONORIFIC | _CONNECTOR | _PARTICLE | _SUFFIX):
+        return False
+    if lexicon.is_place((word,)) or lexicon.fold(word) in lexicon.EPONYMS:
+        return False
+    return not (
+        _WORD_SUFFIX_RE.search(word) or _NOUN_ENDING_RE.search(word) or _BRAND_PART_RE.search(word)
+    )
+
+
+# A time after a given name in a day's list: "Lara vem 10h, Lia 11h", "Bia 14:30".
+_TIME_NEXT_RE = re.compile(r"[ \t]+(?:às[ \t]+|as[ \t]+)?\d{1,2}(?:h\d{0,2}|:\d{2})\b")
+
+
+def _given_name_with_time(
+    text: str, tokens: Sequence[Token], last_name: int, i: int, flags: int
+) -> bool:
+    """Is the capitalised given name at i an entry of a day's list after a name already
+    found ("Lara vem 10h, Lia 11h")? A time follows it, a comma or a line break comes
+    before it, and the name found before it also had a time after it: a given name that
+    is also a word (Lia, Luz) needs the list to be a person."""
+    if last_name < 0 or not flags & (_FIRST | _AMBIG):
+        return False
+    word = tokens[i][2]
+    if len(word) < 3 or not word[0].isupper() or not word[1:].islower():
+        return False
+    if flags & (_STOP | _PLACE | _CONTEXT | _HONORIFIC | _CONNECTOR | _SUFFIX):
+        return False
+    if not _TIME_NEXT_RE.match(text, tokens[i][1]):
+        return False
+    before = text[tokens[last_name][1] : tokens[i][0]]
+    if not re.search(r"(?:,|\n)[ \t]*\Z", before):
+        return False
+    return re.search(r"\d{1,2}(?:h\d{0,2}|:\d{2})\b", before) is not None
+
+
 def _leading_initials(text: str, tokens: Sequence[Token], first: int) -> int:
     """Start of a name found at token `first`, taking in the initials right before it
     ("J. Silva", "R. Almeida")."""
@@ -807,6 +955,17 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
             and len(word) > 2
         ):
             break  # "sra. glória menezes", "dona conceição", "d. rosa": the title says it
+        if (
+            word.islower()
+            and wflags & _AMBIG
+            and lexicon.frequent_given_name(word)
+            and j + 1 < n
+            and gap_is_space(text, tokens[j][1], tokens[j + 1][0])
+            and tokens[j + 1][2].islower()
+            and _clear_name(_flags(tokens[j + 1][2]))
+            and not _flags(tokens[j + 1][2]) & (_NOT_NAME | _STOP | _PLACE)
+        ):
+            break  # "paciente clara silva": a given name that is also a word, its surname
         if not wflags & (_CONNECTOR | _HONORIFIC | _CONTEXT):
             return None
         j += 1
@@ -818,10 +977,20 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
     last = chain.extend(j, caps_mode)
     trigger = tokens[i][2].lower()
     if word[0].islower():
-        last = max(_lower_unknown_tail(text, tokens, last), _lower_name_end(text, tokens, j))
+        last = max(last, _lower_chain_end(text, tokens, j))
         if not wflags and last == j and colonless:
             # "paciente hipocorada": one word in lower case that no list knows is a name
             # only after a label with a colon ("responsável legal: maricísia")
+            return None
+        if (
+            wflags & _RARE
+            and not wflags & _COMMON
+            and (_CLINICAL_LOWER_RE.search(word) or _WORD_SUFFIX_RE.search(word))
+            and not any(_flags(t[2]) & _CLEAR for t in tokens[j + 1 : last + 1])
+            and colonless
+        ):
+            # "paciente lúcida e orientada": a given name of a few hundred people that
+            # ends like a clinical adjective is the adjective, unless a surname follows
             return None
     if chain._initial(j) and len(trigger) > 1:
         # Initials: "Sra. M. A. S.", "paciente M.S.", "Dr. R. Almeida". Initials alone
@@ -940,8 +1109,15 @@ def _lower_unknown_tail(text, tokens, last: int) -> int:
         word = tokens[k][2]
         if not word.islower() or len(word) < 3 or _flags(word):
             break
+        if _PAST_OR_GERUND_RE.search(word):
+            break  # "dona ivete quebrou o braço": a verb after the name, not a surname
         last = k
     return last
+
+
+# Verbs in the past or the gerund, which follow a subject's name: "quebrou", "caiu",
+# "sumiram", "chorando". A surname seldom ends so (Abreu and Ribeiro are listed).
+_PAST_OR_GERUND_RE = re.compile(r"\w\w(?:ou|iu|eu|aram|eram|iram|avam|ando|endo|indo)$")
 
 
 def _unknown_lower_word(word: str) -> bool:
@@ -1002,6 +1178,21 @@ def _lower_name_word(text: str, tokens: Sequence[Token], k: int) -> bool:
     )
 
 
+def _surname_after_article(word: str) -> bool:
+    """Can an unknown lower-case word after da/do/das/dos inside a name be a surname,
+    though it ends like a verb ("neli das pellizzener", "elane flor da vendrener")?
+    An article takes a noun, never a verb; nouns and adjectives are told by their
+    endings as elsewhere."""
+    if len(word) < 3 or not word.isalpha() or _flags(word):
+        return False
+    return not (
+        _WORD_SUFFIX_RE.search(word)
+        or _NOUN_ENDING_RE.search(word)
+        or _BRAND_PART_RE.search(word)
+        or _CLINICAL_LOWER_RE.search(word)
+    )
+
+
 def _lower_name_end(text: str, tokens: Sequence[Token], j: int) -> int:
     """Index of the last token of a name typed in lower case that starts at token j, a
     context word before it: listed names, words no list knows shaped like names, and
@@ -1016,7 +1207,12 @@ def _lower_name_end(text: str, tokens: Sequence[Token], j: int) -> int:
         if _flags(word) & _PARTICLE:
             if word == "e" or k + 1 >= n or not gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
                 break
-            if tokens[k + 1][2].islower() and _lower_name_word(text, tokens, k + 1):
+            if word in ("da", "do") and _diminutive_given_name(tokens[k + 1][2]):
+                break  # "tia neide do luizinho": two people
+            if tokens[k + 1][2].islower() and (
+                _lower_name_word(text, tokens, k + 1)
+                or (word in ("da", "do", "das", "dos") and _surname_after_article(tokens[k + 1][2]))
+            ):
                 last = k + 1
                 k += 2
                 continue
@@ -1026,6 +1222,117 @@ def _lower_name_end(text: str, tokens: Sequence[Token], j: int) -> int:
         last = k
         k += 1
     return last
+
+
+def _lower_chain_end(text: str, tokens: Sequence[Token], j: int) -> int:
+    """Index of the last token of a name typed in lower case that starts at token j:
+    listed names and name-shaped words (`_lower_name_end`) and, right after a name
+    word, words no list knows (`_lower_unknown_tail`), in any order ("mariano
+    ungerener wanderley": a rare surname between two listed ones)."""
+    last = j
+    while True:
+        further = max(_lower_unknown_tail(text, tokens, last), _lower_name_end(text, tokens, last))
+        if further == last:
+            return last
+        last = further
+
+
+# What only a person does, said of a patient in a clinic's chat: "joana pediu para
+# remarcar", "a cornelio fez bioestimulador", "kauane ligou". A product or an exam
+# also comes and arrives ("o sculptra chegou", "exame veio"), but those words carry
+# no name's flag, and a single word must be a listed given name that is nothing else.
+_PERSON_VERBS = frozenset(
+    """
+    ligou ligaram liga pediu pede pediram perguntou pergunta quer queria confirmou
+    desmarcou desmarca remarcou remarca cancelou agendou faltou retornou voltou
+    compareceu mandou enviou disse falou reclamou agradeceu avisou respondeu relatou
+    relata referiu refere trouxe pagou fez esta veio vem chegou
+    """.split()
+)
+# A clinician's verbs whose object is a patient: "hoje atendi kelvin lange",
+# "agendei ilario barrios para quinta", "orientei agostinho a evitar sol".
+_PATIENT_OBJECT_VERBS = frozenset(
+    """
+    atendi atendemos atendeu agendei agendamos orientei orientamos examinei examinamos
+    avaliei avaliamos reavaliei encaminhei encaminhamos
+    """.split()
+)
+# Labels with a colon that head a person's name in a signature or a record
+# ("assinado: ronei lovato", "cadastro: narciso palhares; dn ...").
+_NAME_LABELS = frozenset("assinado assinada ass cadastro cadastrada cadastrado".split())
+# An identifier right after a name ("lucas prado, cpf 341...", "romilda cosme
+# (erci@bol.com.br)", "hebert tessener, (11) 98765-4321") or right before it
+# ("340.153.145-06 - daniela zanardetti"): a patient's record line.
+_IDENTIFIER_AFTER_RE = re.compile(
+    r"[ \t]*[,(–-]?[ \t]*(?:\(?[\w.+-]+@|(?:cpf|rg|cns|tel|cel|fone|whats|zap)\b"
+    r"|\(?\d{2}\)?[ \t]?9?\d{4}[ .-]?\d{4}\b|\d{3}[. ]?\d{3}[. ]?\d{3}[ .-]?\d{2}\b)",
+    re.IGNORECASE,
+)
+_IDENTIFIER_BEFORE_RE = re.compile(r"\d[\d. ()/-]{7,}\d\)?[ \t]*[-–—:][ \t]*\Z")
+
+
+def _listed_next(tokens: Sequence[Token], i: int) -> bool:
+    """Is the token after i a listed name that is nothing else?"""
+    return i + 1 < len(tokens) and bool(_flags(tokens[i + 1][2]) & _CLEAR)
+
+
+def _lower_name_with_evidence(
+    text: str, tokens: Sequence[Token], i: int, last_name: int
+) -> int | None:
+    """Index of the last token of a name typed in lower case that starts at token i,
+    when the clinician's text says it is a person, or None.
+
+    The words must have a name's shape (`_lower_chain_end`): either the first is a
+    listed given name that is nothing else, or two or more words hold a listed name.
+    The evidence: a patient's verb after it at a sentence start ("dayana pediu para
+    adiantar", "a marcella fez peeling"), a clinician's verb before it ("atendi kelvin
+    lange"), a name just before it in a list ("atendi X e enir loureiro"), a label
+    with a colon ("assinado: raila escobar"), or an identifier beside it ("aldir
+    lelis, cpf ...", "156.060.020-94 - leonora alonso"). A word alone that is also
+    an everyday word or a product never counts (luz, rosa)."""
+    if not _lower_name_word(text, tokens, i):
+        return None
+    last = _lower_chain_end(text, tokens, i)
+    words = [t[2] for t in tokens[i : last + 1] if not _flags(t[2]) & _PARTICLE]
+    first = _flags(words[0])
+    if len(words) == 1:
+        if not (first & _FIRST and _clear_name(first)) or first & (_NOT_NAME | _PLACE):
+            return None
+        if words[0] in _LOWER_CASE_WORDS or len(words[0]) < 3:
+            return None
+    elif not any(_flags(w) & _CLEAR and not _flags(w) & (_NOT_NAME | _PLACE) for w in words):
+        return None
+    if lexicon.is_place(tuple(words)):
+        return None
+    beg, end = tokens[i][0], tokens[last][1]
+    previous = tokens[i - 1][2] if i else ""
+    joined = bool(i) and gap_is_space(text, tokens[i - 1][1], beg)
+    if joined and lexicon.fold(previous) in _PATIENT_OBJECT_VERBS:
+        return last
+    if (
+        last_name >= 0
+        and i == last_name + 2
+        and previous == "e"
+        and joined
+        and gap_is_space(text, tokens[last_name][1], tokens[i - 1][0])
+    ) or (
+        last_name >= 0 and i == last_name + 1 and text[tokens[last_name][1] : beg] in (", ", ",")
+    ):
+        return last
+    if i and lexicon.fold(previous) in _NAME_LABELS and text[tokens[i - 1][1] : beg].strip() == ":":
+        return last
+    if _IDENTIFIER_AFTER_RE.match(text, end) or _IDENTIFIER_BEFORE_RE.search(
+        text, max(0, beg - 40), beg
+    ):
+        return last
+    if last + 1 < len(tokens) and tokens[last + 1][2] in _PERSON_VERBS:
+        if not gap_is_space(text, end, tokens[last + 1][0]):
+            return None
+        if _sentence_start(text, tokens, i):
+            return last
+        if joined and previous in ("a", "o") and _sentence_start(text, tokens, i - 1):
+            return last
+    return None
 
 
 def _lower_without_context(text, tokens, chain, i) -> tuple[int, int] | None:
@@ -1108,6 +1415,8 @@ def _given_name_after_article(text: str, tokens: Sequence[Token], i: int, flags:
         return False
     if lexicon.fold(tokens[i][2]) in lexicon.EPONYMS or _eponym_head(text, tokens, i - 1):
         return False
+    if _diminutive_given_name(tokens[i][2]):
+        return True  # "tia Nena do Joaozinho": the boy is named after his aunt's article
     if i >= 2 and gap_is_space(text, tokens[i - 2][1], tokens[i - 1][0]):
         return not tokens[i - 2][2][0].isupper()
     return True
@@ -1240,6 +1549,12 @@ _RECORD_HEADS = frozenset(
 _NICKNAME_END_RE = re.compile(r"(?:inho|inha)$")
 
 
+def _diminutive_given_name(word: str) -> bool:
+    """A given name's diminutive (Joaozinho, Pedrinho, Aninha) that no one bears as a
+    surname (unlike Sardinha, Coutinho, Pinho): after da/do it is a second person."""
+    return bool(_NICKNAME_END_RE.search(lexicon.fold(word))) and not _flags(word) & _SUR
+
+
 def _lower_nickname_after_article(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
     """Is the lower-case word at i a given name's short form after its article ("a bia
     vem amanhã", "exames da gabi", "o juninho caiu")? Only a given name that is nothing
@@ -1357,9 +1672,14 @@ def _without_context(
             and not previous.isupper()
             and _flags(previous) & (_NOT_NAME | _STOP)
             and not _flags(previous) & _LISTED
-            and not _sentence_start(text, tokens, i - 1)
+            and (
+                not _sentence_start(text, tokens, i - 1)
+                or lexicon.fold(previous) in lexicon.PRODUCT_WORDS
+            )
         ):
-            return None  # "Isdin Fusion Water": the words after a brand are its product
+            # "usei Isdin Fusion Water", and "Isdin Fusion Water" on a line of its own:
+            # the words after a brand are its product line
+            return None
         if last == i:
             # Alone it is more often a brand or a foreign place than a person
             # (measured on the tuning corpora: +7 points of name recall on news
@@ -1412,6 +1732,8 @@ def _without_context(
             # before it: a brand that is also a census name ("Apliquei Venus",
             # "protocolo com Kylane"); a frequent name there stays a name.
             return None
+        if _product_in_place_of_name(text, tokens, i, flags):
+            return None  # "Apliquei Johnson", "protocolo com Agnes"
         return i, i
     if flags & _PLACE:
         return None  # "Serra da Mantiqueira", "Santa Cruz": a place word opens it

@@ -458,14 +458,179 @@ def test_names_listed_together_and_signed_off(text, expected):
     assert names(text) == expected
 
 
-def test_it_keeps_the_chat_style_messages_of_the_fifth_round():
-    # benchmarks/redaction_chat_names.py: 451 of 455 name words and 3 of 1,480 other
-    # words altered when written (434 and 23 before the round), a regression floor.
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # A patient's verb after a name typed in lower case at a sentence's start.
+        ("dayana pediu para adiantar a sessao", ["dayana"]),
+        ("a marcella fez bioestimulador ontem", ["marcella"]),
+        ("deuzayne mamede ligou para remarcar", ["deuzayne mamede"]),
+        ("liziane espinola fogaca veio hoje", ["liziane espinola fogaca"]),
+        # Not a word alone that is also an everyday word or a product, nor what a
+        # product or an exam does.
+        ("rosa pediu para remarcar", []),
+        ("sol pediu desconto", []),
+        ("o botox chegou hoje", []),
+        ("exame veio alterado", []),
+        ("a enfermeira ligou", []),
+    ],
+)
+def test_a_patients_verb_after_a_lower_case_name_is_evidence(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # A clinician's verb whose object is a patient, and a name listed after it.
+        ("agendei ilario barrios para quinta", ["ilario barrios"]),
+        ("orientei agostinho eleuterio a evitar sol", ["agostinho eleuterio"]),
+        ("hoje atendi kelvin lange e perpetua tessener", ["kelvin lange", "perpetua tessener"]),
+        ("agendei retorno para quinta", []),
+        ("orientei repouso e gelo", []),
+        ("hoje atendi duas pacientes", []),
+    ],
+)
+def test_a_clinicians_verb_before_a_lower_case_name_is_evidence(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # A label with a colon, and an identifier right after or right before the name.
+        ("assinado: raila escobar", ["raila escobar"]),
+        ("cadastro: narciso palhares; dn 2006-01-12", ["narciso palhares"]),
+        ("hebert tessener, cpf 06414041408", ["hebert tessener"]),
+        ("romilda rufino cosme (erci.picanco@bol.com.br) pediu", ["romilda rufino cosme"]),
+        ("847.629.617-79 - aldir lelis", ["aldir lelis"]),
+        ("340.153.145-06 - daniela zanardetti", ["daniela zanardetti"]),
+        ("cadastro: feito", []),
+        ("creme hidratante (nivea@gmail.com)", []),
+        ("sulfato ferroso 40 mg, cpf nao informado", []),
+    ],
+)
+def test_a_label_or_an_identifier_beside_a_lower_case_name_is_evidence(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # Inside a lower-case name: unknown words between listed ones, and an unknown
+        # word after da/do though it ends like a verb.
+        ("paciente mariano ungerener wanderley, 45 anos", ["mariano ungerener wanderley"]),
+        ("responsável legal: elane flor da vendrener.", ["elane flor da vendrener"]),
+        ("para a sra. neli das pellizzener mota.", ["neli das pellizzener mota"]),
+        # An ambiguous given name with its surname after a context word.
+        ("paciente clara silva retorna", ["clara silva"]),
+        # Not a verb after the name, nor a relative's diminutive after da/do.
+        ("o juninho da dona ivete quebrou o braco", ["juninho", "ivete"]),
+        ("tia neide do luizinho ligou", ["neide", "luizinho"]),
+    ],
+)
+def test_a_lower_case_name_runs_over_its_rare_surnames(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # A rare given name shaped like a clinical adjective after "paciente".
+        ("paciente lúcida e orientada", []),
+        ("Paciente lúcida, orientada, hipertensa.", []),
+        ("paciente lucida silva", ["lucida silva"]),
+        ("paciente relta dor ha 3 dias", []),
+    ],
+)
+def test_a_clinical_adjective_after_paciente_is_no_name(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # A patient's verb or allergy after the first word of a line.
+        ("Vivi pediu desconto", ["Vivi"]),
+        ("Cacá confirmou", ["Cacá"]),
+        ("Pietra alergia a latex", ["Pietra"]),
+        ("ok\nVivi desmarcou", ["Vivi"]),
+        ("Botox pediu reposição?", []),
+        ("Hoje confirmou a vinda.", []),
+        ("O paciente pediu. Vivi pediu também", []),  # not a line's start: no evidence
+        # A given name with a time in a day's list after a name with a time.
+        ("Lara vem 10h, Lia 11h", ["Lara", "Lia"]),
+        ("Lara vem 10h, Luz 11h", ["Lara", "Luz"]),
+        ("Luz pulsada 10h, Lia 11h", []),
+        # A diminutive after do/da is a second person; a surname so shaped is not.
+        ("tia Nena do Joaozinho", ["Nena", "Joaozinho"]),
+        ("Sra. Gileno da Sardinha Assad", ["Gileno da Sardinha Assad"]),
+    ],
+)
+def test_nicknames_at_a_lines_start_in_a_list_and_beside_a_relative(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # A product's line after a brand of the stop list, and listed names that are
+        # used, applied or taken by a treatment noun.
+        ("Isdin Fusion Water", []),
+        ("creme Agnes", []),
+        ("Usar Johnson 2x ao dia e retornar.", []),
+        ("Indicado o protocolo com Agnes e retorno em 30 dias.", []),
+        ("Aplicação de Agnes em 2 pontos.", []),
+        # A frequent name, a name with a time, or with a surname borne by many, stays.
+        ("Botox Maria Silva", ["Maria Silva"]),
+        ("Botox Kauane 14h", ["Kauane"]),
+        ("Botox Kauane Souza", ["Kauane Souza"]),
+        ("protocolo com Maria e retorno", ["Maria"]),
+        ("resultado do Pedrinho: glicemia 88", ["Pedrinho"]),
+    ],
+)
+def test_products_named_like_people(text, expected):
+    assert names(text) == expected
+
+
+def _chat_bench():
     spec = importlib.util.spec_from_file_location(
         "redaction_chat_names", REPO / "benchmarks" / "redaction_chat_names.py"
     )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def _chat_totals(bench, path) -> tuple[int, int, int, int]:
+    """(name words, missed, other words, altered) over a file of chat messages."""
+    totals = [0, 0, 0, 0]
+    for text, mask in bench.read_messages(path):
+        name_words, missed, other_words, altered = bench.score(text, mask)
+        totals = [
+            a + b
+            for a, b in zip(
+                totals, (name_words, len(missed), other_words, len(altered)), strict=True
+            )
+        ]
+    return tuple(totals)
+
+
+def test_it_keeps_the_chat_messages_typed_in_lower_case_of_the_sixth_round():
+    # benchmarks/data/chat_names_lower.txt: 155 of 165 name words and 3 of 697 other
+    # words altered on the code before the round, 161 and 0 after, a regression floor.
+    bench = _chat_bench()
+    name_words, missed, other_words, altered = _chat_totals(bench, bench.LOWER_CASE_MESSAGES)
+    assert name_words > 150 and other_words > 600
+    assert (name_words - missed) / name_words >= 0.97
+    assert altered <= 1
+
+
+def test_it_keeps_the_chat_style_messages_of_the_fifth_round():
+    # benchmarks/redaction_chat_names.py: 451 of 455 name words and 3 of 1,480 other
+    # words altered when written (434 and 23 before the round), 455 and 0 after the
+    # sixth round; a regression floor.
+    bench = _chat_bench()
     totals = [0, 0, 0, 0]
     for text, mask in bench.read_messages():
         name_words, missed, other_words, altered = bench.score(text, mask)
@@ -478,7 +643,7 @@ def test_it_keeps_the_chat_style_messages_of_the_fifth_round():
     name_words, missed, other_words, altered = totals
     assert name_words > 400 and other_words > 1_000
     assert (name_words - missed) / name_words >= 0.99
-    assert altered <= 3
+    assert altered <= 1
 
 
 @pytest.mark.parametrize(
@@ -669,11 +834,13 @@ def _typed_in(change) -> list[dict]:
 def test_it_finds_names_typed_all_in_capitals_or_in_lower_case():
     # Measured 0.931 / 0.575 of name words before names no list knows were read after a
     # context word in capitals and in lower case, 0.998 / 0.717 after (BENCHMARKS.md,
-    # "Capitals, lower case and brands"); lower case without a context word stays out.
+    # "Capitals, lower case and brands"); 0.727 / 0.989 in lower case before and after
+    # the evidence of the sixth round (a patient's verb, a clinician's verb, a label,
+    # an identifier beside the name). A name alone with no evidence stays out.
     capitals = evaluate_records(_typed_in(str.upper))
     lower = evaluate_records(_typed_in(str.lower))
     assert capitals.name_word_recall >= 0.99 and capitals.clean_altered == 0
-    assert lower.name_word_recall >= 0.70 and lower.clean_altered == 0
+    assert lower.name_word_recall >= 0.98 and lower.clean_altered == 0
 
 
 @pytest.fixture(scope="module")
