@@ -12,7 +12,8 @@ way and its row left "streaming". `install_server_hooks()` (called from
 3. those still running are cancelled: the pipeline stores what was generated,
    marked stopped, and sends its `done` frame (`chat.pipeline.answer`);
 4. every open WebSocket gets an `error` frame `service_unavailable` and close
-   code 4503: reconnect (to another process), nothing was lost.
+   code 4503: reconnect (to another process), nothing was lost;
+5. the provider clients' connection pools are closed.
 
 Answers register themselves with `tracking_current_task()` for the time they
 are generated, whatever the door (WebSocket, REST or SSE).
@@ -27,6 +28,8 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 
 from django.conf import settings
+
+from chat.providers.clients import close_loop_clients
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +108,9 @@ async def drain(*, grace_s: float, stop_timeout_s: float = STOP_TIMEOUT_S) -> di
               "unsettled": len(_in_flight(loop)), "sockets": len(_sockets)}
     # Every answer is settled (its final frame sent): now tell the sockets why they close.
     await _close_sockets(stop_timeout_s)
+    # No answer will call a provider again: close their connection pools now, while
+    # logging still works, rather than leave them to be reported unclosed at exit.
+    report["provider_clients"] = await close_loop_clients()
     logger.info("in-flight answers settled before stopping", extra={
         "event": "shutdown_drained", "metadata": report})
     return report

@@ -31,6 +31,10 @@ from typing import Any
 
 import orjson
 
+# At module level, not in `format`: a line logged while the interpreter shuts down
+# (no imports possible then) must still format.
+from django.conf import settings
+
 from compliance.redaction import redact_for_log
 from neonpro import tracing
 
@@ -132,8 +136,6 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line with the fields of `docs/contract/deployment.md`."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from django.conf import settings
-
         entry = {
             "timestamp": _timestamp(record.created),
             "level": _LEVELS.get(record.levelname, record.levelname.lower()),

@@ -13,6 +13,7 @@ stack spends per chunk, which is what bounds how many answers a process relays.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from typing import Any
 
@@ -22,6 +23,8 @@ import openai
 from django.conf import settings
 
 from .config import ProviderConfig
+
+logger = logging.getLogger(__name__)
 
 # A few clients, most recently used last: normally one per provider; more only
 # while settings change (tests, key rotation) or across event loops.
@@ -81,6 +84,24 @@ def get_client(cfg: ProviderConfig) -> Any:
 
 
 _closing: set[asyncio.Task[None]] = set()
+
+
+async def close_loop_clients() -> int:
+    """Close the clients of the running loop (a web process stopping); returns how many.
+
+    Left to the garbage collector at exit, each would report its session and
+    connections as unclosed on stderr, after logging has already shut down.
+    """
+    loop = asyncio.get_running_loop()
+    mine = [key for key in _clients if key[1] is loop]
+    results = await asyncio.gather(*(_clients.pop(key).close() for key in mine),
+                                   return_exceptions=True)
+    for result in results:
+        if isinstance(result, Exception):
+            logger.warning("provider client did not close cleanly", extra={
+                "event": "provider_client_close_failed",
+                "metadata": {"error": type(result).__name__}})
+    return len(mine)
 
 
 def _close_later(loop: asyncio.AbstractEventLoop, client: Any) -> None:
