@@ -80,8 +80,15 @@ async def _close_sockets(timeout_s: float) -> None:
     """Tell every open socket why it closes; each closer waits for its close handshake,
     so the reactor does not drop the connection before the frames reach the client."""
     closers = [asyncio.ensure_future(close()) for close in list(_sockets.values())]
-    if closers:
-        await asyncio.wait(closers, timeout=timeout_s)
+    if not closers:
+        return
+    _, late = await asyncio.wait(closers, timeout=timeout_s)
+    # A client that never answers the close: give up on it now, rather than leave its
+    # task pending for the reactor to destroy (and report) as the process exits.
+    for closer in late:
+        closer.cancel()
+    if late:
+        await asyncio.wait(late, timeout=1.0)
 
 
 def _in_flight(loop: asyncio.AbstractEventLoop) -> set[asyncio.Task]:

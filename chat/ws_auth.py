@@ -223,7 +223,14 @@ class ConnectionRateLimitMiddleware(BaseMiddleware):
 
 
 class _SendState:
-    """Wraps `send` to know whether the socket was accepted or closed."""
+    """Wraps `send` to know whether the socket was accepted or closed.
+
+    Nothing is sent once the socket is closed, and a second accept is dropped. The
+    guard may accept and close a socket for a stopping process while its consumer
+    is still connecting; the consumer's own accept then came second, and daphne
+    would raise on it (no handshake left to complete), logging an application
+    error for a socket that closed as it should.
+    """
 
     def __init__(self, send) -> None:
         self._send = send
@@ -231,7 +238,11 @@ class _SendState:
         self.closed = False
 
     async def __call__(self, message: dict[str, Any]) -> None:
+        if self.closed:
+            return  # nothing reaches a closed socket
         if message["type"] == "websocket.accept":
+            if self.accepted:
+                return
             self.accepted = True
         elif message["type"] == "websocket.close":
             self.closed = True
