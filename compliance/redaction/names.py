@@ -1133,7 +1133,7 @@ def _dotted_initials_end(text, tokens, i) -> int | None:
 _INITIALS_TRIGGERS = frozenset(
     """
     menor autor autora requerente requerido requerida reclamante reclamado reclamada
-    genitor genitora representante vitima interessado interessada periciando periciada
+    genitor genitora representante interessado interessada periciando periciada
     periciado examinando examinanda
     """.split()
 )
