@@ -851,9 +851,16 @@ def _after_reporting_verb(text: str, tokens: Sequence[Token], i: int, flags: int
         return not lexicon.is_place((word,)) or bool(flags & _FIRST)
     if flags & (_NOT_NAME | _PLACE):
         return False
+    if _FOREIGN_LETTERS_RE.search(word) and not _BRAND_PART_RE.search(word):
+        return True  # "segundo Kusturica": -ica ends Portuguese adjectives, but not with a k
     return not (
         _WORD_SUFFIX_RE.search(word) or _NOUN_ENDING_RE.search(word) or _BRAND_PART_RE.search(word)
     )
+
+
+# Letters and clusters of foreign surnames that Portuguese words do not hold (k, w, y;
+# sch, tz, cz): such a word is not the Portuguese noun or adjective its ending suggests.
+_FOREIGN_LETTERS_RE = re.compile(r"[kwy]|sch|tz|cz", re.IGNORECASE)
 
 
 # What a clinician's chat says of a patient, and of nothing else, right after the
