@@ -574,6 +574,18 @@ def _treatment_context(
         return False
     if gap != " ":
         return False
+    if (
+        depth < 3
+        and k >= 2
+        and tokens[k][2].lower() in ("ao", "aos", "à", "às", "no", "na", "do", "da", "o", "a")
+        and tokens[k - 1][2] == "e"
+        and gap_is_space(text, tokens[k - 1][1], tokens[k][0])
+        and gap_is_space(text, tokens[k - 2][1], tokens[k - 1][0])
+        and tokens[k - 2][2][0].isupper()
+        and not _flags(tokens[k - 2][2]) & _LISTED
+    ):
+        # a list with the article repeated: "associado ao Ultraformer e ao Agnes"
+        return _treatment_context(text, tokens, k - 2, depth + 1, device_only=device_only)
     if tokens[k][2].lower() in _ARTICLES and k > 0 and tokens[k - 1][2].lower() in ("com", "de"):
         k -= 1  # "protocolo com o Sciton"
         if not gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
@@ -1712,8 +1724,8 @@ def _reduplicated_nickname(text: str, tokens: Sequence[Token], i: int) -> bool:
         return False
     if not _REDUPLICATED_RE.fullmatch(lexicon.fold(tokens[i][2])):
         return False
-    if tokens[i + 1][2] not in _PERSON_VERBS:
-        return False
+    if tokens[i + 1][2] not in _PERSON_VERBS and tokens[i + 1][2] not in ("ta", "tá"):
+        return False  # "a lelê pediu", "a lelê tá com catapora"
     return gap_is_space(text, tokens[i - 1][1], tokens[i][0]) and gap_is_space(
         text, tokens[i][1], tokens[i + 1][0]
     )
