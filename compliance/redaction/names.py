@@ -721,22 +721,28 @@ def find_names(
         beg, end, word = tokens[i]
         lower = word[0].islower()
         if lower and word not in lower_triggers:
-            initials = _initials_after_trigger(text, tokens, i)
+            initials = None
+            if word in _INITIALS_TRIGGERS:
+                initials = _initials_after_trigger(text, tokens, i)
             if initials is not None:
                 yield tokens[i + 1][0], tokens[initials][1]  # "o menor K.L.S."
                 last_name = initials
                 i = initials + 1
                 continue
             flags = _flags(word)
-            if (flags & _COMMON and _clear_name(flags) and word not in _LOWER_CASE_WORDS) or (
-                flags & (_FIRST | _AMBIG)
-                and (
-                    _lower_nickname_after_article(text, tokens, i, flags)
-                    or _age_follows(text, tokens, chain, i, flags)
-                    or _frequent_name_in_record(text, tokens, i, flags)
-                    or _lower_patient_at_line_start(text, tokens, i, flags)
+            if (
+                (flags & _COMMON and _clear_name(flags) and word not in _LOWER_CASE_WORDS)
+                or (
+                    flags & (_FIRST | _AMBIG)
+                    and (
+                        _lower_nickname_after_article(text, tokens, i, flags)
+                        or _age_follows(text, tokens, chain, i, flags)
+                        or _frequent_name_in_record(text, tokens, i, flags)
+                        or _lower_patient_at_line_start(text, tokens, i, flags)
+                    )
                 )
-            ) or (not flags and _reduplicated_nickname(text, tokens, i)):
+                or (not flags and _reduplicated_nickname(text, tokens, i))
+            ):
                 found = _lower_without_context(text, tokens, chain, i)
                 if found is not None:
                     further = _lower_name_with_evidence(text, tokens, i, last_name)
@@ -1161,7 +1167,7 @@ _INITIALS_TRIGGERS = frozenset(
 def _initials_after_trigger(text: str, tokens: Sequence[Token], i: int) -> int | None:
     """Index of the last initial of a person's dotted initials right after a word of
     `_INITIALS_TRIGGERS` ("o menor K.L.S."), or None."""
-    if lexicon.fold(tokens[i][2]) not in _INITIALS_TRIGGERS or i + 1 >= len(tokens):
+    if i + 1 >= len(tokens):
         return None
     if text[tokens[i][1] : tokens[i + 1][0]] not in (" ", ": ", ", "):
         return None
