@@ -2042,6 +2042,8 @@ def find_speaker_labels(text: str) -> Iterator[tuple[int, int]]:
             _STOP | _CONTEXT | _HONORIFIC | _CONNECTOR | _PLACE | _PARTICLE | _SUFFIX
         ):
             continue
+        if not flags & _FIRST and not lexicon.frequent_given_name(label):
+            continue  # "Cor: parda", "Marca: …": a form's field, though a rare given name
         if len(spans) >= 2:
             people.append(label)
             continue

@@ -970,6 +970,8 @@ def test_it_takes_initials_after_a_context_word_or_a_party_of_a_court_paper(text
         ("P.: o que acha?\nR.: acho bom\nP.: e depois?\nR.: nada", []),
         ("H.D.: acne grau II\nC.D.: isotretinoína\nH.D.: rosácea", []),
         ("S: dor\nO: lesão\nS: melhora", []),
+        ("Cor: parda\nCor: branca", []),
+        ("Marca: Isdin\nMarca: Vichy", []),
         ("Joana: a pele tá ardendo\nDra: suspenda o ácido\nJoana: ok", ["Joana", "Joana"]),
     ],
 )
