@@ -28,7 +28,11 @@ much evidence it carries, weighed against how common the name is in the census
   label with a colon;
 - the speaker after a verb of saying ("disse Nascimento", "segundo Massa") and
   two or more capitalised words that are each mainly a surname ("Pinto da
-  Costa") count without other evidence.
+  Costa") count without other evidence;
+- dotted initials count after a context word or a party of a court paper ("a
+  paciente F.G.M.", "o menor K.L.S.") unless they are a clinical abbreviation,
+  and the speakers' labels of a transcript that recur at line starts ("M.: oi")
+  are read by `find_speaker_labels`.
 
 Municipality and state names are context: "São Paulo" and "de Marília" are
 places, "Paulo Henrique" and "Marília ligou" are people.
