@@ -22,6 +22,12 @@ identifier, a time or an age, and clean lines of clinical adjectives and product
 name count as caught when any placeholder covers them; an honorific inside the
 braces (Sr., Dra., Dona, Tia) is not counted. Other words count as altered when
 a NOME placeholder covers them.
+`benchmarks/data/chat_names_initials.txt` holds about 90 more of the seventh round,
+written before its rules: initials after a context word or a title ("paciente
+M.S.L., 45 anos", "Dr. J. R. Souza"), speaker labels of a transcript (a message of
+several lines, written with a literal backslash-n between them), given names alone
+that are also words, foreign surnames after a verb of saying, and clean lines of
+clinical abbreviations (H.D.A., P.A., V.O.) and of adjectives after "paciente".
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from compliance.redaction import detect_entities, names  # noqa: E402
 
 MESSAGES = ROOT / "benchmarks" / "data" / "chat_names.txt"
 LOWER_CASE_MESSAGES = ROOT / "benchmarks" / "data" / "chat_names_lower.txt"
+INITIALS_MESSAGES = ROOT / "benchmarks" / "data" / "chat_names_initials.txt"
 _HONORIFICS = {"sr", "sra", "dr", "dra", "dona", "tia", "seu", "enf"}
 _WORD_RE = re.compile(r"\w+")
 
@@ -48,6 +55,8 @@ def read_messages(path: Path = MESSAGES) -> list[tuple[str, list[bool]]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.startswith("#"):
             continue
+        # a transcript is one message of several lines: "A.H.: oi\\nR.: oi"
+        line = line.replace("\\n", "\n")
         text, mask, inside = [], [], False
         for ch in line:
             if ch in "{}":
@@ -92,7 +101,7 @@ def main() -> int:
     if args.no_model:
         names.SECOND_SIGNAL = None
     print("second signal:", "off" if args.no_model else "on")
-    for path in (MESSAGES, LOWER_CASE_MESSAGES):
+    for path in (MESSAGES, LOWER_CASE_MESSAGES, INITIALS_MESSAGES):
         totals = [0, 0, 0, 0]
         messages = read_messages(path)
         for text, mask in messages:

@@ -1114,6 +1114,10 @@ class NameDetector(BrazilianDetector):
         tokens = _tokens(text)
         places: list[tuple[int, int]] = []
         found = list(names.find_names(text, tokens, places=places))
+        for beg, end in names.find_speaker_labels(text):
+            # "A.H.: boa tarde\nR.: ...": the speakers of a transcript
+            if not any(b < end and beg < e for b, e in found):
+                found.append((beg, end))
         for beg, end in found:
             yield Candidate(beg, end, 30)
         if not found:

@@ -28,7 +28,11 @@ much evidence it carries, weighed against how common the name is in the census
   label with a colon;
 - the speaker after a verb of saying ("disse Nascimento", "segundo Massa") and
   two or more capitalised words that are each mainly a surname ("Pinto da
-  Costa") count without other evidence.
+  Costa") count without other evidence;
+- dotted initials count after a context word or a party of a court paper ("a
+  paciente F.G.M.", "o menor K.L.S.") unless they are a clinical abbreviation,
+  and the speakers' labels of a transcript that recur at line starts ("M.: oi")
+  are read by `find_speaker_labels`.
 
 Municipality and state names are context: "São Paulo" and "de Marília" are
 places, "Paulo Henrique" and "Marília ligou" are people.
@@ -431,6 +435,8 @@ def model_candidate(text: str, tokens: Sequence[Token], i: int, flags: int) -> b
             lexicon.fold(word) in lexicon.EPONYMS or _eponym_head(text, tokens, i - 1)
         ):
             return False  # an eponym: "paralisia de Bell", "grau II de Ludwig"
+        if previous in ("segundo", "conforme") and lexicon.fold(word) in lexicon.EPONYMS:
+            return False  # the scale or the classification: "segundo Glogau, grau III"
         if (
             previous[0].isupper()
             and pflags & (_NOT_NAME | _STOP)
@@ -572,6 +578,18 @@ def _treatment_context(
         return False
     if gap != " ":
         return False
+    if (
+        depth < 3
+        and k >= 2
+        and tokens[k][2].lower() in ("ao", "aos", "à", "às", "no", "na", "do", "da", "o", "a")
+        and tokens[k - 1][2] == "e"
+        and gap_is_space(text, tokens[k - 1][1], tokens[k][0])
+        and gap_is_space(text, tokens[k - 2][1], tokens[k - 1][0])
+        and tokens[k - 2][2][0].isupper()
+        and not _flags(tokens[k - 2][2]) & _LISTED
+    ):
+        # a list with the article repeated: "associado ao Ultraformer e ao Agnes"
+        return _treatment_context(text, tokens, k - 2, depth + 1, device_only=device_only)
     if tokens[k][2].lower() in _ARTICLES and k > 0 and tokens[k - 1][2].lower() in ("com", "de"):
         k -= 1  # "protocolo com o Sciton"
         if not gap_is_space(text, tokens[k][1], tokens[k + 1][0]):
@@ -583,6 +601,8 @@ def _treatment_context(
         return False
     head = lexicon.fold(tokens[k - 1][2])
     if device_only:
+        if preposition in ("ao", "aos", "no", "nos") and head not in _RECORD_HEADS:
+            return head in _TREATMENT_HEADS  # "associado ao Agnes": a device, "o Agnes"
         return head in _TREATMENT_HEADS and preposition in ("com", "de")
     if head in _TREATMENT_HEADS:
         return True
@@ -705,13 +725,27 @@ def find_names(
         beg, end, word = tokens[i]
         lower = word[0].islower()
         if lower and word not in lower_triggers:
+            initials = None
+            if word in _INITIALS_TRIGGERS:
+                initials = _initials_after_trigger(text, tokens, i)
+            if initials is not None:
+                yield tokens[i + 1][0], tokens[initials][1]  # "o menor K.L.S."
+                last_name = initials
+                i = initials + 1
+                continue
             flags = _flags(word)
-            if (flags & _COMMON and _clear_name(flags) and word not in _LOWER_CASE_WORDS) or (
-                flags & (_FIRST | _AMBIG)
-                and (
-                    _lower_nickname_after_article(text, tokens, i, flags)
-                    or _age_follows(text, tokens, chain, i, flags)
+            if (
+                (flags & _COMMON and _clear_name(flags) and word not in _LOWER_CASE_WORDS)
+                or (
+                    flags & (_FIRST | _AMBIG)
+                    and (
+                        _lower_nickname_after_article(text, tokens, i, flags)
+                        or _age_follows(text, tokens, chain, i, flags)
+                        or _frequent_name_in_record(text, tokens, i, flags)
+                        or _lower_patient_at_line_start(text, tokens, i, flags)
+                    )
                 )
+                or (not flags and _reduplicated_nickname(text, tokens, i))
             ):
                 found = _lower_without_context(text, tokens, chain, i)
                 if found is not None:
@@ -839,9 +873,16 @@ def _after_reporting_verb(text: str, tokens: Sequence[Token], i: int, flags: int
         return not lexicon.is_place((word,)) or bool(flags & _FIRST)
     if flags & (_NOT_NAME | _PLACE):
         return False
+    if _FOREIGN_LETTERS_RE.search(word) and not _BRAND_PART_RE.search(word):
+        return True  # "segundo Kusturica": -ica ends Portuguese adjectives, but not with a k
     return not (
         _WORD_SUFFIX_RE.search(word) or _NOUN_ENDING_RE.search(word) or _BRAND_PART_RE.search(word)
     )
+
+
+# Letters and clusters of foreign surnames that Portuguese words do not hold (k, w, y;
+# sch, tz, cz): such a word is not the Portuguese noun or adjective its ending suggests.
+_FOREIGN_LETTERS_RE = re.compile(r"[kwy]|sch|tz|cz", re.IGNORECASE)
 
 
 # What a clinician's chat says of a patient, and of nothing else, right after the
@@ -978,9 +1019,17 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
     trigger = tokens[i][2].lower()
     if word[0].islower():
         last = max(last, _lower_chain_end(text, tokens, j))
-        if not wflags and last == j and colonless:
+        if not wflags and last == j and (colonless or flags & _HONORIFIC):
             # "paciente hipocorada": one word in lower case that no list knows is a name
-            # only after a label with a colon ("responsável legal: maricísia")
+            # only after a label with a colon ("responsável legal: maricísia"); a title
+            # with a colon is a speaker's label ("Dra: suspenda o ácido")
+            return None
+        if lexicon.fold(word) in _APPEARANCE_WORDS and not any(
+            _flags(t[2]) & _CLEAR and not _flags(t[2]) & _NOT_NAME for t in tokens[j + 1 : last + 1]
+        ):
+            # "paciente linda, pele ótima", "paciente morena, fototipo IV": how the
+            # patient looks, though the census lists Linda and Morena as given names;
+            # "paciente linda souza" keeps its surname and stays a name
             return None
         if (
             wflags & _RARE
@@ -993,6 +1042,9 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
             # ends like a clinical adjective is the adjective, unless a surname follows
             return None
     if chain._initial(j) and len(trigger) > 1:
+        dotted = _dotted_initials_end(text, tokens, j)
+        if dotted is not None and dotted > last:
+            last = dotted  # "a paciente F.G.M.": initials written together, no address
         # Initials: "Sra. M. A. S.", "paciente M.S.", "Dr. R. Almeida". Initials alone
         # after a word that is not an honorific must be two or more and not a clinical
         # abbreviation ("paciente P.A. 12x8").
@@ -1038,6 +1090,20 @@ def _after_context(text, tokens, chain, i, flags) -> tuple[int, int] | None:
     return j, last
 
 
+# Adjectives of appearance or state typed in lower case after "paciente" that the
+# census also lists as given names, or whose other gender it lists (Linda, Morena,
+# Bela): after a context word, alone, they describe the patient. A hand list: the
+# corpora that give everyday words their kind are news text, where "linda" and
+# "morena" are seldom written in lower case.
+_APPEARANCE_WORDS = frozenset(
+    """
+    linda lindo morena moreno loira loiro ruiva ruivo branca branco negra negro parda
+    pardo clara claro bela belo magra magro gorda gordo jovem idosa idoso calma calmo
+    serena sereno vaidosa vaidoso simpatica simpatico querida querido
+    """.split()
+)
+
+
 # Abbreviations written with full stops that can follow "paciente" ("paciente P.A.
 # 12x8"): not a person's initials.
 _CLINICAL_INITIALS = frozenset(
@@ -1059,8 +1125,20 @@ def _initials_end(text, tokens, i) -> int | None:
     clinical abbreviation (H.M.F., P.R.P., I.P.L., F.P.S.) and need a context word
     (`_after_context`: "paciente M.S.").
     """
+    last = _dotted_initials_end(text, tokens, i)
+    if last is None or _AGE_AFTER_RE.match(text, tokens[last][1] + 1) is None:
+        return None
+    return last
+
+
+def _dotted_initials_end(text, tokens, i) -> int | None:
+    """Index of the last of two or more dotted capitals starting at token i ("M.A.T.",
+    "J. S."), written together or with single spaces, that are no clinical or common
+    abbreviation (P.A., S.O.S.), or None."""
     beg = tokens[i][0]
     if beg and (text[beg - 1].isalnum() or text[beg - 1] in "._/-@"):
+        return None
+    if len(tokens[i][2]) != 1 or not tokens[i][2].isupper():
         return None
     last = i
     while (
@@ -1075,9 +1153,29 @@ def _initials_end(text, tokens, i) -> int | None:
     letters = "".join(t[2] for t in tokens[i : last + 1])
     if letters in _CLINICAL_INITIALS or letters in _ABBREVIATIONS:
         return None
-    if _AGE_AFTER_RE.match(text, tokens[last][1] + 1) is None:
-        return None
     return last
+
+
+# Who court papers and referrals anonymise by initials: "o menor K.L.S., representado
+# por", "a requerente M.C.O.", "genitora A.M.R.". Not context words for a name in full:
+# "menor" and "autor" are everyday words first ("autor Machado" is a writer).
+_INITIALS_TRIGGERS = frozenset(
+    """
+    menor autor autora requerente requerido requerida reclamante reclamado reclamada
+    genitor genitora representante interessado interessada periciando periciada
+    periciado examinando examinanda
+    """.split()
+)
+
+
+def _initials_after_trigger(text: str, tokens: Sequence[Token], i: int) -> int | None:
+    """Index of the last initial of a person's dotted initials right after a word of
+    `_INITIALS_TRIGGERS` ("o menor K.L.S."), or None."""
+    if i + 1 >= len(tokens):
+        return None
+    if text[tokens[i][1] : tokens[i + 1][0]] not in (" ", ": ", ", "):
+        return None
+    return _dotted_initials_end(text, tokens, i + 1)
 
 
 # An age after initials: "M.A.T., 34 anos", "J.S. (45 anos)". The word "anos" is
@@ -1171,6 +1269,10 @@ def _lower_name_word(text: str, tokens: Sequence[Token], k: int) -> bool:
     nxt = tokens[k + 1][2]
     if _flags(nxt) & _PARTICLE and nxt != "e":
         return True  # "sophia do coral de tessotto"
+    if flags & _SUR and nxt.islower() and _flags(nxt) & _MAINLY_SURNAME and not _flags(nxt) & _STOP:
+        return True  # "jamerson de serra bandeira": surnames in a row, each also a word
+    if flags & _SUR and (nxt in _PERSON_VERBS or nxt in ("retorna", "volta")):
+        return True  # "... de serra bandeira veio hoje": the name's verb follows it
     return (
         nxt.islower()
         and not _flags(nxt) & (_STOP | _NOT_NAME)
@@ -1585,6 +1687,60 @@ def _lower_nickname_after_article(text: str, tokens: Sequence[Token], i: int, fl
     return not lexicon.is_place((word,))
 
 
+def _frequent_name_in_record(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """Is the lower-case word at i a given name borne by 30,000 or more that is also a
+    word, after a record's noun and its article ("laudo da ester saiu", "exames da
+    glória")? A record of the clinic is a patient's; the word's other reading (the
+    chemical "éster" is masculine) does not take "da" there."""
+    word = tokens[i][2]
+    if i < 2 or not flags & _AMBIG or flags & (_STOP | _PLACE | _CONTEXT | _CONNECTOR):
+        return False
+    if word in _LOWER_CASE_WORDS or not lexicon.frequent_given_name(word):
+        return False
+    if tokens[i - 1][2] not in ("da", "do") or lexicon.fold(tokens[i - 2][2]) not in _RECORD_HEADS:
+        return False
+    return gap_is_space(text, tokens[i - 2][1], tokens[i - 1][0]) and gap_is_space(
+        text, tokens[i - 1][1], tokens[i][0]
+    )
+
+
+def _lower_patient_at_line_start(text: str, tokens: Sequence[Token], i: int, flags: int) -> bool:
+    """Is the lower-case word opening a line a frequent given name before a patient's
+    verb ("tais desmarcou", "tais faltou")? A given name that is also a word in news
+    text ("tais" is "such") never stands so. Not a given name the lists hold as a word
+    first (rosa, luz: `_AMBIG`), nor one of fewer than 30,000 bearers."""
+    word = tokens[i][2]
+    if not flags & _FIRST or flags & (_STOP | _PLACE | _CONTEXT | _CONNECTOR | _HONORIFIC):
+        return False
+    if word in _LOWER_CASE_WORDS or not lexicon.frequent_given_name(word):
+        return False
+    if i + 1 >= len(tokens) or tokens[i + 1][2] not in _LINE_START_PATIENT_WORDS:
+        return False
+    if not gap_is_space(text, tokens[i][1], tokens[i + 1][0]):
+        return False
+    return _LINE_START_RE.search(text, 0, tokens[i][0]) is not None
+
+
+# A nickname of a syllable said twice: lelê, cacá, dudu, juju, vivi, tetê (folded).
+_REDUPLICATED_RE = re.compile(r"([b-df-hj-np-tv-z]{1,2}[aeiou])\1")
+
+
+def _reduplicated_nickname(text: str, tokens: Sequence[Token], i: int) -> bool:
+    """Is the lower-case word at i, which no list knows, a nickname of one syllable
+    said twice after its article and before a patient's verb ("a lelê pediu pra
+    remarcar", "o dudu vem hoje")? Everyday words so shaped (bebê, vovó, coco, xixi)
+    carry a flag; the article and the verb say it is a person."""
+    if i == 0 or i + 1 >= len(tokens) or tokens[i - 1][2] not in ("a", "o"):
+        return False
+    if not _REDUPLICATED_RE.fullmatch(lexicon.fold(tokens[i][2])):
+        return False
+    if tokens[i + 1][2] not in _PERSON_VERBS and tokens[i + 1][2] not in ("ta", "tá"):
+        return False  # "a lelê pediu", "a lelê tá com catapora"
+    return gap_is_space(text, tokens[i - 1][1], tokens[i][0]) and gap_is_space(
+        text, tokens[i][1], tokens[i + 1][0]
+    )
+
+
 def _mention(text: str, beg: int, end: int) -> bool:
     """"@Fernanda pode ver a agenda?": a colleague named with an @, not part of an
     address or a handle ("ana@Clinica.com", "x@Fernanda_2")."""
@@ -1840,3 +1996,69 @@ def find_weak_recurrences(
             if previous.lower() in _LOCATIVES or _flags(previous) & _PLACE:
                 continue
         yield beg, end
+
+
+# A speaker's label at a line's start in a transcript of an interview or a chat:
+# initials ("A.H.:", "R.:") or one word ("Joana:", "angelica:") and a colon.
+_LABEL_RE = re.compile(
+    r"^[ \t\-•*>]*(?P<label>(?:[A-Z]\.[ \t]?){1,4}|[^\W\d_]{2,20})[ \t]*:", re.MULTILINE
+)
+# Single letters that label the parts of an interview or a note, not a person:
+# Pergunta/Resposta, and the S/O/A/P of a clinical evolution (Subjetivo, Objetivo,
+# Avaliação, Plano), Exame.
+_PART_LETTERS = frozenset("PRSOAE")
+
+
+def find_speaker_labels(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of the speakers' labels of a transcript ("A.H.: boa tarde\\nR.: ...").
+
+    A label is a person when it recurs at line starts at least twice in the message
+    and is the person's initials or a given name, never a clinical abbreviation
+    (H.D.:, Q.P.:, C.D.:), a label of a record (Obs:, Paciente:, Dra:) or a part of
+    a note. A single letter that also labels a part (P./R. of an interview, S/O/A/P
+    of a note) counts only beside another speaker already read as a person. A
+    given name opening a line once counts before a patient's verb ("angelica:
+    faltou")."""
+    if ":" not in text:
+        return
+    labels: dict[str, list[tuple[int, int]]] = {}
+    for match in _LABEL_RE.finditer(text):
+        label = match.group("label").rstrip(" \t")
+        labels.setdefault(label.replace(" ", "").replace("\t", ""), []).append(
+            (match.start("label"), match.start("label") + len(label))
+        )
+    people: list[str] = []
+    letters: list[str] = []
+    for label, spans in labels.items():
+        if "." in label:
+            initials = label.replace(".", "")
+            if initials in _CLINICAL_INITIALS or initials in _ABBREVIATIONS:
+                continue
+            if len(spans) < 2:
+                continue
+            if len(initials) == 1 and initials in _PART_LETTERS:
+                letters.append(label)
+            else:
+                people.append(label)
+            continue
+        flags = _flags(label)
+        if not flags & (_FIRST | _AMBIG) or flags & (
+            _STOP | _CONTEXT | _HONORIFIC | _CONNECTOR | _PLACE | _PARTICLE | _SUFFIX
+        ):
+            continue
+        if not flags & _FIRST and not lexicon.frequent_given_name(label):
+            continue  # "Cor: parda", "Marca: …": a form's field, though a rare given name
+        if len(spans) >= 2:
+            people.append(label)
+            continue
+        beg, end = spans[0]
+        after = _LABEL_VERB_RE.match(text, end)
+        if after and after.group(1).lower() in _LINE_START_PATIENT_WORDS:
+            people.append(label)  # "angelica: faltou"
+    if people:
+        people.extend(letters)
+    for label in people:
+        yield from labels[label]
+
+
+_LABEL_VERB_RE = re.compile(r"[ \t]*:[ \t]*(\w+)")

@@ -940,3 +940,61 @@ def test_the_command_prints_real_text_figures_and_fails_on_the_missed_target():
     with pytest.raises(CommandError, match="name-word recall"):
         call_command("evaluate_redaction", real_text=MINIHAREM, stdout=out)
     assert "person-name words" in out.getvalue() and "other words" in out.getvalue()
+
+
+# --- seventh round: initials, speakers, names alone, and adjectives ---------------------
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("a paciente F.G.M. nega alergias", ["F.G.M"]),
+        ("o menor K.L.S., representado por sua genitora", ["K.L.S"]),
+        ("genitora A.M.R. autoriza o procedimento na menor B.R.C.", ["A.M.R", "B.R.C"]),
+        ("a requerente M.C.O. alega", ["M.C.O"]),
+        # clinical abbreviations after the same words stay
+        ("menor P.A. 12x8", []),
+        ("H.D.A.: paciente refere lesão há 3 semanas", []),
+        ("Dipirona 1 g V.O. S.N.", []),
+    ],
+)
+def test_it_takes_initials_after_a_context_word_or_a_party_of_a_court_paper(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("M.: oi, posso tomar sol?\nD.: evite por 15 dias\nM.: tá bom", ["M.", "M."]),
+        ("Angélica: faltou\nAngélica: vem amanhã", ["Angélica", "Angélica"]),
+        ("angelica: faltou de novo", ["angelica"]),
+        # parts of an interview or a note, clinical abbreviations, a record's labels
+        ("P.: o que acha?\nR.: acho bom\nP.: e depois?\nR.: nada", []),
+        ("H.D.: acne grau II\nC.D.: isotretinoína\nH.D.: rosácea", []),
+        ("S: dor\nO: lesão\nS: melhora", []),
+        ("Cor: parda\nCor: branca", []),
+        ("Marca: Isdin\nMarca: Vichy", []),
+        ("Joana: a pele tá ardendo\nDra: suspenda o ácido\nJoana: ok", ["Joana", "Joana"]),
+    ],
+)
+def test_it_takes_a_recurring_speakers_label_of_a_transcript(text, expected):
+    assert names(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("paciente linda, pele ótima", []),
+        ("paciente morena, fototipo IV", []),
+        ("paciente linda souza, 50 anos", ["linda souza"]),
+        ("laudo da ester saiu, tá normal", ["ester"]),
+        ("tais desmarcou a sessão de amanhã", ["tais"]),
+        ("tais medidas foram tomadas", []),
+        ("a lelê pediu pra remarcar", ["lelê"]),
+        ("o bebê chegou", []),
+        ("paciente jamerson de serra bandeira veio hoje", ["jamerson de serra bandeira"]),
+        ("paciente joana guerra contra a acne", ["joana"]),
+        ("Associado ao Agnes, o resultado foi excelente", []),
+        ("segundo Glogau, o envelhecimento é grau III", []),
+    ],
+)
+def test_the_seventh_rounds_names_alone_and_what_stays(text, expected):
+    assert names(text) == expected
